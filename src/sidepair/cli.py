@@ -1,0 +1,230 @@
+"""The ``sidepair`` command line: verbs in the order of work, each a thin call into the package.
+
+Errors caused by input are printed as one line (``sidepair <verb>: error: ...``) with exit code 1 and
+no traceback; ``--debug`` shows the traceback. A verb that is not built yet says so and exits 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sidepair import __version__
+from sidepair.errors import NotBuiltError, SidepairError
+
+app = typer.Typer(
+    name="sidepair",
+    help="Kidney segmentation in CT with a side-pair self-supervised encoder (arXiv:2101.05456).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state: dict[str, Any] = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sidepair {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _not_built(verb: str, issue: int) -> None:
+    raise NotBuiltError(f"`sidepair {verb}` is not built yet (planned in issue #{issue}); nothing was run")
+
+
+@app.command()
+def phantom(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (KiTS layout).")],
+    cases: Annotated[int, typer.Option(help="Number of cases.")] = 20,
+    seed: Annotated[int, typer.Option(help="Dataset seed; the same seed gives the same files.")] = 0,
+    shape: Annotated[
+        tuple[int, int, int], typer.Option(help="Grid size X Y Z in voxels (RAS: left-right, AP, slices).")
+    ] = (256, 256, 100),
+    masks_from: Annotated[
+        Path | None,
+        typer.Option(help="Folder of real label maps (e.g. KiTS19 segmentations) for kidney shapes."),
+    ] = None,
+    montage: Annotated[bool, typer.Option(help="Also write montage.png of the first cases.")] = True,
+) -> None:
+    """Write synthetic abdominal CT cases (KiTS layout) with kidney labels."""
+    from sidepair.data.phantom import generate_phantom
+    from sidepair.viz import montage_from_folder
+
+    specs = generate_phantom(out, cases, seed, shape, masks_from, progress=True)
+    typer.echo(f"wrote {len(specs)} phantom cases to {out}")
+    if montage:
+        png = montage_from_folder(out, out / "montage.png", max_cases=min(6, len(specs)))
+        typer.echo(f"montage: {png}")
+
+
+@app.command()
+def prepare(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Store folder to write (or finish).")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto, kits, nnunet, msd, totalseg, slices or dicom.")
+    ] = "auto",
+    preset: Annotated[str, typer.Option(help="Preset giving spacing and HU window.")] = "kits19-paper",
+    label_map: Annotated[
+        str | None,
+        typer.Option(help="Label map name (kits19, kits23, sides-multilabel, totalseg) or a YAML file."),
+    ] = None,
+    spacing: Annotated[
+        tuple[float, float, float] | None,
+        typer.Option(help="Override the preset's spacing Z Y X (mm); 0 keeps an axis."),
+    ] = None,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/val/test split.")] = 0,
+    convention: Annotated[
+        str,
+        typer.Option(
+            help="Slice folders: radiological or neurological (when slices.json gives no axis codes)."
+        ),
+    ] = "radiological",
+) -> None:
+    """Orient, resample, window and normalise a dataset into a memory-mapped store."""
+    from sidepair.config import get_label_map, get_preset, load_yaml
+    from sidepair.data.formats import open_dataset
+    from sidepair.data.store import prepare as run_prepare
+
+    settings = get_preset(preset).preprocess
+    if spacing is not None:
+        settings = settings.model_copy(update={"spacing_zyx": tuple(s if s > 0 else None for s in spacing)})
+    lm = None
+    if label_map is not None:
+        lm = get_label_map(load_yaml(label_map) if label_map.endswith((".yaml", ".yml")) else label_map)
+    options: dict[str, Any] = {}
+    if fmt == "slices" or (fmt == "auto" and (data / "images").is_dir()):
+        options["convention"] = convention
+    dataset = open_dataset(data, fmt, lm, **options)
+    store = run_prepare(dataset, out, settings, split_seed=split_seed, progress=True, format_options=options)
+    from sidepair.data.store import Store
+
+    s = Store(store)
+    typer.echo(
+        f"store {store}: {len(s)} cases ({dataset.name} format), "
+        f"train {len(s.split('train'))} / val {len(s.split('val'))} / test {len(s.split('test'))}"
+    )
+
+
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def pretrain(ctx: typer.Context) -> None:
+    """Side-pair self-supervised pretraining of the encoder (not built yet)."""
+    _not_built("pretrain", 3)
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def train(ctx: typer.Context) -> None:
+    """U-Net segmentation training, from scratch or a pretrained encoder (not built yet)."""
+    _not_built("train", 4)
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def evaluate(ctx: typer.Context) -> None:
+    """Per-case metrics in each scan's own geometry (not built yet)."""
+    _not_built("evaluate", 4)
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def predict(ctx: typer.Context) -> None:
+    """Kidney masks for new scans: NIfTI file, folder or DICOM series (not built yet)."""
+    _not_built("predict", 6)
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def experiment(ctx: typer.Context) -> None:
+    """The whole comparison, SSL against scratch, and its report (not built yet)."""
+    _not_built("experiment", 5)
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def export(ctx: typer.Context) -> None:
+    """Export a trained model to ONNX or TorchScript (not built yet)."""
+    _not_built("export", 6)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/demo"),
+    cases: Annotated[int, typer.Option(help="Phantom cases.")] = 20,
+    seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
+) -> None:
+    """Run the pipeline on the built-in phantom (today: phantom and prepare; the rest is not built yet)."""
+    import time
+
+    from sidepair.config import get_preset
+    from sidepair.data.formats import open_dataset
+    from sidepair.data.phantom import generate_phantom
+    from sidepair.data.store import Store
+    from sidepair.data.store import prepare as run_prepare
+    from sidepair.viz import montage_from_folder
+
+    t0 = time.perf_counter()
+    data = out / "phantom"
+    if not (data / "phantom.json").exists():
+        generate_phantom(data, cases, seed, progress=True)
+    png = montage_from_folder(data, out / "phantom_montage.png", max_cases=6)
+    t1 = time.perf_counter()
+    store = run_prepare(
+        open_dataset(data, "kits"), out / "store", get_preset("demo").preprocess, progress=True
+    )
+    s = Store(store)
+    t2 = time.perf_counter()
+    typer.echo(f"phantom: {cases} synthetic cases in {data} ({t1 - t0:.1f} s); montage {png}")
+    typer.echo(
+        f"store: {store} ({len(s)} cases, train/val/test {len(s.split('train'))}/"
+        f"{len(s.split('val'))}/{len(s.split('test'))}, {t2 - t1:.1f} s)"
+    )
+    typer.echo(
+        "pretrain, train, evaluate and the report are not built yet (issues #3-#5); the demo stops here."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning project errors into one-line messages."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    verb = next((a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")), "")
+    try:
+        app(args=argv, standalone_mode=False)
+    except NotBuiltError as exc:
+        typer.echo(f"sidepair {verb}: {exc}", err=True)
+        sys.exit(2)
+    except SidepairError as exc:
+        if debug:
+            raise
+        typer.echo(f"sidepair {verb}: error: {exc}", err=True)
+        sys.exit(1)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("sidepair: interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        typer.echo(
+            f"sidepair {verb}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True
+        )
+        sys.exit(1)

@@ -1,0 +1,89 @@
+"""DICOM series through SimpleITK, converted to RAS+ volumes with their affine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from sidepair.data.volume import Volume, check_affine, check_image_values, reorient_to_ras
+from sidepair.errors import DataError
+
+# SimpleITK's world frame is LPS; RAS flips the first two world axes.
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def sitk_affine(image: sitk.Image) -> np.ndarray:
+    """RAS affine of a SimpleITK image for an array indexed (x, y, z)."""
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    spacing = np.asarray(image.GetSpacing(), dtype=float)
+    affine = np.eye(4)
+    affine[:3, :3] = direction * spacing
+    affine[:3, 3] = image.GetOrigin()
+    return _LPS_TO_RAS @ affine
+
+
+def list_series(folder: str | Path) -> dict[str, list[str]]:
+    """DICOM series ids in ``folder`` -> their files, sorted by position (SimpleITK/GDCM)."""
+    folder = str(folder)
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
+    return {sid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, sid)) for sid in ids}
+
+
+def is_dicom_folder(folder: Path) -> bool:
+    """Whether ``folder`` directly holds at least one DICOM file (by the DICM preamble)."""
+    for path in sorted(folder.iterdir())[:50]:
+        if path.is_file():
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(128)
+                    if handle.read(4) == b"DICM":
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def load_dicom_series(folder: str | Path, series: str | None = None) -> Volume:
+    """Read one DICOM series as a RAS+ volume in HU.
+
+    Args:
+        folder: Folder holding the series' files.
+        series: Series instance UID to take when the folder holds several.
+
+    Returns:
+        The volume; ``original_affine`` and ``original_shape`` describe the series as SimpleITK reads
+        it (array indexed x, y, z), the geometry predictions are written back in.
+
+    Raises:
+        DataError: No series, several series and none chosen (they are listed), an unknown
+            ``series``, or unreadable slices.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "DICOM folder not found")
+    found = list_series(folder)
+    if not found:
+        raise DataError(folder, "no DICOM series found")
+    if series is None:
+        if len(found) > 1:
+            listing = ", ".join(f"{sid} ({len(files)} files)" for sid, files in sorted(found.items()))
+            raise DataError(folder, f"holds {len(found)} DICOM series; choose one with --series: {listing}")
+        series = next(iter(found))
+    if series not in found:
+        raise DataError(folder, f"no series {series!r}; found {', '.join(sorted(found))}")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(found[series])
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise DataError(folder, f"cannot read DICOM series ({str(exc).strip().splitlines()[-1]})") from None
+    array = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))  # SimpleITK gives (z, y, x)
+    if array.ndim != 3:
+        raise DataError(folder, f"expected a 3D series, got shape {array.shape}")
+    affine = sitk_affine(image)
+    check_affine(affine, folder)
+    check_image_values(array, folder)
+    ras, ras_affine = reorient_to_ras(array, affine)
+    return Volume(ras, ras_affine, folder, tuple(array.shape), affine)

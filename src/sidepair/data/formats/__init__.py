@@ -1,0 +1,66 @@
+"""Dataset readers, one per layout, behind one interface; ``open_dataset`` picks one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sidepair.config import LabelMap
+from sidepair.data.formats.base import CaseSource, DatasetFormat, LoadedCase
+from sidepair.data.formats.dicom import DicomFormat
+from sidepair.data.formats.kits import KitsFormat
+from sidepair.data.formats.msd import MsdFormat
+from sidepair.data.formats.nnunet import NnUNetFormat
+from sidepair.data.formats.slices import SlicesFormat
+from sidepair.data.formats.totalseg import TotalSegFormat
+from sidepair.errors import DataError
+
+# Detection order matters: nnU-Net and MSD both have dataset.json and are told apart by its keys.
+FORMATS: dict[str, type[DatasetFormat]] = {
+    f.name: f for f in (NnUNetFormat, MsdFormat, KitsFormat, TotalSegFormat, SlicesFormat, DicomFormat)
+}
+
+
+def detect_format(root: str | Path) -> str:
+    """Name of the one format ``root`` matches.
+
+    Raises:
+        DataError: If it matches none or several; the message lists what was looked for.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "dataset folder not found")
+    matches = [name for name, fmt in FORMATS.items() if fmt.detect(root)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        looked = "; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items())
+        raise DataError(root, f"cannot tell the dataset format; pass --format (looked for {looked})")
+    raise DataError(root, f"matches several formats ({', '.join(matches)}); pass --format")
+
+
+def open_dataset(
+    root: str | Path, fmt: str = "auto", label_map: LabelMap | None = None, **options: Any
+) -> DatasetFormat:
+    """Open a dataset folder with the named (or detected) format.
+
+    Args:
+        root: Dataset folder.
+        fmt: A name from :data:`FORMATS` or ``"auto"``.
+        label_map: Overrides the format's default label map.
+        **options: Format-specific options (e.g. ``convention`` for slices).
+
+    Raises:
+        DataError: Unknown format, or a folder that does not hold it.
+    """
+    root = Path(root)
+    name = detect_format(root) if fmt == "auto" else fmt
+    if name not in FORMATS:
+        raise DataError(root, f"unknown format {name!r}; known: auto, {', '.join(FORMATS)}")
+    cls = FORMATS[name]
+    if fmt != "auto" and not cls.detect(root):
+        raise DataError(root, f"does not look like the {name} format ({cls.description})")
+    return cls(root, label_map, **options)
+
+
+__all__ = ["FORMATS", "CaseSource", "DatasetFormat", "LoadedCase", "detect_format", "open_dataset"]

@@ -1,0 +1,193 @@
+"""2D slice folders: ``images/*.png`` and ``masks/*.png`` with declared value maps and orientation.
+
+Each PNG becomes a one-slice volume whose affine comes from the declared orientation convention, so
+body side is read from world coordinates exactly as for 3D data. An optional ``slices.json`` gives, per
+file, the source case (the split unit), the voxel spacing and the source volume's axis codes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from sidepair.config import LabelMap
+from sidepair.data.formats.base import CaseSource, DatasetFormat, LoadedCase
+from sidepair.data.labels import KIDNEY, TUMOUR, CaseLabels, map_label_values
+from sidepair.data.volume import Volume, check_image_values, reorient_to_ras
+from sidepair.errors import DataError
+
+# KiTS-style colour masks: blue kidney, red tumour.
+DEFAULT_COLOURS: dict[tuple[int, int, int], int] = {(0, 0, 255): KIDNEY, (255, 0, 0): TUMOUR}
+_AXIS_VECTORS = {
+    "R": (1, 0, 0),
+    "L": (-1, 0, 0),
+    "A": (0, 1, 0),
+    "P": (0, -1, 0),
+    "S": (0, 0, 1),
+    "I": (0, 0, -1),
+}
+# Radiological: image top is anterior, image right is the patient's left (rows run P, columns run L).
+CONVENTIONS = {"radiological": "SPL", "neurological": "SPR"}
+
+
+def affine_from_axcodes(
+    codes: str, spacing: tuple[float, float, float], origin: tuple[float, ...]
+) -> np.ndarray:
+    """Affine of an array whose axes run toward ``codes`` (e.g. ``"IPL"``) with ``spacing`` mm."""
+    affine = np.eye(4)
+    for axis, (code, size) in enumerate(zip(codes, spacing, strict=True)):
+        affine[:3, axis] = np.asarray(_AXIS_VECTORS[code], dtype=float) * size
+    affine[:3, 3] = origin
+    return affine
+
+
+def read_png(path: Path) -> np.ndarray:
+    """Read a PNG as an array, with a one-line error on failure."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img)
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(path, f"cannot read as PNG ({exc})") from None
+
+
+class SlicesFormat(DatasetFormat):
+    """A folder of 2D PNG slices with masks.
+
+    Args:
+        root: Folder with ``images/`` and ``masks/``.
+        label_map: Values of grey-level masks (ignored for colour masks).
+        convention: ``radiological`` (default) or ``neurological``, used when ``slices.json`` gives no
+            axis codes.
+        colours: RGB colour -> canonical label for colour masks.
+        spacing: In-plane pixel spacing (mm) when ``slices.json`` gives none.
+        slice_thickness: Slice thickness (mm) when ``slices.json`` gives none.
+        intensity: ``(slope, intercept)`` turning pixel values into HU.
+    """
+
+    name = "slices"
+    description = "2D slice folders (images/*.png, masks/*.png, optional slices.json)"
+
+    def __init__(
+        self,
+        root: str | Path,
+        label_map: LabelMap | None = None,
+        convention: Literal["radiological", "neurological"] = "radiological",
+        colours: dict[tuple[int, int, int], int] | None = None,
+        spacing: float = 1.0,
+        slice_thickness: float = 1.0,
+        intensity: tuple[float, float] = (1.0, 0.0),
+    ) -> None:
+        super().__init__(root, label_map)
+        if convention not in CONVENTIONS:
+            raise DataError(self.root, f"unknown orientation convention {convention!r}")
+        self.convention = convention
+        self.colours = colours or DEFAULT_COLOURS
+        self.spacing = spacing
+        self.slice_thickness = slice_thickness
+        self.intensity = intensity
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:  # noqa: D102
+        return (root / "images").is_dir() and any((root / "images").glob("*.png"))
+
+    def _meta(self) -> dict[str, dict[str, Any]]:
+        path = self.root / "slices.json"
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"invalid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise DataError(path, "expected an object keyed by PNG file name")
+        return data
+
+    def cases(self) -> list[CaseSource]:  # noqa: D102
+        meta = self._meta()
+        out = []
+        for image in sorted((self.root / "images").glob("*.png")):
+            info = meta.get(image.name, {})
+            mask = self.root / "masks" / image.name
+            group = str(info.get("kits19_case") or info.get("case") or image.stem.rsplit("_", 1)[0])
+            out.append(
+                CaseSource(image.stem, image, mask if mask.exists() else None, group=group, extra=dict(info))
+            )
+        return out
+
+    def _geometry(self, case: CaseSource) -> tuple[str, tuple[float, float, float], float]:
+        info = case.extra
+        codes = str(info.get("axcodes") or "")
+        if codes:
+            # slices.json gives the source volume's codes: axis 0 is the slice axis, 1 and 2 the PNG's
+            # rows and columns; the one-slice array is laid out (rows, columns, slice).
+            codes = codes[1] + codes[2] + codes[0]
+        else:
+            codes = CONVENTIONS[self.convention][1:] + CONVENTIONS[self.convention][0]
+        sp = info.get("voxel_spacing_mm_axis0_1_2")
+        spacing = (
+            (float(sp[1]), float(sp[2]), float(sp[0]))
+            if sp
+            else (self.spacing, self.spacing, self.slice_thickness)
+        )
+        position = float(info.get("slice_index_axis0", 0)) * spacing[2]
+        return codes, spacing, position
+
+    def load_image(self, case: CaseSource) -> Volume:  # noqa: D102
+        pixels = read_png(case.image)
+        if pixels.ndim == 3:
+            if pixels.shape[2] in (3, 4) and np.all(pixels[..., 0] == pixels[..., 1]):
+                pixels = pixels[..., 0]
+            else:
+                raise DataError(case.image, f"expected a grey-level CT slice, got shape {pixels.shape}")
+        hu = pixels.astype(np.float32) * self.intensity[0] + self.intensity[1]
+        check_image_values(hu, case.image)
+        codes, spacing, position = self._geometry(case)
+        affine = affine_from_axcodes(codes, spacing, (0.0, 0.0, 0.0))
+        affine[:3, 3] = affine[:3, 2] / spacing[2] * position
+
+        array = hu[:, :, None]
+        ras, ras_affine = reorient_to_ras(array, affine)
+        return Volume(ras, ras_affine, case.image, array.shape, affine)
+
+    def _mask_values(self, case: CaseSource, shape: tuple[int, int]) -> CaseLabels:
+        assert case.label is not None
+        pixels = read_png(case.label)
+        if pixels.shape[:2] != shape:
+            raise DataError(case.label, f"mask shape {pixels.shape[:2]} differs from image shape {shape}")
+        if pixels.ndim == 2:
+            return map_label_values(pixels.astype(np.int16), self.label_map, case.label)
+        rgb = pixels[..., :3].astype(np.int32)
+        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        label = np.zeros(shape, dtype=np.uint8)
+        known = {0}
+        for colour, value in self.colours.items():
+            code = (colour[0] << 16) | (colour[1] << 8) | colour[2]
+            known.add(code)
+            label[codes == code] = value
+        unknown = sorted(set(np.unique(codes).tolist()) - known)
+        if unknown:
+            shown = [((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in unknown[:3]]
+            raise DataError(
+                case.label, f"mask colours {shown} are not in the colour map {list(self.colours)}"
+            )
+        return CaseLabels(label)
+
+    def load(self, case: CaseSource) -> LoadedCase:  # noqa: D102
+        image = self.load_image(case)
+        labels = None
+        if case.label is not None:
+            raw = self._mask_values(case, image.original_shape[:2])
+
+            ras_label, _ = reorient_to_ras(raw.label[:, :, None], image.original_affine)
+            declared = None
+            if raw.declared_side is not None:
+                declared, _ = reorient_to_ras(raw.declared_side[:, :, None], image.original_affine)
+            labels = CaseLabels(ras_label, declared)
+        return LoadedCase(case, image, labels)

@@ -1,0 +1,45 @@
+"""Splits by case group (a patient), never by slice; deterministic for a seed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def make_splits(
+    groups: Iterable[tuple[str, str, bool]],
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+) -> dict[str, list[str]]:
+    """Split cases into train / val / test by group.
+
+    Args:
+        groups: ``(case_id, group, labelled)`` per case. All cases of a group land in one split.
+        seed: Shuffling seed; the same seed and cases give the same split.
+        val_fraction: Fraction of labelled groups for validation.
+        test_fraction: Fraction of labelled groups for testing.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` of case ids (sorted). Groups with no labelled
+        case go to train only (pretraining uses them). With fewer than 3 labelled groups, val and test
+        stay empty.
+    """
+    by_group: dict[str, list[str]] = {}
+    labelled: dict[str, bool] = {}
+    for case_id, group, has_label in groups:
+        by_group.setdefault(group, []).append(case_id)
+        labelled[group] = labelled.get(group, False) or has_label
+    names = sorted(g for g in by_group if labelled[g])
+    order = np.random.default_rng(seed).permutation(len(names))
+    shuffled = [names[i] for i in order]
+    n = len(shuffled)
+    n_test = max(1, round(test_fraction * n)) if n >= 3 and test_fraction > 0 else 0
+    n_val = max(1, round(val_fraction * n)) if n >= 3 and val_fraction > 0 else 0
+    test, val = shuffled[:n_test], shuffled[n_test : n_test + n_val]
+    train = shuffled[n_test + n_val :] + sorted(g for g in by_group if not labelled[g])
+    return {
+        name: sorted(c for g in chosen for c in by_group[g])
+        for name, chosen in (("train", train), ("val", val), ("test", test))
+    }

@@ -1,0 +1,39 @@
+"""The project's own error types.
+
+Every error a user can cause by their input is a :class:`SidepairError`; the CLI prints it as one line
+and exits non-zero, without a traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SidepairError(Exception):
+    """Base class of errors caused by input, configuration or the environment, not by a bug."""
+
+
+class DataError(SidepairError):
+    """A file or folder of input data is unusable.
+
+    Args:
+        path: The offending file or folder.
+        problem: What is wrong with it, as a short phrase.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ConfigError(SidepairError):
+    """A configuration value or a command-line option is invalid."""
+
+
+class StoreError(SidepairError):
+    """A preprocessed store is missing, incomplete or was made with other settings."""
+
+
+class NotBuiltError(SidepairError):
+    """A verb of the command line that is not implemented yet."""

@@ -1,0 +1,87 @@
+"""Shared fixtures: small phantoms, synthetic NIfTI writers and the real data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from sidepair.data.phantom import generate_phantom
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SIDEPAIR_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data folder (``../shared/data``); tests using it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set SIDEPAIR_SHARED_DATA to run these tests)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def small_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight phantom cases of 96 x 96 x 48 voxels, seed 7."""
+    out = tmp_path_factory.mktemp("phantom")
+    generate_phantom(out, cases=8, seed=7, shape=(96, 96, 48))
+    return out
+
+
+def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None, codes: bool = True) -> Path:
+    """Write a NIfTI file; ``codes=False`` leaves qform/sform codes at 0 (a missing affine)."""
+    affine = np.eye(4) if affine is None else affine
+    if codes:
+        img = nib.Nifti1Image(array, affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+    else:
+        img = nib.Nifti1Image(array, None)  # nibabel then writes qform_code = sform_code = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(path))
+    return path
+
+
+def two_kidney_volume(
+    shape=(48, 40, 32), spacing=(3.0, 3.0, 4.0)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RAS HU volume: a body ellipse and two spherical 'kidneys' (right at +x); image, label, affine."""
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = -(np.asarray(shape) - 1) / 2 * np.asarray(spacing)
+    idx = np.indices(shape).astype(float)
+    world = [idx[a] * spacing[a] + affine[a, 3] for a in range(3)]
+    body = (world[0] / 65) ** 2 + (world[1] / 50) ** 2 <= 1
+    image = np.where(body, 40.0, -1000.0).astype(np.float32)
+    label = np.zeros(shape, dtype=np.uint8)
+    for cx in (35.0, -35.0):
+        kidney = (world[0] - cx) ** 2 + world[1] ** 2 + world[2] ** 2 <= 15**2
+        label[kidney] = 1
+        image[kidney] = 150.0
+    return image, label, affine
+
+
+@pytest.fixture
+def kits_case(tmp_path: Path):
+    """Factory writing a KiTS-layout dataset with one synthetic case; returns the dataset folder."""
+
+    def make(image=None, label=None, affine=None, label_affine=None, name="case_00000") -> Path:
+        img, lab, aff = two_kidney_volume()
+        image = img if image is None else image
+        label = lab if label is None else label
+        affine = aff if affine is None else affine
+        root = tmp_path / "kits"
+        write_nifti(
+            root / name / "imaging.nii.gz",
+            image.astype(np.int16) if image.dtype != np.float32 else image,
+            affine,
+        )
+        if label is not False:
+            write_nifti(
+                root / name / "segmentation.nii.gz", label, affine if label_affine is None else label_affine
+            )
+        return root
+
+    return make

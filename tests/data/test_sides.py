@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from sidepair.data.labels import LEFT, RIGHT
+from sidepair.data.sides import assign_sides, body_midline_x, side_boxes
+from sidepair.data.volume import reorient_to_ras
+from tests.conftest import two_kidney_volume
+
+
+def _sphere(shape, affine, centre, radius):
+    idx = np.indices(shape).reshape(3, -1).T.astype(float)
+    world = idx @ affine[:3, :3].T + affine[:3, 3]
+    return (np.linalg.norm(world - np.asarray(centre), axis=1) <= radius).reshape(shape)
+
+
+def test_two_kidneys_from_world_x_in_any_orientation():
+    image, label, affine = two_kidney_volume()
+    # Store the same anatomy flipped left-right (LAS): array index order says nothing about side.
+    flipped = affine.copy()
+    flipped[0, 0] *= -1
+    flipped[0, 3] = -affine[0, 3]
+    ras_label, ras_affine = reorient_to_ras(label[::-1].copy(), flipped)
+    for lab, aff in ((label, affine), (ras_label, ras_affine)):
+        side, report = assign_sides(lab > 0, aff, midline_x=0.0)
+        assert report.sides_present == ["right", "left"]
+        for code, sign in ((RIGHT, 1), (LEFT, -1)):
+            xs = np.argwhere(side == code) @ aff[0, :3] + aff[0, 3]
+            assert np.all(np.sign(xs) == sign)
+
+
+def test_one_kidney_only():
+    image, label, affine = two_kidney_volume()
+    label[: label.shape[0] // 2] = 0  # remove the kidney at -x (left)
+    side, report = assign_sides(label > 0, affine, midline_x=0.0)
+    assert report.sides_present == ["right"]
+    assert report.components == {"right": 1}
+    assert side_boxes(side, affine)["left"] is None
+
+
+def test_component_crossing_the_midline_is_split():
+    shape = (48, 40, 32)
+    _, _, affine = two_kidney_volume(shape)
+    horseshoe = _sphere(shape, affine, (0, 0, 0), 30) & (np.abs(np.indices(shape)[2] - 16) < 4)
+    side, report = assign_sides(horseshoe, affine, midline_x=0.0)
+    assert report.split_at_midline
+    assert report.sides_present == ["right", "left"]
+    xs_right = np.argwhere(side == RIGHT) @ affine[0, :3] + affine[0, 3]
+    assert xs_right.min() > 0
+
+
+def test_touching_kidneys_on_both_sides_split_at_midline():
+    shape = (48, 40, 32)
+    _, _, affine = two_kidney_volume(shape)
+    touching = _sphere(shape, affine, (16, 0, 0), 17) | _sphere(shape, affine, (-16, 0, 0), 17)
+    side, report = assign_sides(touching, affine, midline_x=0.0)
+    assert report.sides_present == ["right", "left"]
+    assert abs(report.volumes_ml["right"] - report.volumes_ml["left"]) / report.volumes_ml["right"] < 0.1
+
+
+def test_tumour_only_component_takes_the_side_of_its_position():
+    image, label, affine = two_kidney_volume()
+    label[label.shape[0] // 2 :] = 0  # right kidney removed
+    tumour = _sphere(label.shape, affine, (45, 20, 0), 8)
+    label[tumour] = 2
+    side, report = assign_sides(label > 0, affine, midline_x=0.0)
+    assert np.all(side[tumour] == RIGHT)
+    assert report.sides_present == ["right", "left"]
+
+
+def test_tiny_components_are_not_kidneys_and_stay_out_of_boxes():
+    image, label, affine = two_kidney_volume()
+    clean_boxes = side_boxes(assign_sides(label > 0, affine, 0.0)[0], affine)
+    label[-1, -1, -1] = 1  # a stray voxel far right-anterior-superior
+    side, report = assign_sides(label > 0, affine, midline_x=0.0)
+    assert report.tiny == 1
+    assert report.components == {"right": 1, "left": 1}
+    assert side[-1, -1, -1] == RIGHT
+    assert side_boxes(side, affine) == clean_boxes
+
+
+def test_body_midline_follows_the_body_not_the_field_of_view():
+    image, _, affine = two_kidney_volume()
+    shifted = np.roll(image, 5, axis=0)  # body moved 5 voxels (15 mm) toward +x
+    assert body_midline_x(image, affine) == pytest.approx(0.0, abs=1.6)
+    assert body_midline_x(shifted, affine) == pytest.approx(15.0, abs=1.6)
