@@ -188,14 +188,17 @@ def kept_mask(
     mask = side_map == side
     if not mask.any():
         return mask
-    labels, n = ndimage.label(mask, structure=_CONNECTIVITY)
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]  # label only where the side has voxels
+    labels, n = ndimage.label(mask[box], structure=_CONNECTIVITY)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     sizes[0] = 0
     vox_ml = voxel_volume_ml(affine)
     threshold = tiny_threshold_ml(mask.shape, vox_ml, float(sizes.max()), min_ml, min_fraction)
     keep = sizes * vox_ml >= threshold
     keep[0] = False
-    return keep[labels]
+    out = np.zeros_like(mask)
+    out[box] = keep[labels]
+    return out
 
 
 def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
@@ -209,3 +212,48 @@ def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
 def side_boxes(side_map: np.ndarray, affine: np.ndarray) -> dict[str, list[list[int]] | None]:
     """Bounding box of each side's kidney (tiny components excluded), in voxel indices."""
     return {SIDE_NAMES[code]: bounding_box(kept_mask(side_map, affine, code)) for code in (RIGHT, LEFT)}
+
+
+def survey_label_file(path: str, label_map_name: str = "kits19") -> dict[str, object]:
+    """Side assignment of one label file, summarised for a survey over a dataset.
+
+    The midline is the field-of-view centre (label maps carry no image). Errors are reported, not
+    raised, so one bad file does not stop a survey.
+
+    Args:
+        path: Label NIfTI file.
+        label_map_name: Name of the label map to apply.
+
+    Returns:
+        Case name, axis codes, shape, sides present, volume and world centre per side, tiny
+        components, midline splits and warnings; or ``error``.
+    """
+    from sidepair.config import LABEL_MAPS
+    from sidepair.data.labels import map_label_values
+    from sidepair.data.volume import load_nifti
+    from sidepair.errors import DataError
+
+    try:
+        vol = load_nifti(path, role="label")
+        labels = map_label_values(vol.array, LABEL_MAPS[label_map_name], path)
+    except DataError as exc:
+        return {"path": str(path), "error": str(exc)}
+    side_map, report = assign_sides(labels.label > 0, vol.affine)
+    centres = {}
+    for code, name in SIDE_NAMES.items():
+        # Kidney tissue only: a large tumour would pull the centre away from the kidney.
+        kept = kept_mask(side_map, vol.affine, code) & (labels.label == 1)
+        if kept.any():
+            centre = np.argwhere(kept).mean(axis=0)
+            centres[name] = [round(float(v), 1) for v in vol.affine[:3, :3] @ centre + vol.affine[:3, 3]]
+    return {
+        "path": str(path),
+        "axcodes": vol.original_axcodes,
+        "shape": list(vol.original_shape),
+        "sides": report.sides_present,
+        "volumes_ml": {k: round(v, 1) for k, v in report.volumes_ml.items()},
+        "centres_mm": centres,
+        "tiny": report.tiny,
+        "split_at_midline": report.split_at_midline,
+        "warnings": report.warnings,
+    }

@@ -1,0 +1,70 @@
+"""Helpers shared by the benchmark scripts: run a command and measure it, write JSON, print a table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def measure(cmd: list[str]) -> dict[str, float]:
+    """Run ``cmd`` in a child process under GNU-time-like accounting: wall seconds and peak RSS (MiB)."""
+    wrapper = (
+        "import resource, subprocess, sys, time, json; t = time.perf_counter(); "
+        "rc = subprocess.call(sys.argv[1:]); w = time.perf_counter() - t; "
+        "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(json.dumps({'rc': rc, 'wall_s': w, 'peak_rss_mib': r.ru_maxrss / 1024}))"
+    )
+    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=False)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr}")
+    return result
+
+
+def timed(fn, *args, **kwargs) -> tuple[Any, float]:
+    """Call ``fn`` and return its result and wall seconds."""
+    start = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return value, time.perf_counter() - start
+
+
+def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
+    """Write ``results/<name>.json`` and print the rows as a table."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(
+        json.dumps({"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}, indent=2)
+    )
+    keys = list(rows[0])
+    widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
+    print(" | ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)))
+    print("-|-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
+    print(f"\nwritten {path}")
+    return path
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,64 @@
+"""Survey left/right assignment over a folder of label maps (e.g. ../shared/data/kits19_masks).
+
+Usage: python scripts/survey_sides.py ../shared/data/kits19_masks [--out sides.json] [--workers 2]
+
+Prints how many cases have two kidneys, one, a component split at the midline, and errors, and how
+often the right kidney's centre lies below the left's (an anatomical check of the side assignment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from multiprocessing import Pool
+from pathlib import Path
+
+from sidepair.data.sides import survey_label_file
+
+
+def summarise(rows: list[dict]) -> dict:
+    ok = [r for r in rows if "error" not in r]
+    two = [r for r in ok if r["sides"] == ["right", "left"]]
+    lower = sum(r["centres_mm"]["right"][2] < r["centres_mm"]["left"][2] for r in two)
+    return {
+        "cases": len(rows),
+        "errors": len(rows) - len(ok),
+        "two_kidneys": len(two),
+        "one_kidney": {Path(r["path"]).parent.name: r["sides"][0] for r in ok if len(r["sides"]) == 1},
+        "no_kidney": sum(not r["sides"] for r in ok),
+        "split_at_midline": [Path(r["path"]).parent.name for r in ok if r["split_at_midline"]],
+        "several_components_one_side": [
+            Path(r["path"]).parent.name for r in ok if any("components on the" in w for w in r["warnings"])
+        ],
+        "right_lower_than_left": f"{lower}/{len(two)}",
+        "axcodes": Counter(r["axcodes"] for r in ok),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    files = sorted(str(p) for p in args.folder.glob("case_*/segmentation.nii.gz"))
+    with Pool(args.workers) as pool:
+        rows = pool.map(survey_label_file, files)
+    summary = summarise(rows)
+    for key, value in summary.items():
+        print(f"{key:30s} {dict(value) if isinstance(value, Counter) else value}")
+    if args.out:
+        args.out.write_text(
+            json.dumps(
+                {
+                    "summary": {k: dict(v) if isinstance(v, Counter) else v for k, v in summary.items()},
+                    "cases": rows,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
