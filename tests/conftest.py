@@ -85,3 +85,39 @@ def kits_case(tmp_path: Path):
         return root
 
     return make
+
+
+def write_dicom_series(
+    folder: Path,
+    volume_zyx: np.ndarray,
+    spacing=(1.0, 1.0, 2.0),
+    origin=(0.0, 0.0, 0.0),
+    series_uid: str = "1.2.826.0.1.3680043.2.1125.1.1",
+) -> Path:
+    """Write an int16 volume (z, y, x) as a CT DICOM series with SimpleITK (axial, LPS origin)."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(volume_zyx.shape[0]):
+        sl = sitk.GetImageFromArray(volume_zyx[k].astype(np.int16))
+        sl.SetSpacing((spacing[0], spacing[1]))
+        tags = {
+            "0008|0060": "CT",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
+            "0008|0018": f"{series_uid}.{k + 1}",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.9",
+            "0020|000e": series_uid,
+            "0020|0013": str(k + 1),
+            "0020|0032": "\\".join(str(v) for v in (origin[0], origin[1], origin[2] + k * spacing[2])),
+            "0020|0037": "1\\0\\0\\0\\1\\0",
+            "0018|0050": str(spacing[2]),
+            "0028|1052": "0",
+            "0028|1053": "1",
+        }
+        for key, value in tags.items():
+            sl.SetMetaData(key, value)
+        writer.SetFileName(str(folder / f"slice_{series_uid[-3:]}_{k:03d}.dcm"))
+        writer.Execute(sl)
+    return folder

@@ -115,8 +115,9 @@ def prepare(
     from sidepair.data.store import Store
 
     s = Store(store)
+    unlabelled = sum(not c["labelled"] for c in s.cases.values())
     typer.echo(
-        f"store {store}: {len(s)} cases ({dataset.name} format), "
+        f"store {store}: {len(s)} cases ({dataset.name} format, {unlabelled} unlabelled), "
         f"train {len(s.split('train'))} / val {len(s.split('val'))} / test {len(s.split('test'))}"
     )
 

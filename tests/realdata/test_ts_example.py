@@ -83,3 +83,21 @@ def test_dicom_series_geometry_matches_the_headers(shared_data):
     )
     raw = first.RescaleSlope * 1.0
     assert raw == pytest.approx(1.0) and vol.array.min() < -900  # HU, rescaled: air is below -900
+
+
+def test_prepare_unlabelled_dicom_series(shared_data, tmp_path):
+    out = prepare(
+        open_dataset(shared_data / "ts_example" / "dicom"),
+        tmp_path / "store",
+        get_preset("kits19-paper").preprocess,
+    )
+    store = Store(out)
+    (entry,) = store.cases.values()
+    assert entry["labelled"] is False and "sides" not in entry
+    assert entry["original"]["shape"] == [512, 512, 20]
+    image = store.array(entry["case_id"])
+    sx, sy, sz = entry["original"]["spacing"]  # 0.98 mm pixels, slices every 2 mm (3 mm thick)
+    assert image.shape == pytest.approx((20 * sz / 3.22, 512 * sy / 1.62, 512 * sx / 1.62), abs=1)
+    # The body midline, needed by annotation-free sections, is found from the image alone.
+    assert 0 < entry["midline"]["x_index"] < image.shape[2]
+    assert store.split("train") == [entry["case_id"]]

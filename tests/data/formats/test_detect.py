@@ -182,3 +182,19 @@ def test_nnunet_missing_label_is_refused(tmp_path, volume):
     (root / "labelsTr" / "kid_001.nii.gz").unlink()
     with pytest.raises(DataError, match="kid_001.nii.gz: missing label for image kid_001_0000.nii.gz"):
         open_dataset(root).cases()
+
+
+def test_msd_missing_label_file_is_named(tmp_path, volume):
+    root = make_msd(tmp_path / "m", volume)
+    (root / "labelsTr" / "kid_001.nii.gz").unlink()
+    ds = open_dataset(root)
+    with pytest.raises(DataError, match="kid_001.nii.gz: file not found"):
+        ds.load(ds.cases()[0])
+
+
+def test_totalseg_without_kidney_files_is_refused(tmp_path, volume):
+    root = make_totalseg(tmp_path / "t", volume)
+    for p in (root / "segmentations").iterdir():
+        p.unlink()
+    with pytest.raises(DataError, match="none of the label map's structures found"):
+        open_dataset(root).cases()
