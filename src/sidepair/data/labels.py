@@ -6,6 +6,7 @@ the kidney region: "kidney" for the kidney task means label > 0). Side codes: 1 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,16 @@ class CaseLabels:
     declared_side: np.ndarray | None = None
 
 
+def _lookup(size: int, assignments: tuple[tuple[Iterable[int], int], ...]) -> np.ndarray:
+    """A value -> code table; later assignments win."""
+    lut = np.zeros(size, dtype=np.uint8)
+    for values, code in assignments:
+        for v in values:
+            if v < size:
+                lut[v] = code
+    return lut
+
+
 def map_label_values(values: np.ndarray, label_map: LabelMap, source: str | Path) -> CaseLabels:
     """Translate a label array through ``label_map``.
 
@@ -57,24 +68,11 @@ def map_label_values(values: np.ndarray, label_map: LabelMap, source: str | Path
             f"tumour {list(label_map.tumour)}, right {list(label_map.right)}, left {list(label_map.left)})",
         )
     # A lookup table keeps this one pass over the (possibly huge) label array.
-    lut = np.zeros(int(max(present.max(initial=0), 0)) + 1, dtype=np.uint8)
-    for v in label_map.kidney_values:
-        if v < lut.size:
-            lut[v] = KIDNEY
-    for v in label_map.tumour:
-        if v < lut.size:
-            lut[v] = TUMOUR
-    label = lut[values]
+    size = int(max(present.max(initial=0), 0)) + 1
+    label = _lookup(size, ((label_map.kidney_values, KIDNEY), (label_map.tumour, TUMOUR)))[values]
     declared = None
     if label_map.right or label_map.left:
-        side_lut = np.zeros_like(lut)
-        for v in label_map.right:
-            if v < lut.size:
-                side_lut[v] = RIGHT
-        for v in label_map.left:
-            if v < lut.size:
-                side_lut[v] = LEFT
-        declared = side_lut[values]
+        declared = _lookup(size, ((label_map.right, RIGHT), (label_map.left, LEFT)))[values]
     return CaseLabels(label, declared)
 
 
