@@ -14,7 +14,12 @@ VERBS = ["phantom", "prepare", "pretrain", "train", "evaluate", "predict", "expe
 
 def run(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "sidepair", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+        [sys.executable, "-m", "sidepair", *args],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        cwd=cwd,
+        timeout=600,
     )
 
 

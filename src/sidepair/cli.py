@@ -74,7 +74,9 @@ def phantom(
 
 @app.command()
 def prepare(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder.")],
+    data: Annotated[
+        list[Path], typer.Option("--data", "-d", help="Dataset folder; repeat to combine several.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Store folder to write (or finish).")],
     fmt: Annotated[
         str, typer.Option("--format", help="auto, kits, nnunet, msd, totalseg, slices or dicom.")
@@ -107,17 +109,27 @@ def prepare(
     lm = None
     if label_map is not None:
         lm = get_label_map(load_yaml(label_map) if label_map.endswith((".yaml", ".yml")) else label_map)
-    options: dict[str, Any] = {}
-    if fmt == "slices" or (fmt == "auto" and (data / "images").is_dir()):
-        options["convention"] = convention
-    dataset = open_dataset(data, fmt, lm, **options)
-    store = run_prepare(dataset, out, settings, split_seed=split_seed, progress=True, format_options=options)
+    datasets = []
+    for folder in data:
+        options: dict[str, Any] = {}
+        if fmt == "slices" or (fmt == "auto" and (folder / "images").is_dir()):
+            options["convention"] = convention
+        datasets.append(open_dataset(folder, fmt, lm, **options))
+    store = run_prepare(
+        datasets,
+        out,
+        settings,
+        split_seed=split_seed,
+        progress=True,
+        format_options={"convention": convention},
+    )
     from sidepair.data.store import Store
 
     s = Store(store)
     unlabelled = sum(not c["labelled"] for c in s.cases.values())
+    names = "+".join(d.name for d in datasets)
     typer.echo(
-        f"store {store}: {len(s)} cases ({dataset.name} format, {unlabelled} unlabelled), "
+        f"store {store}: {len(s)} cases ({names} format, {unlabelled} unlabelled), "
         f"train {len(s.split('train'))} / val {len(s.split('val'))} / test {len(s.split('test'))}"
     )
 

@@ -76,8 +76,8 @@ def fov_midline_x(shape: tuple[int, ...], affine: np.ndarray) -> float:
     return float(world_x(centre[None], affine)[0])
 
 
-def body_midline_x(image: np.ndarray, affine: np.ndarray, threshold_hu: float = -500.0) -> float:
-    """World x of the body's centre: the centroid of the largest soft-tissue-or-denser region.
+def body_centre(image: np.ndarray, affine: np.ndarray, threshold_hu: float = -500.0) -> np.ndarray:
+    """World centre (x, y, z mm) of the body: the centroid of the largest region above ``threshold_hu``.
 
     Args:
         image: CT in HU, RAS array.
@@ -85,7 +85,7 @@ def body_midline_x(image: np.ndarray, affine: np.ndarray, threshold_hu: float = 
         threshold_hu: Voxels above this are body (air and gas are below).
 
     Returns:
-        The midline's world x; the field-of-view centre if no body is found.
+        The centroid; the field-of-view centre if no body is found.
     """
     # A coarse grid is plenty to find a centroid and keeps this cheap on 512 x 512 x 600 volumes.
     step = tuple(max(1, s // 128) for s in image.shape[:2]) + (max(1, image.shape[2] // 64),)
@@ -95,11 +95,17 @@ def body_midline_x(image: np.ndarray, affine: np.ndarray, threshold_hu: float = 
     small = image[:: step[0], :: step[1], :: step[2]] > threshold
     labels, n = ndimage.label(small)
     if n == 0:
-        return fov_midline_x(image.shape, affine)
-    sizes = np.bincount(labels.ravel())[1:]
-    body = labels == (int(np.argmax(sizes)) + 1)
-    idx = np.argwhere(body).astype(float) * np.asarray(step, dtype=float)
-    return float(world_x(idx.mean(axis=0, keepdims=True), affine)[0])
+        centre = (np.asarray(image.shape[:3], dtype=float) - 1) / 2
+    else:
+        sizes = np.bincount(labels.ravel())[1:]
+        body = labels == (int(np.argmax(sizes)) + 1)
+        centre = np.argwhere(body).astype(float).mean(axis=0) * np.asarray(step, dtype=float)
+    return affine[:3, :3] @ centre + affine[:3, 3]
+
+
+def body_midline_x(image: np.ndarray, affine: np.ndarray, threshold_hu: float = -500.0) -> float:
+    """World x of the body's midline (the x of :func:`body_centre`)."""
+    return float(body_centre(image, affine, threshold_hu)[0])
 
 
 def assign_sides(

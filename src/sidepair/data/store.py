@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,14 @@ import numpy as np
 
 from sidepair import __version__
 from sidepair.atomic import atomic_dir, write_json
-from sidepair.config import LabelMap, PreprocessSettings
+from sidepair.config import PreprocessSettings
 from sidepair.data.formats import CaseSource, DatasetFormat, LoadedCase
 from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sides import (
     SideReport,
     assign_sides,
-    body_midline_x,
+    body_centre,
     kept_mask,
     side_boxes,
     voxel_volume_ml,
@@ -70,43 +70,44 @@ def _file_stamp(paths: list[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def dataset_record(dataset: DatasetFormat, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What identifies a dataset's contribution to a store: format, folder, label map, options."""
+    return {
+        "format": dataset.name,
+        "data_root": str(dataset.root.resolve()),
+        "label_map": dataset.label_map.model_dump(mode="json"),
+        "format_options": {k: str(v) for k, v in sorted((options or {}).items())},
+    }
+
+
 @dataclass
 class StoreSettings:
     """Everything that decides a store's content; its fingerprint names the store.
 
     Attributes:
         preprocess: Resampling and normalisation.
-        fmt: Dataset format name.
-        label_map: Label map in force.
-        data_root: Absolute dataset folder.
+        datasets: One :func:`dataset_record` per source dataset.
         split_seed: Seed of the split.
         val_fraction: Validation fraction of labelled groups.
         test_fraction: Test fraction of labelled groups.
-        format_options: Format-specific options (e.g. slice orientation convention).
     """
 
     preprocess: PreprocessSettings
-    fmt: str
-    label_map: LabelMap
-    data_root: str
+    datasets: list[dict[str, Any]]
     split_seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.2
-    format_options: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form, as written to ``store.json``."""
         return {
             "preprocess": self.preprocess.model_dump(mode="json"),
-            "format": self.fmt,
-            "label_map": self.label_map.model_dump(mode="json"),
-            "data_root": self.data_root,
+            "datasets": self.datasets,
             "split": {
                 "seed": self.split_seed,
                 "val_fraction": self.val_fraction,
                 "test_fraction": self.test_fraction,
             },
-            "format_options": {k: str(v) for k, v in sorted(self.format_options.items())},
         }
 
     def fingerprint(self) -> str:
@@ -132,7 +133,8 @@ def process_case(
         labels.label if labels else None,
         labels.declared_side if labels else None,
     )
-    midline = body_midline_x(res.image, res.affine)
+    body = body_centre(res.image, res.affine)
+    midline = float(body[0])
     report: SideReport | None = None
     side = res.side
     if res.label is not None:
@@ -152,9 +154,8 @@ def process_case(
                     report.volumes_ml[SIDE_NAMES[code]] = float(kept.sum()) * vox
     norm, stats = normalize(res.image, settings)
     affine = _zyx_affine(res.affine)
-    # World x of each store x-index; the midline index is where the body centre falls.
-    inv = np.linalg.inv(res.affine)
-    midline_index = float((inv @ np.array([midline, *res.affine[1:3, 3], 1.0]))[0])
+    # Store indices (z, y, x) of the body centre; its x is where the midline falls.
+    body_index = (np.linalg.inv(affine) @ np.array([*body, 1.0]))[:3]
     meta: dict[str, Any] = {
         "case_id": loaded.source.case_id,
         "group": loaded.source.group or loaded.source.case_id,
@@ -170,7 +171,8 @@ def process_case(
                 float(s) for s in np.sqrt((np.asarray(image.original_affine)[:3, :3] ** 2).sum(axis=0))
             ],
         },
-        "midline": {"world_x": midline, "x_index": midline_index},
+        "midline": {"world_x": midline, "x_index": float(body_index[2])},
+        "body_centre": {"world": [float(v) for v in body], "index": [float(v) for v in body_index]},
         "normalization": stats,
         "sources": _file_stamp(loaded.source.files),
     }
@@ -215,7 +217,7 @@ def _case_complete(case_dir: Path, source: CaseSource) -> bool:
 
 
 def prepare(
-    dataset: DatasetFormat,
+    datasets: DatasetFormat | list[DatasetFormat],
     out: str | Path,
     settings: PreprocessSettings,
     split_seed: int = 0,
@@ -224,13 +226,14 @@ def prepare(
     progress: bool = False,
     format_options: dict[str, Any] | None = None,
 ) -> Path:
-    """Write (or finish) a store for ``dataset``.
+    """Write (or finish) a store for one dataset or several together.
 
     Cases already complete with unchanged sources are skipped; each new case is written to a
-    temporary folder and renamed. ``index.json`` and ``splits.json`` come last.
+    temporary folder and renamed. ``index.json`` and ``splits.json`` come last. With several datasets,
+    case ids and groups are prefixed with the dataset folder's name.
 
     Args:
-        dataset: An opened dataset.
+        datasets: One opened dataset, or several (e.g. unlabelled scans beside a labelled set).
         out: Store folder.
         settings: Preprocessing settings.
         split_seed: Seed of the split.
@@ -249,21 +252,24 @@ def prepare(
     from tqdm import tqdm
 
     out = Path(out)
-    sources = dataset.cases()
-    if not sources:
-        raise DataError(dataset.root, "no cases found")
-    ids = [s.case_id for s in sources]
+    datasets = datasets if isinstance(datasets, list) else [datasets]
+    work: list[tuple[DatasetFormat, CaseSource, str, str]] = []
+    for dataset in datasets:
+        sources = dataset.cases()
+        if not sources:
+            raise DataError(dataset.root, "no cases found")
+        prefix = f"{dataset.root.resolve().name}__" if len(datasets) > 1 else ""
+        work += [(dataset, s, prefix + s.case_id, prefix + (s.group or s.case_id)) for s in sources]
+    ids = [w[2] for w in work]
     if len(set(ids)) != len(ids):
-        raise DataError(dataset.root, "duplicate case ids")
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise DataError(datasets[0].root, f"duplicate case ids {dup}")
     store_settings = StoreSettings(
         settings,
-        dataset.name,
-        dataset.label_map,
-        str(dataset.root.resolve()),
+        [dataset_record(d, format_options) for d in datasets],
         split_seed,
         val_fraction,
         test_fraction,
-        format_options or {},
     )
     fingerprint = store_settings.fingerprint()
     header = {
@@ -281,10 +287,13 @@ def prepare(
         if not (out / "store.json").exists():
             write_json(out / "store.json", {**header, "created": datetime.now(timezone.utc).isoformat()})
         entries = []
-        for source in tqdm(sources, desc="prepare", unit="case", disable=None if progress else True):
-            case_dir = out / "cases" / source.case_id
+        for dataset, source, case_id, group in tqdm(
+            work, desc="prepare", unit="case", disable=None if progress else True
+        ):
+            case_dir = out / "cases" / case_id
             if not _case_complete(case_dir, source):
                 arrays, meta = process_case(dataset.load(source), settings)
+                meta.update(case_id=case_id, group=group)
                 with atomic_dir(case_dir) as tmp:
                     for name, array in arrays.items():
                         np.save(tmp / f"{name}.npy", array)
