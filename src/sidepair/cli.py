@@ -137,10 +137,53 @@ def prepare(
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def pretrain(ctx: typer.Context) -> None:
-    """Side-pair self-supervised pretraining of the encoder (not built yet)."""
-    _not_built("pretrain", 3)
+@app.command()
+def pretrain(
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store written by `sidepair prepare`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
+    preset: Annotated[str, typer.Option(help="Defaults: kits19-paper, fast-2d or demo.")] = "kits19-paper",
+    sections: Annotated[str | None, typer.Option(help="masked (paper), bbox or half (no labels).")] = None,
+    dims: Annotated[int | None, typer.Option(help="2 (axial slices) or 3 (volumes).")] = None,
+    loss: Annotated[str | None, typer.Option(help="contrastive (paper) or bce.")] = None,
+    section_size: Annotated[
+        list[int] | None, typer.Option(help="Section size, one value per axis (repeat the option).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Pairs per batch.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    pairs_per_epoch: Annotated[int | None, typer.Option(help="Training pairs per epoch.")] = None,
+    val_pairs: Annotated[int | None, typer.Option(help="Held-out validation pairs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: model init, pairs and crops.")] = 0,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+) -> None:
+    """Side-pair self-supervised pretraining of the encoder (the siamese network)."""
+    from sidepair.pretrain import resolve_config, run_pretrain
+
+    config = resolve_config(
+        preset,
+        store,
+        sections=sections,
+        dims=dims,
+        loss=loss,
+        section_size=tuple(section_size) if section_size else None,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        pairs_per_epoch=pairs_per_epoch,
+        val_pairs=val_pairs,
+        seed=seed,
+        workers=workers,
+        device=device,
+    )
+    history = run_pretrain(config, out, resume=resume)
+    if history:
+        last = history[-1]
+        typer.echo(
+            f"pretrain {out}: {last['epoch']} epochs, held-out pair accuracy {last['val_acc']:.3f}, "
+            f"AUC {last['val_auc']:.3f}"
+        )
 
 
 @app.command(context_settings=_PASSTHROUGH)

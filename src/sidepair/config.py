@@ -122,8 +122,15 @@ class Preset(_Strict):
         dims: 2 (axial slices) or 3 (half-volume patches).
         sections: Section mode for the side-pair task.
         loss: Side-pair loss.
-        section_size: Size of a section fed to the siamese network (3D: z, y, x; 2D: y, x).
+        section_size: Size of a kidney-centred (masked/bbox) section (3D: z, y, x; 2D: y, x).
+        half_section_size: Size of a half-slab section, anchored at the body midline.
         augment: Whether on-the-fly augmentation is on.
+        channels: Encoder channels per stage.
+        strides: Encoder strides per stage (a tuple per axis for anisotropic steps).
+        batch_size: Pairs (pretraining) per batch.
+        pairs_per_epoch: Training pairs drawn per epoch.
+        epochs: Pretraining epochs.
+        lr: Pretraining learning rate (Adam).
     """
 
     name: str
@@ -132,7 +139,14 @@ class Preset(_Strict):
     sections: Literal["masked", "bbox", "half"] = "masked"
     loss: Literal["contrastive", "bce"] = "contrastive"
     section_size: tuple[int, ...] = (64, 112, 112)
+    half_section_size: tuple[int, ...] = (64, 112, 112)
     augment: bool = False
+    channels: tuple[int, ...] = (32, 64, 128, 256, 320)
+    strides: tuple[int | tuple[int, ...], ...] = (1, (1, 2, 2), 2, 2, 2)
+    batch_size: int = 4
+    pairs_per_epoch: int = 256
+    epochs: int = 50
+    lr: float = 1e-4
 
 
 PRESETS: dict[str, Preset] = {
@@ -144,14 +158,29 @@ PRESETS: dict[str, Preset] = {
         preprocess=PreprocessSettings(spacing_zyx=(3.0, 2.0, 2.0)),
         dims=2,
         sections="half",
-        section_size=(128, 128),
+        # A kidney section fits in 128 mm; a half-slice needs about 256 mm.
+        section_size=(64, 64),
+        half_section_size=(128, 128),
+        channels=(16, 32, 64, 128, 256),
+        strides=(1, 2, 2, 2, 2),
+        batch_size=32,
+        pairs_per_epoch=768,
+        epochs=8,
+        lr=1e-3,
     ),
     "demo": Preset(
         name="demo",
         preprocess=PreprocessSettings(spacing_zyx=(3.0, 2.4, 2.4)),
         dims=2,
         sections="half",
-        section_size=(96, 96),
+        section_size=(48, 48),
+        half_section_size=(96, 96),
+        channels=(8, 16, 32, 64, 128),
+        strides=(1, 2, 2, 2, 2),
+        batch_size=32,
+        pairs_per_epoch=384,
+        epochs=5,
+        lr=1e-3,
     ),
 }
 

@@ -1,0 +1,88 @@
+"""Pair sampling for the side-pair task: balanced, deterministic, never a section with itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sidepair.data.sections import Section, SectionSampler
+from sidepair.errors import StoreError
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two sections and whether they come from the same side (1) or different sides (0)."""
+
+    a: Section
+    b: Section
+    same: int
+
+
+def sample_pairs(
+    sampler: SectionSampler, n_pairs: int, seed: int, epoch: int, random_crops: bool = True
+) -> list[Pair]:
+    """Draw ``n_pairs`` pairs, exactly half same-side (an odd count gives one more different pair).
+
+    The first section's side alternates evenly; a same-side partner comes from another case when
+    the side has several, else another crop of the same case; a section is never paired with
+    itself. The result depends only on ``(seed, epoch)`` and the sampler's cases.
+
+    Args:
+        sampler: Sections to draw from.
+        n_pairs: Number of pairs.
+        seed: Run seed.
+        epoch: Epoch (validation uses a fixed one).
+        random_crops: Random crop positions (training); the central section otherwise.
+
+    Returns:
+        The pairs, shuffled.
+    """
+    rng = np.random.default_rng([seed, epoch, 7919])
+    by_side = sampler.sides()
+    usable = [s for s in ("right", "left") if by_side[s]]
+    if len(usable) < 2:
+        raise StoreError(f"sections of both sides are needed for pairs; only {usable or 'none'} found")
+    labels = np.array([1] * (n_pairs // 2) + [0] * (n_pairs - n_pairs // 2))
+    rng.shuffle(labels)
+    pairs = []
+    for i, same in enumerate(labels):
+        side = usable[i % 2]
+        other = usable[1 - i % 2]
+        a_unit = int(rng.choice(by_side[side]))
+        a = sampler.draw(a_unit, rng if random_crops else None)
+        if same:
+            pool = [u for u in by_side[side] if sampler.units[u][0] != sampler.units[a_unit][0]]
+            b_unit = int(rng.choice(pool)) if pool else a_unit
+            b = sampler.draw(b_unit, rng if random_crops or b_unit == a_unit else None)
+            for _ in range(20):  # another crop of the same case must still be another section
+                if b != a:
+                    break
+                b = sampler.draw(b_unit, rng, jitter=max(sampler.jitter, 0.1))
+            if b == a:
+                raise StoreError(f"only one {side} section ({a.case_id}) to pair; more cases are needed")
+        else:
+            b = sampler.draw(int(rng.choice(by_side[other])), rng if random_crops else None)
+        pairs.append(Pair(a, b, int(same)))
+    return pairs
+
+
+class PairDataset(Dataset):
+    """Reads the sections of a list of pairs: items are ``(x1, x2, same)`` tensors."""
+
+    def __init__(self, sampler: SectionSampler, pairs: list[Pair]) -> None:
+        self.sampler = sampler
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pair = self.pairs[i]
+        return (
+            torch.from_numpy(self.sampler.read(pair.a)),
+            torch.from_numpy(self.sampler.read(pair.b)),
+            torch.tensor(float(pair.same)),
+        )

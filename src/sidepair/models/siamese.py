@@ -1,0 +1,51 @@
+"""The siamese side-pair network: a shared :class:`Encoder`, global pooling and a projection head."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from sidepair.models.encoder import Encoder
+
+
+class Siamese(nn.Module):
+    """Two weight-sharing branches embed two sections; the head scores "same side".
+
+    Args:
+        encoder: The encoder (later transferred into the U-Net).
+        embedding_dim: Size of the projected embedding.
+        head: ``"contrastive"`` (the paper: distance between embeddings) or ``"bce"`` (a linear
+            same/different classifier on ``|e1 - e2|``).
+    """
+
+    def __init__(
+        self, encoder: Encoder, embedding_dim: int = 128, head: Literal["contrastive", "bce"] = "contrastive"
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        pool = nn.AdaptiveAvgPool3d if encoder.spatial_dims == 3 else nn.AdaptiveAvgPool2d
+        self.pool = pool(1)
+        width = encoder.out_channels
+        self.projection = nn.Sequential(
+            nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, embedding_dim)
+        )
+        self.classifier = nn.Linear(embedding_dim, 1) if head == "bce" else None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Embedding of a batch of sections."""
+        _, bottleneck = self.encoder(x)
+        return self.projection(self.pool(bottleneck).flatten(1))
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings of both sections; one encoder pass over the concatenated batch."""
+        e = self.embed(torch.cat([x1, x2], dim=0))
+        return e[: x1.shape[0]], e[x1.shape[0] :]
+
+    def same_logit(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
+        """The BCE head's logit that a pair is from the same side."""
+        if self.classifier is None:
+            raise RuntimeError("same_logit needs head='bce'")
+        return self.classifier((e1 - e2).abs()).squeeze(1)

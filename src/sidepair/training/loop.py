@@ -1,0 +1,195 @@
+"""The training loop shared by ``pretrain`` and ``train``.
+
+A task supplies the model, its batches, a training step and a validation; the loop owns the rest:
+device and bf16 autocast on CUDA, the optimiser and ReduceLROnPlateau, ``checkpoint_last.pt`` and
+``checkpoint_best.pt`` after every epoch, ``--resume``, the per-epoch metrics log, TensorBoard and a
+progress bar. Randomness is re-seeded from ``(seed, epoch)`` at each epoch, so a resumed run ends
+where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from sidepair import __version__
+from sidepair.errors import SidepairError
+from sidepair.training.checkpoint import BEST, LAST, load_resume_checkpoint, save_checkpoint
+from sidepair.training.runlog import RunLogger
+
+
+class Task(Protocol):
+    """What the loop needs from pretraining or segmentation."""
+
+    kind: str
+    model: nn.Module
+
+    def train_batches(self, epoch: int) -> Iterable[Any]:
+        """Batches of one epoch (deterministic for the epoch)."""
+
+    def train_step(self, batch: Any, device: torch.device) -> torch.Tensor:
+        """Loss of one batch (inside autocast)."""
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        """Validation metrics of the current model."""
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """Plain data and tensors to add to every checkpoint (config, encoder weights ...)."""
+
+
+@dataclass
+class LoopSettings:
+    """Optimisation and bookkeeping settings of one run.
+
+    Attributes:
+        epochs: Number of epochs.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        monitor: Validation metric choosing the best checkpoint and driving the LR schedule.
+        plateau_factor: ReduceLROnPlateau factor (the paper: 0.5).
+        plateau_patience: ReduceLROnPlateau patience in epochs (the paper: 3).
+        seed: Run seed.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    epochs: int
+    lr: float
+    weight_decay: float = 0.0
+    monitor: str = "val_acc"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    seed: int = 0
+    device: str = "auto"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SidepairError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def fit(
+    task: Task,
+    run_dir: Path,
+    settings: LoopSettings,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``task`` for ``settings.epochs`` epochs, or continue a run with ``resume``.
+
+    Args:
+        task: The task.
+        run_dir: Run folder (checkpoints, metrics.jsonl, tensorboard/).
+        settings: Loop settings.
+        resume: Continue from ``checkpoint_last.pt`` (a truncated one falls back to the best, warning).
+        progress: Show a progress bar on a terminal.
+        stop_after: Stop after this many batches of the first epoch run (for tests of interruption).
+
+    Returns:
+        The history: one dict per epoch.
+
+    Raises:
+        SidepairError: If the run folder already holds checkpoints and ``resume`` is not set.
+    """
+    from tqdm import tqdm
+
+    device = resolve_device(settings.device)
+    model = task.model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=settings.plateau_factor, patience=settings.plateau_patience
+    )
+    history: list[dict[str, Any]] = []
+    best, start = -math.inf, 0
+    state = load_resume_checkpoint(run_dir) if resume else None
+    if state is None and (run_dir / LAST).exists():
+        raise SidepairError(
+            f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out"
+        )
+    if state is not None:
+        if state["kind"] != task.kind:
+            raise SidepairError(f"{run_dir}: holds a {state['kind']} run, not a {task.kind} run")
+        model.load_state_dict(state["network_weights"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
+        history, best, start = list(state["history"]), float(state["best_metric"]), int(state["epoch"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = RunLogger(run_dir, start)
+    use_amp = device.type == "cuda"
+    try:
+        for epoch in range(start, settings.epochs):
+            torch.manual_seed(settings.seed * 100_003 + epoch)
+            model.train()
+            t0 = time.perf_counter()
+            losses = []
+            batches = task.train_batches(epoch)
+            bar = tqdm(
+                batches,
+                desc=f"{task.kind} epoch {epoch + 1}/{settings.epochs}",
+                unit="batch",
+                leave=False,
+                disable=None if progress else True,
+            )
+            for i, batch in enumerate(bar):
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = task.train_step(batch, device)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                if stop_after is not None and i + 1 >= stop_after:
+                    return history
+            model.eval()
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                metrics = {f"val_{k}": float(v) for k, v in task.validate(device).items()}
+            if settings.monitor not in metrics:
+                raise SidepairError(f"validation gave no {settings.monitor!r}; it gave {sorted(metrics)}")
+            value = float(metrics[settings.monitor])
+            scheduler.step(value if math.isfinite(value) else -math.inf)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": float(sum(losses) / max(len(losses), 1)),
+                "lr": optimizer.param_groups[0]["lr"],
+                "time_s": time.perf_counter() - t0,
+                **metrics,
+            }
+            history.append(row)
+            improved = math.isfinite(value) and value > best
+            best = value if improved else best
+            payload = {
+                "kind": task.kind,
+                "network_weights": model.state_dict(),
+                "optimizer_state": optimizer.state_dict(),
+                "scheduler_state": scheduler.state_dict(),
+                "epoch": epoch + 1,
+                "best_metric": best,
+                "monitor": settings.monitor,
+                "history": history,
+                "seed": settings.seed,
+                "sidepair_version": __version__,
+                **task.checkpoint_extra(),
+            }
+            save_checkpoint(payload, run_dir / LAST)
+            if improved:
+                save_checkpoint({**payload, "best_epoch": epoch + 1}, run_dir / BEST)
+            logger.log(history)
+            if progress:
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+                tqdm.write(
+                    f"{task.kind} epoch {epoch + 1}/{settings.epochs}: loss {row['train_loss']:.4f}, {shown}"
+                )
+    finally:
+        logger.close()
+    return history

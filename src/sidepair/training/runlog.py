@@ -1,0 +1,42 @@
+"""Per-epoch metrics: a JSONL file (one row per epoch) and TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sidepair.atomic import write_text
+
+
+class RunLogger:
+    """Per-epoch log: ``metrics.jsonl`` and TensorBoard scalars under ``tensorboard/``.
+
+    The JSONL file is rewritten whole from the history, so a resumed run has one row per epoch.
+
+    Args:
+        run_dir: The run folder.
+        start_epoch: First epoch this process will log; TensorBoard events from a killed run at or
+            after it are purged.
+    """
+
+    def __init__(self, run_dir: Path, start_epoch: int = 0) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir = run_dir
+        self.writer = SummaryWriter(
+            str(run_dir / "tensorboard"), purge_step=start_epoch if start_epoch else None
+        )
+
+    def log(self, history: list[dict[str, Any]]) -> None:
+        """Record the newest row of ``history`` and rewrite the JSONL file."""
+        row = history[-1]
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, int | float):
+                self.writer.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
+        self.writer.flush()
+        write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+    def close(self) -> None:
+        """Flush and close TensorBoard."""
+        self.writer.close()
