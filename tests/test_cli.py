@@ -34,7 +34,7 @@ def test_help_lists_every_verb():
 
 @pytest.mark.parametrize(
     "verb,issue",
-    [("pretrain", 3), ("train", 4), ("evaluate", 4), ("predict", 6), ("experiment", 5), ("export", 6)],
+    [("train", 4), ("evaluate", 4), ("predict", 6), ("experiment", 5), ("export", 6)],
 )
 def test_unbuilt_verbs_say_so_and_exit_2(verb, issue):
     result = run(verb, "--store", "x")
@@ -129,3 +129,13 @@ def test_python_api_matches(tmp_path):
     b = np.asanyarray(nib.load(tmp_path / "q" / "case_00000" / "imaging.nii.gz").dataobj)
     np.testing.assert_array_equal(a, b)
     assert specs[0].case_id == "case_00000"
+
+
+def test_pretrain_on_a_missing_store_is_one_line(tmp_path):
+    result = run("pretrain", "--store", str(tmp_path / "nostore"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"sidepair pretrain: error: {tmp_path / 'nostore'}: not a sidepair store (no store.json); "
+        "run `sidepair prepare`"
+    )
+    assert not (tmp_path / "run").exists()

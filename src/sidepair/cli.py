@@ -222,7 +222,7 @@ def demo(
     cases: Annotated[int, typer.Option(help="Phantom cases.")] = 20,
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
 ) -> None:
-    """Run the pipeline on the built-in phantom (today: phantom and prepare; the rest is not built yet)."""
+    """Run the pipeline on the built-in phantom (today: phantom, prepare, pretrain; not yet the rest)."""
     import time
 
     from sidepair.config import get_preset
@@ -230,6 +230,7 @@ def demo(
     from sidepair.data.phantom import generate_phantom
     from sidepair.data.store import Store
     from sidepair.data.store import prepare as run_prepare
+    from sidepair.pretrain import resolve_config, run_pretrain
     from sidepair.viz import montage_from_folder
 
     t0 = time.perf_counter()
@@ -243,13 +244,23 @@ def demo(
     )
     s = Store(store)
     t2 = time.perf_counter()
+    run = out / "pretrain_half"
+    config = resolve_config("demo", store, sections="half", seed=seed)
+    history = run_pretrain(config, run, resume=(run / "checkpoint_last.pt").exists())
+    t3 = time.perf_counter()
     typer.echo(f"phantom: {cases} synthetic cases in {data} ({t1 - t0:.1f} s); montage {png}")
     typer.echo(
         f"store: {store} ({len(s)} cases, train/val/test {len(s.split('train'))}/"
         f"{len(s.split('val'))}/{len(s.split('test'))}, {t2 - t1:.1f} s)"
     )
+    last = history[-1] if history else {"epoch": 0, "val_acc": float("nan"), "val_auc": float("nan")}
     typer.echo(
-        "pretrain, train, evaluate and the report are not built yet (issues #3-#5); the demo stops here."
+        f"pretrain (half sections, no labels): {run}, {last['epoch']} epochs, held-out pair accuracy "
+        f"{last['val_acc']:.3f}, AUC {last['val_auc']:.3f} ({t3 - t2:.1f} s)"
+    )
+    typer.echo(f"learning curves: {run / 'learning_curves.png'}")
+    typer.echo(
+        "These are phantom results. Segmentation, evaluation and the report are not built yet (issues #4-#5)."
     )
 
 
