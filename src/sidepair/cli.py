@@ -186,16 +186,95 @@ def pretrain(
         )
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def train(ctx: typer.Context) -> None:
-    """U-Net segmentation training, from scratch or a pretrained encoder (not built yet)."""
-    _not_built("train", 4)
+@app.command()
+def train(
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store written by `sidepair prepare`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
+    init: Annotated[
+        str, typer.Option(help="scratch, or a pretraining checkpoint (checkpoint_best.pt).")
+    ] = "scratch",
+    preset: Annotated[str, typer.Option(help="Defaults: kits19-paper, fast-2d or demo.")] = "kits19-paper",
+    freeze_encoder: Annotated[bool, typer.Option("--freeze-encoder", help="Keep the encoder fixed.")] = False,
+    unfreeze_after: Annotated[
+        int | None, typer.Option(help="With --freeze-encoder: unfreeze after E epochs.")
+    ] = None,
+    label_fraction: Annotated[float, typer.Option(help="Fraction of labelled training cases used.")] = 1.0,
+    labels: Annotated[str, typer.Option(help="kidney, kidney+tumour or sides (right/left).")] = "kidney",
+    loss: Annotated[str, typer.Option(help="dicece (MONAI DiceCE) or paper (0.2 CE + 0.8 Dice).")] = "dicece",
+    patch_size: Annotated[
+        list[int] | None, typer.Option(help="Patch size, one value per axis (repeat).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    samples_per_epoch: Annotated[int | None, typer.Option(help="Training patches per epoch.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: init, label subset and patches.")] = 0,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+) -> None:
+    """U-Net segmentation training, from scratch or with the side-pair pretrained encoder."""
+    from sidepair.segmentation import resolve_train_config, run_train
+
+    config = resolve_train_config(
+        preset,
+        store,
+        init=init,
+        freeze_encoder=freeze_encoder,
+        unfreeze_after=unfreeze_after,
+        label_fraction=label_fraction,
+        labels=labels,
+        loss=loss,
+        patch_size=tuple(patch_size) if patch_size else None,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        samples_per_epoch=samples_per_epoch,
+        seed=seed,
+        workers=workers,
+        device=device,
+    )
+    history = run_train(config, out, resume=resume)
+    if history:
+        best = max(history, key=lambda r: r["val_dice"])
+        typer.echo(
+            f"train {out}: {history[-1]['epoch']} epochs, best validation Dice {best['val_dice']:.3f} "
+            f"(epoch {best['epoch']})"
+        )
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def evaluate(ctx: typer.Context) -> None:
-    """Per-case metrics in each scan's own geometry (not built yet)."""
-    _not_built("evaluate", 4)
+@app.command()
+def evaluate(
+    run: Annotated[Path | None, typer.Option("--run", "-r", help="Segmentation run folder.")] = None,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    predictions: Annotated[
+        Path | None, typer.Option(help="Instead of --run: a folder of <case_id>.nii.gz predictions to score.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="With --predictions: the dataset holding the references.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Per-case Dice, HD95 and NSD in each scan's own geometry: metrics.json, per_case.csv, cases.png."""
+    from sidepair.errors import ConfigError
+    from sidepair.evaluation.evaluate import evaluate_predictions, evaluate_run
+
+    if (run is None) == (predictions is None):
+        raise ConfigError("give either --run, or --predictions with --data")
+    if predictions is not None:
+        if data is None:
+            raise ConfigError("--predictions needs --data (the dataset with the reference labels)")
+        summary = evaluate_predictions(predictions, data)
+        where = predictions
+    else:
+        summary = evaluate_run(run, split, checkpoint, device)  # type: ignore[arg-type]
+        where = run / f"eval_{split}"  # type: ignore[operator]
+    m = summary["metrics"]["kidney_dice"]
+    typer.echo(
+        f"evaluate: {summary['cases']} cases, kidney Dice {m['mean']:.3f} ± {m['sd']:.3f} "
+        f"(median {m['median']:.3f}); {summary['data']}; written to {where}"
+    )
 
 
 @app.command(context_settings=_PASSTHROUGH)

@@ -131,6 +131,11 @@ class Preset(_Strict):
         pairs_per_epoch: Training pairs drawn per epoch.
         epochs: Pretraining epochs.
         lr: Pretraining learning rate (Adam).
+        seg_patch_size: Segmentation training patch (the paper: 160 x 224 x 160 per half-volume).
+        seg_epochs: Segmentation epochs.
+        seg_batch_size: Segmentation batch size.
+        seg_lr: Segmentation learning rate (Adam; the paper used 1e-4 to 5e-4).
+        seg_samples: Training patches per segmentation epoch.
     """
 
     name: str
@@ -147,6 +152,11 @@ class Preset(_Strict):
     pairs_per_epoch: int = 256
     epochs: int = 50
     lr: float = 1e-4
+    seg_patch_size: tuple[int, ...] = (160, 224, 160)
+    seg_epochs: int = 100
+    seg_batch_size: int = 2
+    seg_lr: float = 3e-4
+    seg_samples: int = 250
 
 
 PRESETS: dict[str, Preset] = {
@@ -167,6 +177,11 @@ PRESETS: dict[str, Preset] = {
         pairs_per_epoch=768,
         epochs=8,
         lr=1e-3,
+        seg_patch_size=(128, 128),
+        seg_epochs=12,
+        seg_batch_size=16,
+        seg_lr=1e-3,
+        seg_samples=320,
     ),
     "demo": Preset(
         name="demo",
@@ -181,6 +196,11 @@ PRESETS: dict[str, Preset] = {
         pairs_per_epoch=384,
         epochs=5,
         lr=1e-3,
+        seg_patch_size=(96, 96),
+        seg_epochs=8,
+        seg_batch_size=16,
+        seg_lr=1e-3,
+        seg_samples=192,
     ),
 }
 

@@ -129,3 +129,37 @@ def plot_history(history: list[dict], keys: Sequence[str], out: str | Path, titl
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return Path(out)
+
+
+def render_overlay(
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, tuple[float, ...]]],
+    out: str | Path,
+    title: str,
+) -> Path:
+    """Axial slices through the reference kidney with reference (green) and prediction (red) contours.
+
+    Args:
+        panels: ``(caption, image_hu, reference, prediction, spacing_xyz)`` with RAS arrays.
+        out: PNG path (written atomically).
+        title: Title; it must say what data this is.
+
+    Returns:
+        The PNG path.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.8), squeeze=False)
+    for ax, (caption, image, ref, pred, spacing) in zip(axes[0], panels, strict=True):
+        where = np.argwhere(ref > 0)
+        k = int(np.median(where[:, 2])) if len(where) else image.shape[2] // 2
+        ax.imshow(np.clip(axial(image, k), -250, 350), cmap="gray", aspect=spacing[1] / spacing[0])
+        for mask, colour in ((axial(ref, k) > 0, "#30ff30"), (axial(pred, k) > 0, "#ff3030")):
+            if mask.any():
+                ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.9)
+        ax.set_title(f"{caption}\naxial z={k}; green reference, red prediction", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(out)

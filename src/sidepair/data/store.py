@@ -383,6 +383,37 @@ class Store:
             raise StoreError(f"{path}: missing (is case {case_id} unlabelled?)")
         return np.load(path, mmap_mode="r" if mmap else None)
 
+    def source_of(self, case_id: str) -> tuple[DatasetFormat, CaseSource]:
+        """Reopen the dataset a case came from, and find the case in it (to read its original files).
+
+        Raises:
+            StoreError: If the dataset folder or the case is gone.
+        """
+        from sidepair.config import LabelMap
+        from sidepair.data.formats import open_dataset
+
+        datasets = self.header["datasets"]
+        for record in datasets:
+            prefix = f"{Path(record['data_root']).name}__" if len(datasets) > 1 else ""
+            if not case_id.startswith(prefix):
+                continue
+            options = dict(record["format_options"]) if record["format"] == "slices" else {}
+            try:
+                dataset = open_dataset(
+                    record["data_root"],
+                    record["format"],
+                    LabelMap.model_validate(record["label_map"]),
+                    **options,
+                )
+            except DataError as exc:
+                raise StoreError(
+                    f"{self.path}: the source dataset of {case_id} cannot be opened ({exc})"
+                ) from None
+            for source in dataset.cases():
+                if prefix + source.case_id == case_id:
+                    return dataset, source
+        raise StoreError(f"{self.path}: case {case_id} is no longer in its source dataset")
+
     def __len__(self) -> int:
         return len(self.cases)
 

@@ -2,5 +2,6 @@
 
 from sidepair.models.encoder import Encoder
 from sidepair.models.siamese import Siamese
+from sidepair.models.unet import UNet
 
-__all__ = ["Encoder", "Siamese"]
+__all__ = ["Encoder", "Siamese", "UNet"]

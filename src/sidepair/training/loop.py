@@ -130,6 +130,8 @@ def fit(
     try:
         for epoch in range(start, settings.epochs):
             torch.manual_seed(settings.seed * 100_003 + epoch)
+            if hasattr(task, "on_epoch_start"):
+                task.on_epoch_start(epoch)
             model.train()
             t0 = time.perf_counter()
             losses = []

@@ -1,0 +1,123 @@
+"""Segmentation training and evaluation end to end on the small phantom store."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from sidepair.data.store import Store
+from sidepair.errors import ConfigError, SidepairError
+from sidepair.evaluation.evaluate import evaluate_run
+from sidepair.pretrain import encoder_weights, resolve_config, run_pretrain
+from sidepair.segmentation import SegmentationTask, resolve_train_config, run_train, select_fraction
+
+ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2)}
+SEG = {"patch_size": (32, 32), "epochs": 1, "batch_size": 8, "samples_per_epoch": 16, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def pretrained(small_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre") / "run"
+    config = resolve_config(
+        "fast-2d",
+        small_store,
+        sections="masked",
+        section_size=(24, 24),
+        epochs=1,
+        pairs_per_epoch=16,
+        val_pairs=8,
+        batch_size=8,
+        device="cpu",
+        **ARCH,
+    )
+    run_pretrain(config, out, progress=False)
+    return out / "checkpoint_best.pt"
+
+
+def _encoder_state(run):
+    return {
+        k[len("encoder.") :]: v
+        for k, v in torch.load(run / "checkpoint_last.pt", weights_only=True)["network_weights"].items()
+        if k.startswith("encoder.")
+    }
+
+
+def test_transfer_run_records_every_tensor(small_store, pretrained, tmp_path):
+    config = resolve_train_config("fast-2d", small_store, init=str(pretrained), **SEG)
+    assert config.channels == ARCH["channels"]  # the architecture comes from the checkpoint
+    task = SegmentationTask(config, Store(small_store))
+    reference = encoder_weights(torch.load(pretrained, weights_only=True))
+    for name, tensor in task.model.encoder.state_dict().items():
+        torch.testing.assert_close(tensor, reference[name], rtol=0, atol=0)
+    run_train(config, tmp_path / "ssl", progress=False)
+    run = json.loads((tmp_path / "ssl" / "run.json").read_text())
+    n = len(reference)
+    assert run["transfer"].startswith(f"{n}/{n} encoder tensors transferred from ")
+    ckpt = torch.load(tmp_path / "ssl" / "checkpoint_last.pt", weights_only=True)
+    assert ckpt["kind"] == "segmentation" and ckpt["transferred"] == f"{n}/{n} encoder tensors transferred"
+
+
+def test_frozen_encoder_stays_equal_unfrozen_changes(small_store, pretrained, tmp_path):
+    reference = encoder_weights(torch.load(pretrained, weights_only=True))
+    frozen = resolve_train_config("fast-2d", small_store, init=str(pretrained), freeze_encoder=True, **SEG)
+    run_train(frozen, tmp_path / "frozen", progress=False)
+    for name, tensor in _encoder_state(tmp_path / "frozen").items():
+        torch.testing.assert_close(tensor, reference[name], rtol=0, atol=0)
+    free = resolve_train_config("fast-2d", small_store, init=str(pretrained), **SEG)
+    run_train(free, tmp_path / "free", progress=False)
+    changed = [
+        n
+        for n, t in _encoder_state(tmp_path / "free").items()
+        if t.is_floating_point() and not torch.equal(t, reference[n])
+    ]
+    assert changed
+
+
+def test_label_fraction_subsets_are_deterministic_and_nested(small_store, pretrained):
+    ids = [f"case_{i:03d}" for i in range(40)]
+    quarter, half = select_fraction(ids, 0.25, 3), select_fraction(ids, 0.5, 3)
+    assert len(quarter) == 10 and set(quarter) <= set(half)
+    assert select_fraction(ids, 0.25, 3) == quarter != select_fraction(ids, 0.25, 4)
+    store = Store(small_store)
+    scratch = SegmentationTask(
+        resolve_train_config("fast-2d", small_store, label_fraction=0.5, seed=2, **SEG), store
+    )
+    ssl = SegmentationTask(
+        resolve_train_config("fast-2d", small_store, init=str(pretrained), label_fraction=0.5, seed=2, **SEG),
+        store,
+    )
+    assert scratch.train_ids == ssl.train_ids and len(scratch.train_ids) == 3
+
+
+def test_train_and_evaluate_write_predictions_in_source_geometry(small_store, small_phantom, tmp_path):
+    config = resolve_train_config("fast-2d", small_store, **{**SEG, "epochs": 2})
+    history = run_train(config, tmp_path / "scratch", progress=False)
+    assert [r["epoch"] for r in history] == [1, 2] and 0 <= history[-1]["val_dice"] <= 1
+    summary = evaluate_run(tmp_path / "scratch", "test", device="cpu", progress=False)
+    out = tmp_path / "scratch" / "eval_test"
+    store = Store(small_store)
+    assert summary["cases"] == len(store.split("test")) == 2
+    for case_id in store.split("test"):
+        pred = nib.load(out / "predictions" / f"{case_id}.nii.gz")
+        source = nib.load(small_phantom / case_id / "imaging.nii.gz")
+        assert pred.shape == source.shape
+        np.testing.assert_allclose(pred.affine, source.affine, atol=1e-5)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"mean", "sd", "median", "n"} <= set(metrics["metrics"]["kidney_dice"])
+    assert metrics["data"].startswith("phantom ")
+    rows = (out / "per_case.csv").read_text().splitlines()
+    assert rows[0].startswith("case_id,") and len(rows) == 3
+    assert (out / "cases.png").stat().st_size > 10_000
+
+
+def test_wrong_inits_are_refused(small_store, pretrained, tmp_path):
+    config = resolve_train_config("fast-2d", small_store, **SEG)
+    run_train(config, tmp_path / "seg", progress=False)
+    with pytest.raises(ConfigError, match="a segmentation checkpoint, not a pretraining one"):
+        resolve_train_config("fast-2d", small_store, init=str(tmp_path / "seg" / "checkpoint_last.pt"))
+    with pytest.raises(ConfigError, match="freeze_encoder needs a pretrained --init checkpoint"):
+        resolve_train_config("fast-2d", small_store, freeze_encoder=True)
+    with pytest.raises(SidepairError, match="a pretrain run, not a segmentation model"):
+        evaluate_run(pretrained.parent, "test", device="cpu", progress=False)
