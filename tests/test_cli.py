@@ -34,7 +34,7 @@ def test_help_lists_every_verb():
 
 @pytest.mark.parametrize(
     "verb,issue",
-    [("train", 4), ("evaluate", 4), ("predict", 6), ("experiment", 5), ("export", 6)],
+    [("predict", 6), ("experiment", 5), ("export", 6)],
 )
 def test_unbuilt_verbs_say_so_and_exit_2(verb, issue):
     result = run(verb, "--store", "x")
@@ -139,3 +139,17 @@ def test_pretrain_on_a_missing_store_is_one_line(tmp_path):
         "run `sidepair prepare`"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_needs_run_or_predictions(tmp_path):
+    result = run("evaluate")
+    assert result.returncode == 1 and "give either --run, or --predictions with --data" in result.stderr
+    result = run("evaluate", "--run", str(tmp_path / "norun"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'norun' / 'checkpoint_best.pt'}: checkpoint not found" in result.stderr
+
+
+def test_train_rejects_bad_fraction(tmp_path):
+    result = run("train", "--store", str(tmp_path), "--out", str(tmp_path / "r"), "--label-fraction", "1.5")
+    assert result.returncode == 1
+    assert "train: Value error, label_fraction must be in (0, 1], got 1.5" in result.stderr

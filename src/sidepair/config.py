@@ -177,11 +177,11 @@ PRESETS: dict[str, Preset] = {
         pairs_per_epoch=768,
         epochs=8,
         lr=1e-3,
-        seg_patch_size=(128, 128),
+        seg_patch_size=(96, 96),
         seg_epochs=12,
         seg_batch_size=16,
         seg_lr=1e-3,
-        seg_samples=320,
+        seg_samples=256,
     ),
     "demo": Preset(
         name="demo",

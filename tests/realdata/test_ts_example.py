@@ -101,3 +101,30 @@ def test_prepare_unlabelled_dicom_series(shared_data, tmp_path):
     # The body midline, needed by annotation-free sections, is found from the image alone.
     assert 0 < entry["midline"]["x_index"] < image.shape[2]
     assert store.split("train") == [entry["case_id"]]
+
+
+def test_evaluate_own_masks_gives_dice_one_in_original_geometry(shared_data, tmp_path):
+    import nibabel as nib
+
+    from sidepair.evaluation.evaluate import evaluate_predictions
+
+    seg = shared_data / "ts_example" / "segmentations"
+    right, left = nib.load(seg / "kidney_right.nii.gz"), nib.load(seg / "kidney_left.nii.gz")
+    labels = (np.asanyarray(right.dataobj) > 0) * 1 + (np.asanyarray(left.dataobj) > 0) * 2
+    pred = nib.Nifti1Image(labels.astype(np.uint8), right.affine)
+    pred.set_sform(right.affine, 1)
+    (tmp_path / "pred").mkdir()
+    nib.save(pred, tmp_path / "pred" / "ts_example.nii.gz")
+    summary = evaluate_predictions(tmp_path / "pred", shared_data / "ts_example")
+    m = summary["metrics"]
+    for part in ("kidney", "right", "left"):
+        assert m[f"{part}_dice"]["mean"] == 1.0 and m[f"{part}_hd95"]["mean"] == 0.0
+        assert m[f"{part}_nsd"]["mean"] == 1.0
+    assert summary["data"] == "real ts_example"
+    # One voxel layer removed from the left kidney: Dice drops, HD95 stays within a voxel (3 mm).
+    eroded = labels.copy()
+    eroded[(labels == 2) & ~np.roll(labels == 2, 1, axis=0)] = 0
+    nib.save(nib.Nifti1Image(eroded.astype(np.uint8), right.affine), tmp_path / "pred" / "ts_example.nii.gz")
+    m = evaluate_predictions(tmp_path / "pred", shared_data / "ts_example")["metrics"]
+    assert m["right_dice"]["mean"] == 1.0 and 0.8 < m["left_dice"]["mean"] < 1.0
+    assert m["left_hd95"]["mean"] <= 3.0 + 1e-6
