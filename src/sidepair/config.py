@@ -260,3 +260,42 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+class EncoderFields(BaseModel):
+    """Encoder architecture fields shared by pretraining and segmentation configs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dims: Literal[2, 3]
+    channels: tuple[int, ...]
+    strides: tuple[int | tuple[int, ...], ...]
+    norm: str = "instance"
+
+    def encoder_config(self) -> dict[str, Any]:
+        """Arguments of the :class:`~sidepair.models.Encoder` (saved in checkpoints to rebuild it)."""
+        return {
+            "spatial_dims": self.dims,
+            "in_channels": 1,
+            "channels": list(self.channels),
+            "strides": [s if isinstance(s, int) else list(s) for s in self.strides],
+            "norm": self.norm,
+        }
+
+
+def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
+    """Write ``out/config.yaml``; on ``resume`` first refuse settings other than the run's own.
+
+    Raises:
+        ConfigError: When resuming with different settings.
+    """
+    from sidepair.atomic import write_text
+
+    resolved = json.loads(config.model_dump_json())
+    saved = out / "config.yaml"
+    if resume and saved.exists() and yaml.safe_load(saved.read_text()) != resolved:
+        raise ConfigError(
+            f"{saved}: --resume with settings other than the run's own; rerun with the same options"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(saved, yaml.safe_dump(resolved, sort_keys=False))

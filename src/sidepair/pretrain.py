@@ -16,13 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import yaml
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import ConfigDict, model_validator
 from torch.utils.data import DataLoader
 
 from sidepair import __version__
-from sidepair.atomic import write_json, write_text
-from sidepair.config import get_preset, validated
+from sidepair.atomic import write_json
+from sidepair.config import EncoderFields, get_preset, validated, write_run_config
 from sidepair.data.pairs import PairDataset, sample_pairs
 from sidepair.data.sections import SectionSampler
 from sidepair.data.store import Store
@@ -35,7 +34,7 @@ from sidepair.training.loop import LoopSettings, fit
 VAL_EPOCH = 1_000_000  # validation pairs use a fixed "epoch" of their own
 
 
-class PretrainConfig(BaseModel):
+class PretrainConfig(EncoderFields):
     """Resolved settings of one pretraining run (written to ``config.yaml``)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -43,12 +42,8 @@ class PretrainConfig(BaseModel):
     preset: str
     store: str
     sections: Literal["masked", "bbox", "half"]
-    dims: Literal[2, 3]
     loss: Literal["contrastive", "bce"]
     section_size: tuple[int, ...]
-    channels: tuple[int, ...]
-    strides: tuple[int | tuple[int, ...], ...]
-    norm: str = "instance"
     embedding_dim: int = 128
     margin: float = 1.0
     threshold: float = 0.75
@@ -79,16 +74,6 @@ class PretrainConfig(BaseModel):
         if self.lr <= 0:
             raise ValueError("lr must be positive")
         return self
-
-    def encoder_config(self) -> dict[str, Any]:
-        """Arguments of the :class:`Encoder` (saved in checkpoints for the U-Net to rebuild it)."""
-        return {
-            "spatial_dims": self.dims,
-            "in_channels": 1,
-            "channels": list(self.channels),
-            "strides": [s if isinstance(s, int) else list(s) for s in self.strides],
-            "norm": self.norm,
-        }
 
 
 def resolve_config(preset: str, store: str | Path, **overrides: Any) -> PretrainConfig:
@@ -246,16 +231,8 @@ def run_pretrain(
     """
     out = Path(out)
     store = Store(config.store)
-    if resume and (out / "config.yaml").exists():
-        saved = yaml.safe_load((out / "config.yaml").read_text())
-        if saved != json.loads(config.model_dump_json()):
-            raise ConfigError(
-                f"{out / 'config.yaml'}: --resume with settings other than the run's own; "
-                "rerun with the same options"
-            )
     task = SidePairTask(config, store)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+    write_run_config(out, config, resume)
     write_json(
         out / "run.json",
         {

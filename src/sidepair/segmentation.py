@@ -16,14 +16,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import yaml
 from monai.losses import DiceCELoss
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import ConfigDict, model_validator
 from torch.utils.data import DataLoader, Dataset
 
 from sidepair import __version__
-from sidepair.atomic import write_json, write_text
-from sidepair.config import get_preset, validated
+from sidepair.atomic import write_json
+from sidepair.config import EncoderFields, get_preset, validated, write_run_config
 from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError, StoreError
@@ -38,7 +37,7 @@ LabelMode = Literal["kidney", "kidney+tumour", "sides"]
 N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(EncoderFields):
     """Resolved settings of one segmentation run (written to ``config.yaml``)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -51,11 +50,7 @@ class TrainConfig(BaseModel):
     label_fraction: float = 1.0
     labels: LabelMode = "kidney"
     loss: Literal["dicece", "paper"] = "dicece"
-    dims: Literal[2, 3]
     patch_size: tuple[int, ...]
-    channels: tuple[int, ...]
-    strides: tuple[int | tuple[int, ...], ...]
-    norm: str = "instance"
     epochs: int = 20
     batch_size: int = 8
     lr: float = 3e-4
@@ -76,16 +71,6 @@ class TrainConfig(BaseModel):
         if self.freeze_encoder and self.init == "scratch":
             raise ValueError("freeze_encoder needs a pretrained --init checkpoint")
         return self
-
-    def encoder_config(self) -> dict[str, Any]:
-        """Arguments of the U-Net's :class:`Encoder`."""
-        return {
-            "spatial_dims": self.dims,
-            "in_channels": 1,
-            "channels": list(self.channels),
-            "strides": [s if isinstance(s, int) else list(s) for s in self.strides],
-            "norm": self.norm,
-        }
 
 
 def resolve_train_config(preset: str, store: str | Path, **overrides: Any) -> TrainConfig:
@@ -300,16 +285,8 @@ def run_train(
     """
     out = Path(out)
     store = Store(config.store)
-    saved = out / "config.yaml"
-    if (
-        resume
-        and saved.exists()
-        and yaml.safe_load(saved.read_text()) != json.loads(config.model_dump_json())
-    ):
-        raise ConfigError(f"{out / 'config.yaml'}: --resume with settings other than the run's own")
     task = SegmentationTask(config, store)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+    write_run_config(out, config, resume)
     transfer = (
         f"{task.transferred}/{task.encoder_tensors} encoder tensors transferred from {config.init}"
         if config.init != "scratch"
