@@ -180,8 +180,8 @@ PRESETS: dict[str, Preset] = {
         seg_patch_size=(96, 96),
         seg_epochs=12,
         seg_batch_size=16,
-        seg_lr=1e-3,
-        seg_samples=256,
+        seg_lr=3e-3,
+        seg_samples=512,
     ),
     "demo": Preset(
         name="demo",

@@ -28,13 +28,13 @@ def predict_array(
     batch_size: int = 8,
     overlap: float = 0.25,
 ) -> np.ndarray:
-    """Class index per voxel of a store image ``(z, y, x)``.
+    """Class index per voxel of a store image ``(z, y, x)``: batched whole slices in 2D, windows in 3D.
 
     Args:
         model: Segmentation network returning logits.
         image_zyx: Normalised image.
         dims: 2 (slice by slice, batched) or 3.
-        patch: Sliding-window size ((y, x) or (z, y, x)).
+        patch: Sliding-window size (3D: (z, y, x)).
         device: Where to run.
         batch_size: Slices per forward pass (2D) or windows per pass (3D).
         overlap: Window overlap.
@@ -48,11 +48,15 @@ def predict_array(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast:
         if dims == 2:
+            # Whole slices in one pass each (the network is fully convolutional): padded up to a
+            # multiple of the encoder's total stride, then cropped back.
+            factor = model.encoder.total_stride() if hasattr(model, "encoder") else (1, 1)
+            h, w = image.shape[1:]
+            ph, pw = (-h) % factor[0], (-w) % factor[1]
             for start in range(0, image.shape[0], batch_size):
                 x = torch.from_numpy(image[start : start + batch_size, None]).to(device)
-                logits = sliding_window_inference(
-                    x, patch, batch_size, model, overlap=overlap, mode="gaussian"
-                )
+                x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
+                logits = model(x)[:, :, :h, :w]
                 out[start : start + batch_size] = logits.argmax(1).to(torch.uint8).cpu().numpy()
         else:
             x = torch.from_numpy(image[None, None]).to(device)

@@ -217,7 +217,10 @@ class SegmentationTask:
             self.model.set_encoder_trainable(False)
         dice_weight = 0.8 if config.loss == "paper" else 1.0
         ce_weight = 0.2 if config.loss == "paper" else 1.0
-        self.loss = DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=dice_weight, lambda_ce=ce_weight)
+        # Batch Dice (one Dice over the whole batch, as nnU-Net): patches without kidney do not make it noisy.
+        self.loss = DiceCELoss(
+            to_onehot_y=True, softmax=True, batch=True, lambda_dice=dice_weight, lambda_ce=ce_weight
+        )
 
     def on_epoch_start(self, epoch: int) -> None:
         """Unfreeze the encoder once ``unfreeze_after`` epochs are done."""
