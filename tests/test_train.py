@@ -121,3 +121,26 @@ def test_wrong_inits_are_refused(small_store, pretrained, tmp_path):
         resolve_train_config("fast-2d", small_store, freeze_encoder=True)
     with pytest.raises(SidepairError, match="a pretrain run, not a segmentation model"):
         evaluate_run(pretrained.parent, "test", device="cpu", progress=False)
+
+
+def test_unfreeze_after_releases_the_encoder(small_store, pretrained):
+    config = resolve_train_config(
+        "fast-2d", small_store, init=str(pretrained), freeze_encoder=True, unfreeze_after=2, **SEG
+    )
+    task = SegmentationTask(config, Store(small_store))
+    trainable = []
+    for epoch in range(4):
+        task.on_epoch_start(epoch)
+        trainable.append(all(p.requires_grad for p in task.model.encoder.parameters()))
+    assert trainable == [False, False, True, True]
+    assert all(p.requires_grad for p in task.model.decoder.parameters())
+
+
+def test_sides_labels_and_paper_loss(small_store, tmp_path):
+    config = resolve_train_config("fast-2d", small_store, labels="sides", loss="paper", **SEG)
+    task = SegmentationTask(config, Store(small_store))
+    assert task.model.decoder.out.conv.conv.out_channels == 3
+    assert (task.loss.lambda_dice, task.loss.lambda_ce) == (0.8, 0.2)
+    run_train(config, tmp_path / "sides", progress=False)
+    ckpt = torch.load(tmp_path / "sides" / "checkpoint_last.pt", weights_only=True)
+    assert ckpt["labels"] == "sides" and ckpt["out_channels"] == 3
