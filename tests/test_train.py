@@ -144,3 +144,21 @@ def test_sides_labels_and_paper_loss(small_store, tmp_path):
     run_train(config, tmp_path / "sides", progress=False)
     ckpt = torch.load(tmp_path / "sides" / "checkpoint_last.pt", weights_only=True)
     assert ckpt["labels"] == "sides" and ckpt["out_channels"] == 3
+
+
+def test_3d_training_uses_sliding_windows(small_store, tmp_path):
+    config = resolve_train_config(
+        "kits19-paper",
+        small_store,
+        patch_size=(16, 32, 32),
+        channels=(4, 8, 16),
+        strides=(1, (1, 2, 2), 2),
+        epochs=1,
+        batch_size=2,
+        samples_per_epoch=4,
+        device="cpu",
+    )
+    history = run_train(config, tmp_path / "3d", progress=False)
+    assert config.dims == 3 and 0 <= history[0]["val_dice"] <= 1
+    summary = evaluate_run(tmp_path / "3d", "test", device="cpu", progress=False)
+    assert summary["cases"] == 2
