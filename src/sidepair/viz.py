@@ -18,6 +18,16 @@ import numpy as np  # noqa: E402
 from sidepair.atomic import atomic_path  # noqa: E402
 
 
+def save_figure(fig: plt.Figure, out: str | Path, title: str, fontsize: int = 9) -> Path:
+    """Title, lay out and write a figure as PNG atomically, then close it."""
+    fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(out)
+
+
 def axial(array: np.ndarray, k: int) -> np.ndarray:
     """Axial slice ``k`` of a RAS array, oriented for display (radiological)."""
     return array[:, :, k].T[::-1, ::-1]
@@ -74,12 +84,7 @@ def render_montage(
             spacing[2] / spacing[0],
             f"{name} coronal y={centre[1]}",
         )
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(out)
+    return save_figure(fig, out, title, fontsize=10)
 
 
 def montage_from_folder(
@@ -123,12 +128,7 @@ def plot_history(history: list[dict], keys: Sequence[str], out: str | Path, titl
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(out)
+    return save_figure(fig, out, title, fontsize=9)
 
 
 def render_overlay(
@@ -157,9 +157,4 @@ def render_overlay(
         ax.set_title(f"{caption}\naxial z={k}; green reference, red prediction", fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(out)
+    return save_figure(fig, out, title, fontsize=9)
