@@ -21,7 +21,7 @@ from sidepair.atomic import atomic_path  # noqa: E402
 def save_figure(fig: plt.Figure, out: str | Path, title: str, fontsize: int = 9) -> Path:
     """Title, lay out and write a figure as PNG atomically, then close it."""
     fig.suptitle(title, fontsize=fontsize)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # leave the top strip to the title
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
