@@ -162,3 +162,8 @@ def test_3d_training_uses_sliding_windows(small_store, tmp_path):
     assert config.dims == 3 and 0 <= history[0]["val_dice"] <= 1
     summary = evaluate_run(tmp_path / "3d", "test", device="cpu", progress=False)
     assert summary["cases"] == 2
+
+
+def test_encoder_architecture_is_validated_for_segmentation_too(small_store):
+    with pytest.raises(ConfigError, match="channels \\(4, 8\\) and strides \\(1, 2, 2\\) differ in length"):
+        resolve_train_config("fast-2d", small_store, channels=(4, 8), strides=(1, 2, 2))

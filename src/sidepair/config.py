@@ -272,6 +272,15 @@ class EncoderFields(BaseModel):
     strides: tuple[int | tuple[int, ...], ...]
     norm: str = "instance"
 
+    @model_validator(mode="after")
+    def _check_architecture(self) -> EncoderFields:
+        for s in self.strides:
+            if not isinstance(s, int) and len(s) != self.dims:
+                raise ValueError(f"stride {s} must have {self.dims} values for dims={self.dims}")
+        if len(self.channels) != len(self.strides):
+            raise ValueError(f"channels {self.channels} and strides {self.strides} differ in length")
+        return self
+
     def encoder_config(self) -> dict[str, Any]:
         """Arguments of the :class:`~sidepair.models.Encoder` (saved in checkpoints to rebuild it)."""
         return {

@@ -63,11 +63,6 @@ class PretrainConfig(EncoderFields):
             raise ValueError(
                 f"section_size {self.section_size} must have {self.dims} sizes for dims={self.dims}"
             )
-        for s in self.strides:
-            if not isinstance(s, int) and len(s) != self.dims:
-                raise ValueError(f"stride {s} must have {self.dims} values for dims={self.dims}")
-        if len(self.channels) != len(self.strides):
-            raise ValueError(f"channels {self.channels} and strides {self.strides} differ in length")
         for name in ("epochs", "batch_size", "pairs_per_epoch", "val_pairs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
