@@ -175,9 +175,7 @@ class PatchDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         case_id, start = self.items[i]
-        entry = self.store.cases[case_id]
-        pad = (self.store.settings.window[0] - entry["normalization"]["mean"]) / entry["normalization"]["std"]
-        image = read_crop(self.store.array(case_id), start, self.size, pad)
+        image = read_crop(self.store.array(case_id), start, self.size, self.store.background_value(case_id))
         label = read_crop(self.store.array(case_id, "label"), start, self.size, 0)
         side = (
             read_crop(self.store.array(case_id, "side"), start, self.size, 0)

@@ -156,12 +156,8 @@ class SectionSampler:
 
     def read(self, section: Section) -> np.ndarray:
         """The section's voxels, float32, shape ``(1, *size)`` (a channel axis first)."""
-        entry = self.store.cases[section.case_id]
         image = self.store.array(section.case_id, "image")
-        stats = entry["normalization"]
-        low = self.store.settings.window[0]
-        pad = (low - stats["mean"]) / stats["std"]
-        crop = read_crop(image, section.start, section.size, pad)
+        crop = read_crop(image, section.start, section.size, self.store.background_value(section.case_id))
         if self.mode == "masked":
             label = self.store.array(section.case_id, "label")
             side = self.store.array(section.case_id, "side")

@@ -362,11 +362,18 @@ class Store:
             raise StoreError(f"{self.path}: index.json does not match store.json; rerun `sidepair prepare`")
         self.cases: dict[str, dict[str, Any]] = {c["case_id"]: c for c in index["cases"]}
         self.splits: dict[str, Any] = json.loads((self.path / "splits.json").read_text())
+        # Parsed once: crops read it for every section and patch.
+        self._settings = PreprocessSettings.model_validate(self.header["preprocess"])
 
     @property
     def settings(self) -> PreprocessSettings:
         """The preprocessing settings the store was made with."""
-        return PreprocessSettings.model_validate(self.header["preprocess"])
+        return self._settings
+
+    def background_value(self, case_id: str) -> float:
+        """The normalised value of the HU window's low end in a case: what crops are padded with."""
+        stats = self.cases[case_id]["normalization"]
+        return (self._settings.window[0] - stats["mean"]) / stats["std"]
 
     def split(self, name: str) -> list[str]:
         """Case ids of split ``name`` (``train``, ``val`` or ``test``)."""
