@@ -115,6 +115,23 @@ def describe_store(store: Store) -> str:
     return f"{' + '.join(kinds) or 'unknown data'} ({len(store)} cases)"
 
 
+def write_run_info(out: Path, kind: str, store: Store, seed: int, **extra: Any) -> None:
+    """Write ``run.json``: kind, versions, seed, the data (phantom or real) and run-specific fields."""
+    write_json(
+        out / "run.json",
+        {
+            "kind": kind,
+            "sidepair_version": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "seed": seed,
+            "data": describe_store(store),
+            "store_fingerprint": store.header["fingerprint"],
+            **extra,
+        },
+    )
+
+
 class SidePairTask:
     """The side-pair task for the training loop."""
 
@@ -228,19 +245,13 @@ def run_pretrain(
     store = Store(config.store)
     task = SidePairTask(config, store)
     write_run_config(out, config, resume)
-    write_json(
-        out / "run.json",
-        {
-            "kind": "pretrain",
-            "sidepair_version": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "seed": config.seed,
-            "data": describe_store(store),
-            "store_fingerprint": store.header["fingerprint"],
-            "sections": {"train": len(task.train_sampler.units), "val": len(task.val_sampler.units)},
-            "encoder_tensors": len(task.model.encoder.state_dict()),
-        },
+    write_run_info(
+        out,
+        "pretrain",
+        store,
+        config.seed,
+        sections={"train": len(task.train_sampler.units), "val": len(task.val_sampler.units)},
+        encoder_tensors=len(task.model.encoder.state_dict()),
     )
     settings = LoopSettings(
         epochs=config.epochs, lr=config.lr, monitor="val_acc", seed=config.seed, device=config.device

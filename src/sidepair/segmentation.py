@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,8 +19,6 @@ from monai.losses import DiceCELoss
 from pydantic import ConfigDict, model_validator
 from torch.utils.data import DataLoader, Dataset
 
-from sidepair import __version__
-from sidepair.atomic import write_json
 from sidepair.config import EncoderFields, get_preset, validated, write_run_config
 from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
@@ -29,7 +26,7 @@ from sidepair.errors import ConfigError, SidepairError, StoreError
 from sidepair.evaluation.metrics import binary_metrics
 from sidepair.inference import predict_array
 from sidepair.models import UNet
-from sidepair.pretrain import describe_store, encoder_weights
+from sidepair.pretrain import describe_store, encoder_weights, write_run_info
 from sidepair.training.checkpoint import load_checkpoint
 from sidepair.training.loop import LoopSettings, fit
 
@@ -293,22 +290,16 @@ def run_train(
         if config.init != "scratch"
         else "scratch (no transfer)"
     )
-    write_json(
-        out / "run.json",
-        {
-            "kind": "segmentation",
-            "sidepair_version": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "seed": config.seed,
-            "data": describe_store(store),
-            "store_fingerprint": store.header["fingerprint"],
-            "init": config.init,
-            "transfer": transfer,
-            "label_fraction": config.label_fraction,
-            "train_cases": task.train_ids,
-            "val_cases": task.val_ids,
-        },
+    write_run_info(
+        out,
+        "segmentation",
+        store,
+        config.seed,
+        init=config.init,
+        transfer=transfer,
+        label_fraction=config.label_fraction,
+        train_cases=task.train_ids,
+        val_cases=task.val_ids,
     )
     if progress:
         print(
