@@ -167,3 +167,10 @@ def test_3d_training_uses_sliding_windows(small_store, tmp_path):
 def test_encoder_architecture_is_validated_for_segmentation_too(small_store):
     with pytest.raises(ConfigError, match="channels \\(4, 8\\) and strides \\(1, 2, 2\\) differ in length"):
         resolve_train_config("fast-2d", small_store, channels=(4, 8), strides=(1, 2, 2))
+
+
+def test_segmentation_counts_must_be_positive(small_store):
+    with pytest.raises(ConfigError, match="epochs must be at least 1"):
+        resolve_train_config("fast-2d", small_store, epochs=0)
+    with pytest.raises(ConfigError, match="lr must be positive"):
+        resolve_train_config("fast-2d", small_store, lr=0.0)

@@ -67,6 +67,11 @@ class TrainConfig(EncoderFields):
             raise ValueError("unfreeze_after needs freeze_encoder")
         if self.freeze_encoder and self.init == "scratch":
             raise ValueError("freeze_encoder needs a pretrained --init checkpoint")
+        for name in ("epochs", "batch_size", "samples_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.lr <= 0:
+            raise ValueError("lr must be positive")
         return self
 
 
