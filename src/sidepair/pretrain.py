@@ -111,7 +111,10 @@ def describe_store(store: Store) -> str:
     kinds = []
     for record in store.header.get("datasets", []):
         root = Path(record["data_root"])
-        kinds.append(f"phantom {root.name}" if (root / "phantom.json").exists() else f"real {root.name}")
+        if (root / "phantom.json").exists():
+            kinds.append("phantom" if root.name == "phantom" else f"phantom {root.name}")
+        else:
+            kinds.append(f"real {root.name}")
     return f"{' + '.join(kinds) or 'unknown data'} ({len(store)} cases)"
 
 
@@ -228,6 +231,8 @@ def run_pretrain(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    label: str = "",
+    bar: bool = True,
 ) -> list[dict[str, Any]]:
     """Pretrain and write the run folder.
 
@@ -237,6 +242,8 @@ def run_pretrain(
         resume: Continue an interrupted run.
         progress: Progress bars and per-epoch lines.
         stop_after: Stop after this many batches (tests of interruption).
+        label: Prefix of the progress lines.
+        bar: Per-batch progress bar (with ``progress``).
 
     Returns:
         The per-epoch history.
@@ -256,7 +263,9 @@ def run_pretrain(
     settings = LoopSettings(
         epochs=config.epochs, lr=config.lr, monitor="val_acc", seed=config.seed, device=config.device
     )
-    history = fit(task, out, settings, resume=resume, progress=progress, stop_after=stop_after)
+    history = fit(
+        task, out, settings, resume=resume, progress=progress, stop_after=stop_after, label=label, bar=bar
+    )
     if history and stop_after is None:
         from sidepair.viz import plot_history
 

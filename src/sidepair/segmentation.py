@@ -23,7 +23,7 @@ from sidepair.config import EncoderFields, get_preset, validated, write_run_conf
 from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError, StoreError
-from sidepair.evaluation.metrics import binary_metrics
+from sidepair.evaluation.metrics import dice_score
 from sidepair.inference import predict_array
 from sidepair.models import UNet
 from sidepair.pretrain import describe_store, encoder_weights, write_run_info
@@ -218,8 +218,15 @@ class SegmentationTask:
         dice_weight = 0.8 if config.loss == "paper" else 1.0
         ce_weight = 0.2 if config.loss == "paper" else 1.0
         # Batch Dice (one Dice over the whole batch, as nnU-Net): patches without kidney do not make it noisy.
+        # Without the background class (as nnU-Net): with it, predicting background everywhere already
+        # scores half the Dice term, and some seeds stayed in that minimum.
         self.loss = DiceCELoss(
-            to_onehot_y=True, softmax=True, batch=True, lambda_dice=dice_weight, lambda_ce=ce_weight
+            to_onehot_y=True,
+            softmax=True,
+            batch=True,
+            include_background=False,
+            lambda_dice=dice_weight,
+            lambda_ce=ce_weight,
         )
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -260,8 +267,7 @@ class SegmentationTask:
         for case_id in self.val_ids:
             pred = self.predict_case(case_id, device)
             gt = np.asarray(self.store.array(case_id, "label"))
-            spacing = tuple(self.store.cases[case_id]["spacing"])
-            dices.append(binary_metrics(pred > 0, gt > 0, spacing)["dice"])
+            dices.append(dice_score(pred > 0, gt > 0))
         return {"dice": float(np.mean(dices))}
 
     def checkpoint_extra(self) -> dict[str, Any]:
@@ -279,9 +285,22 @@ class SegmentationTask:
 
 
 def run_train(
-    config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
+    config: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    label: str = "",
+    bar: bool = True,
 ) -> list[dict]:
     """Train a U-Net and write the run folder (config.yaml, run.json, checkpoints, metrics, curves).
+
+    Args:
+        config: Resolved config.
+        out: Run folder.
+        resume: Continue an interrupted run (a finished one is left as it is).
+        progress: Progress lines per epoch.
+        label: Prefix of the progress lines.
+        bar: Per-batch progress bar (with ``progress``).
 
     Returns:
         The per-epoch history.
@@ -308,13 +327,13 @@ def run_train(
     )
     if progress:
         print(
-            f"train: {transfer}; {len(task.train_ids)} labelled training cases "
+            f"{label}train: {transfer}; {len(task.train_ids)} labelled training cases "
             f"(fraction {config.label_fraction}), {len(task.val_ids)} validation cases"
         )
     settings = LoopSettings(
         epochs=config.epochs, lr=config.lr, monitor="val_dice", seed=config.seed, device=config.device
     )
-    history = fit(task, out, settings, resume=resume, progress=progress)
+    history = fit(task, out, settings, resume=resume, progress=progress, label=label, bar=bar)
     if history:
         from sidepair.viz import plot_history
 

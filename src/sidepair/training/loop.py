@@ -85,6 +85,8 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    label: str = "",
+    bar: bool = True,
 ) -> list[dict[str, Any]]:
     """Train ``task`` for ``settings.epochs`` epochs, or continue a run with ``resume``.
 
@@ -95,6 +97,8 @@ def fit(
         resume: Continue from ``checkpoint_last.pt`` (a truncated one falls back to the best, warning).
         progress: Show a progress bar on a terminal.
         stop_after: Stop after this many batches of the first epoch run (for tests of interruption).
+        label: Prefix of the progress lines (which run this is, when several run at once).
+        bar: With ``progress``, also a per-batch bar (off where several processes share a terminal).
 
     Returns:
         The history: one dict per epoch.
@@ -138,10 +142,10 @@ def fit(
             batches = task.train_batches(epoch)
             bar = tqdm(
                 batches,
-                desc=f"{task.kind} epoch {epoch + 1}/{settings.epochs}",
+                desc=f"{label}{task.kind} epoch {epoch + 1}/{settings.epochs}",
                 unit="batch",
                 leave=False,
-                disable=None if progress else True,
+                disable=None if progress and bar else True,
             )
             for i, batch in enumerate(bar):
                 optimizer.zero_grad(set_to_none=True)
@@ -183,14 +187,17 @@ def fit(
                 "sidepair_version": __version__,
                 **task.checkpoint_extra(),
             }
-            save_checkpoint(payload, run_dir / LAST)
+            # The best checkpoint first: a kill between the two writes then repeats this epoch on
+            # resume, where the other order could leave a last checkpoint whose best was never written.
             if improved:
                 save_checkpoint({**payload, "best_epoch": epoch + 1}, run_dir / BEST)
+            save_checkpoint(payload, run_dir / LAST)
             logger.log(history)
             if progress:
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
                 tqdm.write(
-                    f"{task.kind} epoch {epoch + 1}/{settings.epochs}: loss {row['train_loss']:.4f}, {shown}"
+                    f"{label}{task.kind} epoch {epoch + 1}/{settings.epochs}: "
+                    f"loss {row['train_loss']:.4f}, {shown}"
                 )
     finally:
         logger.close()
