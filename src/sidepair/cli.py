@@ -1,7 +1,7 @@
 """The ``sidepair`` command line: verbs in the order of work, each a thin call into the package.
 
 Errors caused by input are printed as one line (``sidepair <verb>: error: ...``) with exit code 1 and
-no traceback; ``--debug`` shows the traceback. A verb that is not built yet says so and exits 2.
+no traceback; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from sidepair import __version__
-from sidepair.errors import NotBuiltError, SidepairError
+from sidepair.errors import SidepairError
 
 app = typer.Typer(
     name="sidepair",
@@ -41,10 +41,6 @@ def _root(
     ] = False,
 ) -> None:
     _state["debug"] = debug
-
-
-def _not_built(verb: str, issue: int) -> None:
-    raise NotBuiltError(f"`sidepair {verb}` is not built yet (planned in issue #{issue}); nothing was run")
 
 
 @app.command()
@@ -132,9 +128,6 @@ def prepare(
         f"store {store}: {len(s)} cases ({names} format, {unlabelled} unlabelled), "
         f"train {len(s.split('train'))} / val {len(s.split('val'))} / test {len(s.split('test'))}"
     )
-
-
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 @app.command()
@@ -277,70 +270,119 @@ def evaluate(
     )
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def predict(ctx: typer.Context) -> None:
-    """Kidney masks for new scans: NIfTI file, folder or DICOM series (not built yet)."""
-    _not_built("predict", 6)
+@app.command()
+def predict(
+    input_: Annotated[
+        Path, typer.Option("--input", "-i", help="NIfTI file, folder of NIfTI files, or DICOM series folder.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .nii.gz file or folder.")],
+    model: Annotated[
+        Path,
+        typer.Option("--model", "-m", help="Segmentation run folder, checkpoint, or exported .onnx/.ts."),
+    ],
+    labels: Annotated[
+        str, typer.Option(help="sides (1 right, 2 left), kidney (1) or kidney+tumour (1, 2).")
+    ] = "sides",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    batch_size: Annotated[int | None, typer.Option(help="Slices (2D) or windows (3D) per pass.")] = None,
+    checkpoint: Annotated[str, typer.Option(help="With a run folder: best or last.")] = "best",
+    series: Annotated[
+        str | None, typer.Option(help="DICOM series UID, when the folder holds several.")
+    ] = None,
+    largest_component: Annotated[
+        bool, typer.Option("--largest-component", help="Keep only the largest component per side.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+) -> None:
+    """Kidney masks for new scans, in each scan's own shape and affine, with a JSON of volumes beside."""
+    from sidepair.errors import ConfigError
+    from sidepair.prediction import Predictor, plan_inputs, predict_paths
+
+    if labels not in ("sides", "kidney", "kidney+tumour"):
+        raise ConfigError(f"--labels must be sides, kidney or kidney+tumour, got {labels!r}")
+    plan_inputs(input_, output, series)  # bad input is refused before the model is loaded
+    predictor = Predictor.load(model, device, checkpoint)
+    predictor.batch_size = batch_size
+    records = predict_paths(
+        input_,
+        output,
+        predictor,
+        labels,  # type: ignore[arg-type]
+        overwrite=overwrite,
+        largest_component=largest_component,
+        series=series,
+    )
+    for r in records:
+        vol = ", ".join(f"{k} {v:.1f} mL" for k, v in r["volume_ml"].items())
+        typer.echo(f"{r['output']}: {vol}")
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def experiment(ctx: typer.Context) -> None:
-    """The whole comparison, SSL against scratch, and its report (not built yet)."""
-    _not_built("experiment", 5)
+@app.command()
+def experiment(
+    config: Annotated[
+        str, typer.Argument(help="Experiment YAML, or a bundled config: demo, kits19-2d, kits19-paper-3d.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Experiment folder (rerun to resume).")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option("--data", "-d", help="Dataset folder replacing the config's data.paths (repeat)."),
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Runs at the same time (default: the config's).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: the config's).")] = None,
+) -> None:
+    """The whole comparison, SSL against scratch, and its report: prepare, pretrain, train, evaluate."""
+    from sidepair.experiment import load_experiment_config, run_experiment
+
+    resolved = load_experiment_config(config, [str(d) for d in data] if data else None)
+    updates = {k: v for k, v in {"jobs": jobs, "device": device}.items() if v is not None}
+    if updates:
+        from sidepair.config import validated
+        from sidepair.experiment.config import ExperimentConfig
+
+        resolved = validated(ExperimentConfig, {**resolved.model_dump(), **updates}, "experiment")
+    report = run_experiment(resolved, out)
+    typer.echo(f"report: {report}")
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def export(ctx: typer.Context) -> None:
-    """Export a trained model to ONNX or TorchScript (not built yet)."""
-    _not_built("export", 6)
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Segmentation run folder or checkpoint.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output file (default RUN/model.onnx or RUN/model.ts).")
+    ] = None,
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+) -> None:
+    """Export a trained model to one ONNX or TorchScript file that `predict` can run alone."""
+    from sidepair.export import export_model
+
+    result = export_model(model, fmt, out, checkpoint)  # type: ignore[arg-type]
+    typer.echo(
+        f"export: {result['file']} ({result['bytes'] / 1e6:.1f} MB); max abs logit difference against "
+        f"PyTorch {result['max_abs_diff']:.2e}"
+    )
 
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/demo"),
-    cases: Annotated[int, typer.Option(help="Phantom cases.")] = 20,
-    seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (rerun to resume).")] = Path(
+        "runs/demo"
+    ),
+    jobs: Annotated[int | None, typer.Option(help="Runs at the same time (default 2).")] = None,
 ) -> None:
-    """Run the pipeline on the built-in phantom (today: phantom, prepare, pretrain; not yet the rest)."""
+    """The whole comparison on the built-in phantom (the bundled demo.yaml), then where the report is."""
     import time
 
-    from sidepair.config import get_preset
-    from sidepair.data.formats import open_dataset
-    from sidepair.data.phantom import generate_phantom
-    from sidepair.data.store import Store
-    from sidepair.data.store import prepare as run_prepare
-    from sidepair.pretrain import resolve_config, run_pretrain
-    from sidepair.viz import montage_from_folder
+    from sidepair.experiment import load_experiment_config, run_experiment
 
     t0 = time.perf_counter()
-    data = out / "phantom"
-    if not (data / "phantom.json").exists():
-        generate_phantom(data, cases, seed, progress=True)
-    png = montage_from_folder(data, out / "phantom_montage.png", max_cases=6)
-    t1 = time.perf_counter()
-    store = run_prepare(
-        open_dataset(data, "kits"), out / "store", get_preset("demo").preprocess, progress=True
-    )
-    s = Store(store)
-    t2 = time.perf_counter()
-    run = out / "pretrain_half"
-    config = resolve_config("demo", store, sections="half", seed=seed)
-    history = run_pretrain(config, run, resume=(run / "checkpoint_last.pt").exists())
-    t3 = time.perf_counter()
-    typer.echo(f"phantom: {cases} synthetic cases in {data} ({t1 - t0:.1f} s); montage {png}")
-    typer.echo(
-        f"store: {store} ({len(s)} cases, train/val/test {len(s.split('train'))}/"
-        f"{len(s.split('val'))}/{len(s.split('test'))}, {t2 - t1:.1f} s)"
-    )
-    last = history[-1] if history else {"epoch": 0, "val_acc": float("nan"), "val_auc": float("nan")}
-    typer.echo(
-        f"pretrain (half sections, no labels): {run}, {last['epoch']} epochs, held-out pair accuracy "
-        f"{last['val_acc']:.3f}, AUC {last['val_auc']:.3f} ({t3 - t2:.1f} s)"
-    )
-    typer.echo(f"learning curves: {run / 'learning_curves.png'}")
-    typer.echo(
-        "These are phantom results. Segmentation, evaluation and the report are not built yet (issues #4-#5)."
-    )
+    config = load_experiment_config("demo")
+    if jobs is not None:
+        config = config.model_copy(update={"jobs": jobs})
+    report = run_experiment(config, out)
+    typer.echo(f"demo finished in {time.perf_counter() - t0:.0f} s; these are phantom results.")
+    typer.echo(f"report: {report}")
+    typer.echo(f"figures: {report.parent / 'figures'}; one row per run: {report.parent / 'results.csv'}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -349,9 +391,6 @@ def main(argv: list[str] | None = None) -> None:
     verb = next((a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")), "")
     try:
         app(args=argv, standalone_mode=False)
-    except NotBuiltError as exc:
-        typer.echo(f"sidepair {verb}: {exc}", err=True)
-        sys.exit(2)
     except SidepairError as exc:
         if debug:
             raise

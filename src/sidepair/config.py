@@ -183,24 +183,26 @@ PRESETS: dict[str, Preset] = {
         seg_lr=3e-3,
         seg_samples=512,
     ),
+    # The README's demo on 2 CPU cores: a coarse grid (a slice is ~128 x 128), a small encoder,
+    # 64 x 64 patches (192 mm, a kidney with its surroundings).
     "demo": Preset(
         name="demo",
-        preprocess=PreprocessSettings(spacing_zyx=(3.0, 2.4, 2.4)),
+        preprocess=PreprocessSettings(spacing_zyx=(5.0, 3.0, 3.0)),
         dims=2,
         sections="half",
         section_size=(48, 48),
-        half_section_size=(96, 96),
+        half_section_size=(64, 64),
         channels=(8, 16, 32, 64, 128),
         strides=(1, 2, 2, 2, 2),
         batch_size=32,
         pairs_per_epoch=384,
         epochs=5,
         lr=1e-3,
-        seg_patch_size=(96, 96),
-        seg_epochs=8,
+        seg_patch_size=(64, 64),
+        seg_epochs=10,
         seg_batch_size=16,
-        seg_lr=1e-3,
-        seg_samples=192,
+        seg_lr=3e-3,
+        seg_samples=512,
     ),
 }
 
@@ -252,7 +254,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with a one-line error naming the file on failure."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
@@ -302,7 +304,7 @@ def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
 
     resolved = json.loads(config.model_dump_json())
     saved = out / "config.yaml"
-    if resume and saved.exists() and yaml.safe_load(saved.read_text()) != resolved:
+    if resume and saved.exists() and yaml.safe_load(saved.read_text(encoding="utf-8")) != resolved:
         raise ConfigError(
             f"{saved}: --resume with settings other than the run's own; rerun with the same options"
         )

@@ -33,7 +33,3 @@ class ConfigError(SidepairError):
 
 class StoreError(SidepairError):
     """A preprocessed store is missing, incomplete or was made with other settings."""
-
-
-class NotBuiltError(SidepairError):
-    """A verb of the command line that is not implemented yet."""

@@ -135,6 +135,7 @@ def render_overlay(
     panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, tuple[float, ...]]],
     out: str | Path,
     title: str,
+    columns: int | None = None,
 ) -> Path:
     """Axial slices through the reference kidney with reference (green) and prediction (red) contours.
 
@@ -142,12 +143,17 @@ def render_overlay(
         panels: ``(caption, image_hu, reference, prediction, spacing_xyz)`` with RAS arrays.
         out: PNG path (written atomically).
         title: Title; it must say what data this is.
+        columns: Panels per row (default: all in one row).
 
     Returns:
         The PNG path.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.8), squeeze=False)
-    for ax, (caption, image, ref, pred, spacing) in zip(axes[0], panels, strict=True):
+    ncols = columns or len(panels)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.6 * nrows + 0.3), squeeze=False)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_axis_off()
+    for ax, (caption, image, ref, pred, spacing) in zip(axes.ravel(), panels, strict=False):
         where = np.argwhere(ref > 0)
         k = int(np.median(where[:, 2])) if len(where) else image.shape[2] // 2
         ax.imshow(np.clip(axial(image, k), -250, 350), cmap="gray", aspect=spacing[1] / spacing[0])

@@ -85,8 +85,11 @@ def evaluate_run(
     Returns:
         The summary written to ``metrics.json``.
     """
+    import time
+
     from tqdm import tqdm
 
+    t0 = time.perf_counter()
     run = Path(run)
     model, ckpt = load_segmentation_model(run, which)
     config = ckpt["config"]
@@ -126,7 +129,13 @@ def evaluate_run(
         rows,
         figures,
         f"{describe_store(store)}, split {split}",
-        {"run": str(run), "checkpoint": which, "transfer": ckpt.get("transferred")},
+        {
+            "run": str(run),
+            "checkpoint": which,
+            "checkpoint_epoch": int(ckpt["epoch"]),
+            "transfer": ckpt.get("transferred"),
+            "wall_s": time.perf_counter() - t0,
+        },
     )
 
 

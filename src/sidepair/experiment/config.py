@@ -1,0 +1,195 @@
+"""The experiment YAML: data, proxy variants, segmentation grid, evaluation, parallelism.
+
+A config names a preset for its defaults and overrides what it needs. Bundled configs live in
+``sidepair/configs`` (``configs/`` in the repository) and can be named without a path.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sidepair.config import get_preset, load_yaml, validated
+from sidepair.errors import ConfigError
+
+InitMode = Literal["scratch", "finetune", "frozen", "frozen-then-unfrozen"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PhantomData(_Strict):
+    """Generate the built-in phantom as the experiment's data."""
+
+    cases: int = Field(20, ge=6)
+    seed: int = 0
+    shape: tuple[int, int, int] = (256, 256, 100)
+    masks_from: str | None = None
+
+
+class DataConfig(_Strict):
+    """Where the data is: dataset folders (combined into one store), or the phantom."""
+
+    paths: list[str] = []
+    format: str = "auto"
+    label_map: str | dict[str, Any] | None = None
+    phantom: PhantomData | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if bool(self.paths) == (self.phantom is not None):
+            raise ValueError("give either data.paths (dataset folders) or data.phantom, not both or neither")
+        return self
+
+
+class PrepareConfig(_Strict):
+    """Store settings beyond the preset's: spacing and window overrides, the split seed."""
+
+    spacing_zyx: tuple[float | None, float | None, float | None] | None = None
+    window: tuple[float, float] | None = None
+    split_seed: int = 0
+
+
+class ProxyVariant(_Strict):
+    """One side-pair pretraining run; unset fields keep the preset's values."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    sections: Literal["masked", "bbox", "half"]
+    loss: Literal["contrastive", "bce"] | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    pairs_per_epoch: int | None = None
+    section_size: tuple[int, ...] | None = None
+    seed: int = 0
+
+
+class SegmentationGrid(_Strict):
+    """The segmentation runs: every init x label fraction x seed; unset fields keep the preset's."""
+
+    inits: list[InitMode] = ["scratch", "finetune"]
+    transfer_from: list[str] | None = None
+    unfreeze_after: int = 5
+    fractions: list[float] = [0.1, 0.25, 1.0]
+    seeds: list[int] = [0, 1, 2]
+    labels: Literal["kidney", "kidney+tumour", "sides"] = "kidney"
+    loss: Literal["dicece", "paper"] = "dicece"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    samples_per_epoch: int | None = None
+    patch_size: tuple[int, ...] | None = None
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < f <= 1 for f in v):
+            raise ValueError(f"fractions must be in (0, 1], got {v}")
+        return sorted(set(v))
+
+    @field_validator("seeds", "inits")
+    @classmethod
+    def _nonempty(cls, v: list) -> list:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"must be a non-empty list without repeats, got {v}")
+        return v
+
+
+class EvaluationConfig(_Strict):
+    """Which split the test metrics come from and which checkpoint is scored."""
+
+    split: Literal["val", "test"] = "test"
+    checkpoint: Literal["best", "last"] = "best"
+    bootstrap: int = Field(10_000, ge=100)
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment (written resolved to ``DIR/experiment.yaml``).
+
+    Attributes:
+        name: Short name, used in titles.
+        description: Free text for the report.
+        preset: Defaults for everything not set here.
+        data: Dataset folders or the phantom.
+        prepare: Store settings.
+        pretrain: The proxy variants, each pretrained once.
+        segmentation: The grid of segmentation runs.
+        evaluation: Test split and statistics.
+        jobs: Runs trained at the same time (processes); 2 suits 2 CPU cores.
+        threads_per_job: Torch threads per job (default: CPU cores / jobs).
+        device: auto, cpu or cuda.
+    """
+
+    name: str
+    description: str = ""
+    preset: str
+    data: DataConfig
+    prepare: PrepareConfig = PrepareConfig()
+    pretrain: list[ProxyVariant] = []
+    segmentation: SegmentationGrid = SegmentationGrid()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    jobs: int = Field(1, ge=1)
+    threads_per_job: int | None = Field(None, ge=1)
+    device: str = "auto"
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        try:
+            get_preset(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _transfer(self) -> ExperimentConfig:
+        names = [v.name for v in self.pretrain]
+        if len(set(names)) != len(names):
+            raise ValueError(f"pretrain variant names repeat: {names}")
+        ssl = [i for i in self.segmentation.inits if i != "scratch"]
+        if ssl and not names:
+            raise ValueError(f"inits {ssl} need at least one pretrain variant")
+        if "scratch" not in self.segmentation.inits:
+            raise ValueError("segmentation.inits must hold scratch: every comparison is against it")
+        unknown = sorted(set(self.segmentation.transfer_from or []) - set(names))
+        if unknown:
+            raise ValueError(f"transfer_from names {unknown}, but the pretrain variants are {names}")
+        return self
+
+    def transfer_variants(self) -> list[str]:
+        """The proxy variants whose encoders start segmentation runs."""
+        if self.segmentation.transfer_from is not None:
+            return list(self.segmentation.transfer_from)
+        return [v.name for v in self.pretrain]
+
+
+def bundled_configs() -> dict[str, Path]:
+    """The configs shipped with sidepair, by name (``demo``, ``kits19-2d``, ``kits19-paper-3d``)."""
+    folder = resources.files("sidepair") / "configs"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def load_experiment_config(spec: str | Path, data: list[str] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment YAML (a path, or the name of a bundled config).
+
+    Args:
+        spec: File path or bundled config name.
+        data: Dataset folders replacing the config's ``data.paths`` (e.g. where KiTS19 lives here).
+
+    Raises:
+        ConfigError: A missing file or an invalid field, named.
+    """
+    path = Path(spec)
+    if not path.exists() and str(spec) in bundled_configs():
+        path = bundled_configs()[str(spec)]
+    elif not path.exists():
+        raise ConfigError(f"{spec}: file not found (bundled configs: {', '.join(sorted(bundled_configs()))})")
+    raw = load_yaml(path)
+    if data:
+        raw.setdefault("data", {})
+        raw["data"] = {**{k: v for k, v in raw["data"].items() if k != "phantom"}, "paths": list(data)}
+    return validated(ExperimentConfig, raw, path.name)

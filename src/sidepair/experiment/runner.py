@@ -1,0 +1,435 @@
+"""Run an experiment: data, pretraining per proxy variant, the segmentation grid, evaluation, report.
+
+Every stage is resumable. A finished run (its last checkpoint at the final epoch and loadable, its
+config unchanged, its evaluation written from its best checkpoint) is skipped; an unfinished one
+continues from its last checkpoint. Runs can train in parallel processes (``jobs``); each such process
+dies with the experiment, so a killed experiment leaves no run writing behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sidepair.atomic import write_json, write_text
+from sidepair.errors import SidepairError, StoreError
+from sidepair.experiment.config import ExperimentConfig
+
+LOCK = ".experiment.lock"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One segmentation run of the grid.
+
+    Attributes:
+        name: Folder name under ``DIR/runs``.
+        init: ``scratch`` or ``ssl-<variant>[-frozen|-unfrozen]``: the row label in the report.
+        mode: scratch, finetune, frozen or frozen-then-unfrozen.
+        variant: The proxy variant whose encoder starts the run (None for scratch).
+        fraction: Label fraction.
+        seed: Seed.
+    """
+
+    name: str
+    init: str
+    mode: str
+    variant: str | None
+    fraction: float
+    seed: int
+
+
+def init_label(mode: str, variant: str | None) -> str:
+    """The report's name of an initialisation."""
+    if mode == "scratch":
+        return "scratch"
+    suffix = {"finetune": "", "frozen": "-frozen", "frozen-then-unfrozen": "-unfrozen"}[mode]
+    return f"ssl-{variant}{suffix}"
+
+
+def plan_runs(config: ExperimentConfig) -> list[RunSpec]:
+    """Every segmentation run, ordered by fraction, seed, then init (so a partial grid is balanced)."""
+    grid = config.segmentation
+    inits: list[tuple[str, str | None]] = []
+    for mode in grid.inits:
+        variants = [None] if mode == "scratch" else config.transfer_variants()
+        inits += [(mode, v) for v in variants]
+    runs = []
+    for fraction in grid.fractions:
+        for seed in grid.seeds:
+            for mode, variant in inits:
+                label = init_label(mode, variant)
+                runs.append(RunSpec(f"{label}_f{fraction:g}_s{seed}", label, mode, variant, fraction, seed))
+    return runs
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / LOCK, "w")  # noqa: SIM115 - held for the whole experiment
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SidepairError(f"{out}: another experiment is running in this folder") from None
+        yield
+    finally:
+        handle.close()
+
+
+class _State:
+    """``DIR/experiment.json``: wall time per stage, summed over the invocations that did work."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "experiment.json"
+        self.data: dict[str, Any] = {"stages": {}, "invocations": 0}
+        if self.path.exists():
+            with contextlib.suppress(ValueError, OSError):
+                self.data = json.loads(self.path.read_text(encoding="utf-8"))
+        self.data["invocations"] = int(self.data.get("invocations", 0)) + 1
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        stages = self.data.setdefault("stages", {})
+        stages[name] = float(stages.get(name, 0.0)) + time.perf_counter() - t0
+        write_json(self.path, self.data)
+
+
+def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
+    """Generate the phantom if asked, then write (or finish) the store named by its fingerprint."""
+    from sidepair.config import get_label_map, get_preset
+    from sidepair.data.formats import open_dataset
+    from sidepair.data.store import StoreSettings, dataset_record, prepare
+
+    if config.data.phantom is not None:
+        from sidepair.data.phantom import generate_phantom
+
+        ph = config.data.phantom
+        folder = out / "phantom"
+        if not (folder / "phantom.json").exists():
+            masks = Path(ph.masks_from) if ph.masks_from else None
+            generate_phantom(folder, ph.cases, ph.seed, ph.shape, masks, progress=progress)
+        roots, fmt = [folder], "kits"
+    else:
+        roots, fmt = [Path(p) for p in config.data.paths], config.data.format
+    label_map = get_label_map(config.data.label_map) if config.data.label_map is not None else None
+    datasets = []
+    for root in roots:
+        options = {"convention": "radiological"} if fmt == "slices" or (root / "images").is_dir() else {}
+        datasets.append(open_dataset(root, fmt, label_map, **options))
+    settings = get_preset(config.preset).preprocess
+    updates: dict[str, Any] = {}
+    if config.prepare.spacing_zyx is not None:
+        updates["spacing_zyx"] = config.prepare.spacing_zyx
+    if config.prepare.window is not None:
+        updates["window"] = config.prepare.window
+    if updates:
+        settings = type(settings).model_validate({**settings.model_dump(), **updates})
+    options = {"convention": "radiological"}
+    fingerprint = StoreSettings(
+        settings, [dataset_record(d, options) for d in datasets], config.prepare.split_seed
+    ).fingerprint()
+    return prepare(
+        datasets,
+        out / f"store_{fingerprint}",
+        settings,
+        split_seed=config.prepare.split_seed,
+        progress=progress,
+        format_options=options,
+    )
+
+
+def _pretrain_config(config: ExperimentConfig, store: Path, variant_name: str) -> dict[str, Any]:
+    from sidepair.pretrain import resolve_config
+
+    v = next(v for v in config.pretrain if v.name == variant_name)
+    resolved = resolve_config(
+        config.preset,
+        store,
+        sections=v.sections,
+        loss=v.loss,
+        epochs=v.epochs,
+        batch_size=v.batch_size,
+        lr=v.lr,
+        pairs_per_epoch=v.pairs_per_epoch,
+        section_size=v.section_size,
+        seed=v.seed,
+        device=config.device,
+    )
+    return json.loads(resolved.model_dump_json())
+
+
+def _train_config(config: ExperimentConfig, store: Path, out: Path, run: RunSpec) -> dict[str, Any]:
+    from sidepair.segmentation import resolve_train_config
+
+    grid = config.segmentation
+    init = "scratch" if run.variant is None else str(out / "pretrain" / run.variant / "checkpoint_best.pt")
+    resolved = resolve_train_config(
+        config.preset,
+        store,
+        init=init,
+        freeze_encoder=run.mode in ("frozen", "frozen-then-unfrozen"),
+        unfreeze_after=grid.unfreeze_after if run.mode == "frozen-then-unfrozen" else None,
+        label_fraction=run.fraction,
+        labels=grid.labels,
+        loss=grid.loss,
+        patch_size=grid.patch_size,
+        epochs=grid.epochs,
+        batch_size=grid.batch_size,
+        lr=grid.lr,
+        samples_per_epoch=grid.samples_per_epoch,
+        seed=run.seed,
+        device=config.device,
+    )
+    return json.loads(resolved.model_dump_json())
+
+
+def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
+    """Whether a run folder holds a complete training run with exactly these settings.
+
+    Raises:
+        SidepairError: If it holds a run with other settings (the message names the folder).
+    """
+    from sidepair.training.checkpoint import load_checkpoint
+
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        return False
+    if yaml.safe_load(saved.read_text(encoding="utf-8")) != resolved:
+        raise SidepairError(
+            f"{saved}: this run was made with other settings than the experiment's config now asks "
+            "for; use another --out, or restore the config"
+        )
+    last = run_dir / "checkpoint_last.pt"
+    if not last.exists():
+        return False
+    try:
+        ckpt = load_checkpoint(last)
+    except SidepairError:
+        return False  # a damaged checkpoint: the run resumes, falling back to the best one
+    return int(ckpt["epoch"]) >= int(resolved["epochs"]) and (run_dir / "checkpoint_best.pt").exists()
+
+
+def evaluation_finished(run_dir: Path, split: str, which: str) -> bool:
+    """Whether ``eval_<split>/metrics.json`` was written from the run's current checkpoint."""
+    from sidepair.training.checkpoint import load_checkpoint
+
+    metrics = run_dir / f"eval_{split}" / "metrics.json"
+    if not metrics.exists():
+        return False
+    try:
+        summary = json.loads(metrics.read_text(encoding="utf-8"))
+        ckpt = load_checkpoint(run_dir / f"checkpoint_{which}.pt")
+    except (ValueError, OSError, SidepairError):
+        return False
+    return summary.get("checkpoint") == which and summary.get("checkpoint_epoch") == int(ckpt["epoch"])
+
+
+def _init_worker(parent: int, threads: int) -> None:
+    """Tie a worker to the experiment: it is killed with it (Linux), and uses ``threads`` threads."""
+    import ctypes
+    import signal
+
+    import torch
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+    torch.set_num_threads(threads)
+
+
+def _job(job: dict[str, Any]) -> dict[str, Any]:
+    """One pretraining or segmentation job, in this process or a worker; errors come back as text."""
+    try:
+        label = f"[{job['name']}] " if job["parallel"] else ""
+        if job["kind"] == "pretrain":
+            from sidepair.pretrain import PretrainConfig, run_pretrain
+
+            config = PretrainConfig.model_validate(job["config"])
+            history = run_pretrain(
+                config,
+                job["run_dir"],
+                resume=True,
+                progress=job["progress"],
+                label=label,
+                bar=not job["parallel"],
+            )
+            return {"name": job["name"], "history": history}
+        from sidepair.evaluation.evaluate import evaluate_run
+        from sidepair.segmentation import TrainConfig, run_train
+
+        config = TrainConfig.model_validate(job["config"])
+        run_dir = Path(job["run_dir"])
+        if not training_finished(run_dir, job["config"]):
+            run_train(
+                config, run_dir, resume=True, progress=job["progress"], label=label, bar=not job["parallel"]
+            )
+        if not evaluation_finished(run_dir, job["split"], job["checkpoint"]):
+            evaluate_run(run_dir, job["split"], job["checkpoint"], job["device"], progress=False)
+        summary = json.loads((run_dir / f"eval_{job['split']}" / "metrics.json").read_text(encoding="utf-8"))
+        return {"name": job["name"], "dice": summary["metrics"]["kidney_dice"]["mean"]}
+    except SidepairError as exc:
+        return {"name": job["name"], "error": str(exc)}
+
+
+class _Executor:
+    """Runs jobs here (``jobs == 1``) or in worker processes, reporting each as it finishes."""
+
+    def __init__(self, jobs: int, threads: int | None) -> None:
+        self.jobs = jobs
+        cores = os.cpu_count() or 1
+        self.threads = threads or max(1, cores // jobs)
+        self.pool: ProcessPoolExecutor | None = None
+        if jobs > 1:
+            import multiprocessing
+
+            self.pool = ProcessPoolExecutor(
+                jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(os.getpid(), self.threads),
+            )
+
+    def run(self, jobs: list[dict[str, Any]], on_done) -> None:
+        """Run ``jobs``; call ``on_done(result)`` for each; stop at the first error and raise it."""
+        if self.pool is None:
+            for job in jobs:
+                result = _job(job)
+                if "error" in result:
+                    raise SidepairError(f"run {result['name']}: {result['error']}")
+                on_done(result)
+            return
+        pending: set[Future] = {self.pool.submit(_job, job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                if "error" in result:
+                    for other in pending:
+                        other.cancel()
+                    raise SidepairError(f"run {result['name']}: {result['error']}")
+                on_done(result)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True) -> Path:
+    """Run (or finish) the experiment in ``out`` and write its report.
+
+    Args:
+        config: The validated experiment config.
+        out: Experiment folder.
+        progress: Progress bars and a line per finished run.
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        SidepairError: Bad data, a run made with other settings, or another experiment in ``out``.
+    """
+    from tqdm import tqdm
+
+    from sidepair.data.store import Store
+    from sidepair.evaluation.report import write_report
+
+    out = Path(out)
+    with _exclusive(out):
+        write_text(
+            out / "experiment.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
+        )
+        state = _State(out)
+        with state.stage("data"):
+            store_path = _prepare_data(config, out, progress)
+        store = Store(store_path)
+        if not [c for c in store.split(config.evaluation.split) if store.cases[c]["labelled"]]:
+            raise StoreError(f"{store_path}: no labelled cases in split {config.evaluation.split!r}")
+        executor = _Executor(config.jobs, config.threads_per_job)
+        parallel = config.jobs > 1
+        try:
+            with state.stage("pretrain"):
+                jobs = [
+                    {
+                        "kind": "pretrain",
+                        "name": f"pretrain-{v.name}",
+                        "config": _pretrain_config(config, store_path, v.name),
+                        "run_dir": str(out / "pretrain" / v.name),
+                        "progress": progress,
+                        "parallel": parallel,
+                    }
+                    for v in config.pretrain
+                ]
+                executor.run(jobs, lambda r: print(f"{r['name']}: done") if progress else None)
+            runs = plan_runs(config)
+            todo = []
+            for run in runs:
+                run_dir = out / "runs" / run.name
+                resolved = _train_config(config, store_path, out, run)
+                split, which = config.evaluation.split, config.evaluation.checkpoint
+                if training_finished(run_dir, resolved) and evaluation_finished(run_dir, split, which):
+                    continue
+                todo.append(
+                    {
+                        "kind": "segment",
+                        "name": run.name,
+                        "config": resolved,
+                        "run_dir": str(run_dir),
+                        "split": split,
+                        "checkpoint": which,
+                        "device": config.device,
+                        "progress": progress,
+                        "parallel": parallel,
+                    }
+                )
+            with state.stage("segmentation"):
+                if progress:
+                    print(
+                        f"experiment {config.name}: {len(runs)} segmentation runs, {len(runs) - len(todo)} "
+                        f"already finished, {config.jobs} at a time"
+                    )
+                bar = tqdm(
+                    total=len(runs),
+                    initial=len(runs) - len(todo),
+                    desc="experiment runs",
+                    unit="run",
+                    disable=None if progress else True,
+                )
+
+                count = [len(runs) - len(todo)]
+
+                def finished(result: dict[str, Any]) -> None:
+                    count[0] += 1
+                    bar.update(1)
+                    if progress:
+                        bar.write(
+                            f"[{count[0]}/{len(runs)}] {result['name']}: {config.evaluation.split} "
+                            f"Dice {result['dice']:.3f}"
+                        )
+
+                executor.run(todo, finished)
+                bar.close()
+        finally:
+            executor.close()
+        with state.stage("report"):
+            report = write_report(config, out, store, runs, state.data["stages"])
+        write_json(state.path, state.data)
+        return report
+
+
+def run_table(runs: list[RunSpec]) -> list[dict[str, Any]]:
+    """The planned runs as plain rows (for summary.json)."""
+    return [asdict(r) for r in runs]

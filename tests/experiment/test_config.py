@@ -1,0 +1,84 @@
+import pytest
+import yaml
+
+from sidepair.errors import ConfigError
+from sidepair.experiment.config import bundled_configs, load_experiment_config
+from sidepair.experiment.runner import plan_runs
+
+
+def write(tmp_path, data):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+BASE = {
+    "name": "t",
+    "preset": "demo",
+    "data": {"phantom": {"cases": 10}},
+    "pretrain": [{"name": "masked", "sections": "masked"}, {"name": "half", "sections": "half"}],
+    "segmentation": {"inits": ["scratch", "finetune", "frozen"], "fractions": [1.0, 0.1], "seeds": [0, 1]},
+}
+
+
+def test_bundled_configs_load_and_hold_the_papers_settings():
+    assert set(bundled_configs()) == {"demo", "kits19-2d", "kits19-paper-3d"}
+    paper = load_experiment_config("kits19-paper-3d")
+    assert paper.preset == "kits19-paper"
+    assert paper.prepare.spacing_zyx == (3.22, 1.62, 1.62) and paper.prepare.window == (-79, 304)
+    assert [(v.sections, v.loss) for v in paper.pretrain] == [("masked", "contrastive")]
+    assert paper.segmentation.loss == "paper" and paper.data.format == "kits"
+    demo = load_experiment_config("demo")
+    assert demo.data.phantom is not None
+    assert len(demo.segmentation.fractions) >= 3 and len(demo.segmentation.seeds) >= 3
+    assert {"scratch", "finetune"} <= set(demo.segmentation.inits)
+    assert {v.sections for v in load_experiment_config("kits19-2d").pretrain} == {"masked", "bbox", "half"}
+
+
+def test_data_option_replaces_the_configs_paths(tmp_path):
+    config = load_experiment_config("kits19-paper-3d", [str(tmp_path / "kits19")])
+    assert config.data.paths == [str(tmp_path / "kits19")]
+    demo = load_experiment_config("demo", [str(tmp_path / "mine")])
+    assert demo.data.phantom is None and demo.data.paths == [str(tmp_path / "mine")]
+
+
+def test_plan_covers_every_init_fraction_and_seed(tmp_path):
+    runs = plan_runs(load_experiment_config(write(tmp_path, BASE)))
+    # scratch + (finetune, frozen) x 2 variants = 5 inits, x 2 fractions x 2 seeds
+    assert len(runs) == 20 and len({r.name for r in runs}) == 20
+    assert {r.init for r in runs} == {
+        "scratch",
+        "ssl-masked",
+        "ssl-half",
+        "ssl-masked-frozen",
+        "ssl-half-frozen",
+    }
+    assert [r.fraction for r in runs[:10]] == [0.1] * 10  # fractions sorted, smallest first
+    assert "ssl-masked-frozen_f0.1_s1" in {r.name for r in runs}
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"data": {"paths": ["x"], "phantom": {"cases": 10}}}, "either data.paths"),
+        ({"data": {}}, "either data.paths"),
+        ({"segmentation": {"inits": ["finetune"]}}, "must hold scratch"),
+        ({"segmentation": {"fractions": [0.0, 1.0]}}, "fractions must be in (0, 1]"),
+        ({"segmentation": {"transfer_from": ["bbox"]}}, "transfer_from names ['bbox']"),
+        ({"pretrain": [], "segmentation": {"inits": ["scratch", "finetune"]}}, "need at least one pretrain"),
+        ({"preset": "nope"}, "unknown preset 'nope'"),
+        ({"segmentation": {"seeds": [0, 0]}}, "without repeats"),
+        ({"jobs": 0}, "jobs"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_invalid_configs_name_the_field(tmp_path, change, message):
+    with pytest.raises(ConfigError) as err:
+        load_experiment_config(write(tmp_path, {**BASE, **change}))
+    assert message in str(err.value)
+    assert "exp.yaml" in str(err.value)
+
+
+def test_missing_config_lists_the_bundled_ones(tmp_path):
+    with pytest.raises(ConfigError, match="file not found .*bundled configs: demo, kits19-2d"):
+        load_experiment_config(tmp_path / "nope.yaml")

@@ -1,0 +1,186 @@
+"""The experiment end to end on a tiny phantom: tables against results.csv, skip on rerun, kill and resume."""
+
+import csv
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from sidepair.experiment import load_experiment_config, run_experiment
+from sidepair.experiment.runner import plan_runs
+
+pytestmark = pytest.mark.integration
+
+TINY = {
+    "name": "tiny",
+    "description": "tiny end-to-end check",
+    "preset": "demo",
+    "data": {"phantom": {"cases": 10, "seed": 3, "shape": [96, 96, 32]}},
+    "pretrain": [{"name": "masked", "sections": "masked", "epochs": 2, "pairs_per_epoch": 64}],
+    "segmentation": {
+        "inits": ["scratch", "finetune"],
+        "fractions": [0.5, 1.0],
+        "seeds": [0, 1],
+        "epochs": 2,
+        "samples_per_epoch": 64,
+    },
+    "evaluation": {"bootstrap": 500},
+    "jobs": 1,
+}
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiment")
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY), encoding="utf-8")
+    config = load_experiment_config(path)
+    out = root / "out"
+    report = run_experiment(config, out, progress=False)
+    return config, out, report
+
+
+def test_every_run_has_one_row_and_its_evaluation(tiny):
+    config, out, _ = tiny
+    runs = plan_runs(config)
+    rows = read_csv(out / "results.csv")
+    assert len(runs) == 8
+    assert sorted(r["run"] for r in rows) == sorted(r.name for r in runs)
+    for row in rows:
+        run_dir = out / "runs" / row["run"]
+        assert int(row["epochs"]) == 2 and int(row["test_cases"]) >= 2
+        metrics = json.loads((run_dir / "eval_test" / "metrics.json").read_text(encoding="utf-8"))
+        assert float(row["kidney_dice_mean"]) == pytest.approx(metrics["metrics"]["kidney_dice"]["mean"])
+        assert int(row["train_cases"]) == (3 if row["fraction"] == "0.5" else 6)
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        if row["init"] == "scratch":
+            assert info["transfer"] == "scratch (no transfer)"
+        else:
+            assert re.match(r"(\d+)/\1 encoder tensors transferred", info["transfer"])
+    # scratch and SSL runs at the same fraction and seed train on the same cases
+    a = json.loads((out / "runs" / "scratch_f0.5_s1" / "run.json").read_text(encoding="utf-8"))
+    b = json.loads((out / "runs" / "ssl-masked_f0.5_s1" / "run.json").read_text(encoding="utf-8"))
+    assert a["train_cases"] == b["train_cases"]
+    per_case = read_csv(out / "per_case.csv")
+    assert len(per_case) == sum(int(r["test_cases"]) for r in rows)
+
+
+def test_report_tables_agree_with_results_csv(tiny):
+    _, out, report = tiny
+    text = report.read_text(encoding="utf-8")
+    rows = read_csv(out / "results.csv")
+    assert "phantom" in text.splitlines()[4] and "These are phantom results" in text
+    table = [
+        line for line in text.splitlines() if re.match(r"\| (scratch|ssl-masked) \| [\d.]+ \(\d+\) \|", line)
+    ]
+    assert len(table) == 4
+    for line in table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        init, fraction = cells[0], float(cells[1].split()[0])
+        dice = [
+            float(r["kidney_dice_mean"])
+            for r in rows
+            if r["init"] == init and float(r["fraction"]) == fraction
+        ]
+        hd95 = [
+            float(r["kidney_hd95_mean"])
+            for r in rows
+            if r["init"] == init and float(r["fraction"]) == fraction
+        ]
+        assert cells[2] == str(len(dice)) == "2"
+        assert cells[4] == f"{np.mean(dice):.3f} ± {np.std(dice, ddof=1):.3f}"
+        assert cells[5] == f"{np.mean(hd95):.1f} ± {np.std(hd95, ddof=1):.1f}"
+    # the paired Dice difference, recomputed from per_case.csv (seeds averaged per case)
+    cases = read_csv(out / "per_case.csv")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    for fraction in (0.5, 1.0):
+        per = {}
+        for c in cases:
+            if float(c["fraction"]) == fraction:
+                per.setdefault((c["init"], c["case_id"]), []).append(float(c["kidney_dice"]))
+        ids = sorted({k[1] for k in per})
+        diff = np.mean([np.mean(per[("ssl-masked", i)]) - np.mean(per[("scratch", i)]) for i in ids])
+        entry = next(
+            c for c in summary["comparisons"] if c["fraction"] == fraction and c["metric"] == "kidney_dice"
+        )
+        assert entry["mean_diff"] == pytest.approx(diff) and entry["n"] == len(ids)
+        assert f"| ssl-masked | {fraction:g} | dice | {len(ids)} | {diff:+.3f}" in text
+    for name in ("dice_vs_fraction", "learning_curves", "proxy_curves", "overlays"):
+        png = out / "figures" / f"{name}.png"
+        assert png.stat().st_size > 10_000 and f"figures/{name}.png" in text
+    assert "torch 2.13" in text and "CPU cores" in text and "segmentation" in summary["stages_s"]
+    assert summary["data_kind"] == "phantom"
+
+
+def test_rerun_skips_finished_runs(tiny, capsys):
+    config, out, _ = tiny
+    ckpts = sorted(out.glob("runs/*/checkpoint_*.pt")) + sorted(out.glob("pretrain/*/checkpoint_*.pt"))
+    before = {p: p.stat().st_mtime_ns for p in ckpts}
+    run_experiment(config, out, progress=True)
+    assert "8 segmentation runs, 8 already finished" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in ckpts} == before
+    assert len(read_csv(out / "results.csv")) == 8
+
+
+def test_a_changed_config_is_refused_naming_the_run(tiny, tmp_path):
+    config, out, _ = tiny
+    from sidepair.errors import SidepairError
+
+    changed = config.model_copy(update={"segmentation": config.segmentation.model_copy(update={"lr": 0.5})})
+    with pytest.raises(SidepairError, match=r"scratch_f0.5_s0/config.yaml: this run was made with other"):
+        run_experiment(changed, out, progress=False)
+
+
+def test_killed_experiment_resumes_to_one_row_per_run(tiny, tmp_path):
+    """SIGKILL during a segmentation run (two worker processes), then rerun: complete and consistent."""
+    _, first, _ = tiny
+    config = {
+        **TINY,
+        "data": {"paths": [str(first / "phantom")], "format": "kits"},
+        "segmentation": {**TINY["segmentation"], "epochs": 3, "samples_per_epoch": 96},
+        "jobs": 2,
+    }
+    path = tmp_path / "kill.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "sidepair", "experiment", str(path), "--out", str(out)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=False
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("runs/*/checkpoint_last.pt")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = {p.parent.name for p in out.glob("runs/*/checkpoint_last.pt")}
+    assert killed_at, "the experiment ended before any segmentation checkpoint"
+    assert not (out / "results.csv").exists()
+    # the workers died with the experiment: nothing changes in the run folders afterwards
+    time.sleep(1.0)
+    snapshot = {p: p.stat().st_mtime_ns for p in out.glob("runs/**/*") if p.is_file()}
+    time.sleep(3.0)
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/**/*") if p.is_file()} == snapshot
+    result = subprocess.run(cmd, capture_output=True, encoding="utf-8", timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 8 and len({r["run"] for r in rows}) == 8
+    for row in rows:
+        history = [
+            json.loads(x)
+            for x in (out / "runs" / row["run"] / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+        assert [h["epoch"] for h in history] == [1, 2, 3]
+        assert all(math.isfinite(h["val_dice"]) for h in history)
