@@ -132,3 +132,47 @@ def small_store(small_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     out = tmp_path_factory.mktemp("small_store") / "store"
     return prepare(open_dataset(small_phantom), out, PreprocessSettings(spacing_zyx=(4.0, 4.0, 4.0)))
+
+
+@pytest.fixture(scope="session")
+def pretrained(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch masked pretraining run on the small store (tiny encoder); its best checkpoint."""
+    from sidepair.pretrain import resolve_config, run_pretrain
+
+    out = tmp_path_factory.mktemp("pre") / "run"
+    config = resolve_config(
+        "fast-2d",
+        small_store,
+        sections="masked",
+        section_size=(24, 24),
+        epochs=1,
+        pairs_per_epoch=16,
+        val_pairs=8,
+        batch_size=8,
+        device="cpu",
+        channels=(4, 8, 16),
+        strides=(1, 2, 2),
+    )
+    run_pretrain(config, out, progress=False)
+    return out / "checkpoint_best.pt"
+
+
+@pytest.fixture(scope="session")
+def seg_run(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-epoch 2D segmentation run on the small store (tiny encoder), for prediction and export."""
+    from sidepair.segmentation import resolve_train_config, run_train
+
+    out = tmp_path_factory.mktemp("seg") / "run"
+    config = resolve_train_config(
+        "fast-2d",
+        small_store,
+        patch_size=(32, 32),
+        epochs=2,
+        batch_size=8,
+        samples_per_epoch=32,
+        device="cpu",
+        channels=(4, 8, 16),
+        strides=(1, 2, 2),
+    )
+    run_train(config, out, progress=False)
+    return out

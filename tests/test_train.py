@@ -10,30 +10,11 @@ import torch
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError
 from sidepair.evaluation.evaluate import evaluate_run
-from sidepair.pretrain import encoder_weights, resolve_config, run_pretrain
+from sidepair.pretrain import encoder_weights
 from sidepair.segmentation import SegmentationTask, resolve_train_config, run_train, select_fraction
 
 ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2)}
 SEG = {"patch_size": (32, 32), "epochs": 1, "batch_size": 8, "samples_per_epoch": 16, "device": "cpu"}
-
-
-@pytest.fixture(scope="module")
-def pretrained(small_store, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pre") / "run"
-    config = resolve_config(
-        "fast-2d",
-        small_store,
-        sections="masked",
-        section_size=(24, 24),
-        epochs=1,
-        pairs_per_epoch=16,
-        val_pairs=8,
-        batch_size=8,
-        device="cpu",
-        **ARCH,
-    )
-    run_pretrain(config, out, progress=False)
-    return out / "checkpoint_best.pt"
 
 
 def _encoder_state(run):
@@ -52,7 +33,7 @@ def test_transfer_run_records_every_tensor(small_store, pretrained, tmp_path):
     for name, tensor in task.model.encoder.state_dict().items():
         torch.testing.assert_close(tensor, reference[name], rtol=0, atol=0)
     run_train(config, tmp_path / "ssl", progress=False)
-    run = json.loads((tmp_path / "ssl" / "run.json").read_text())
+    run = json.loads((tmp_path / "ssl" / "run.json").read_text(encoding="utf-8"))
     n = len(reference)
     assert run["transfer"].startswith(f"{n}/{n} encoder tensors transferred from ")
     ckpt = torch.load(tmp_path / "ssl" / "checkpoint_last.pt", weights_only=True)
@@ -104,10 +85,10 @@ def test_train_and_evaluate_write_predictions_in_source_geometry(small_store, sm
         source = nib.load(small_phantom / case_id / "imaging.nii.gz")
         assert pred.shape == source.shape
         np.testing.assert_allclose(pred.affine, source.affine, atol=1e-5)
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert {"mean", "sd", "median", "n"} <= set(metrics["metrics"]["kidney_dice"])
     assert metrics["data"].startswith("phantom ")
-    rows = (out / "per_case.csv").read_text().splitlines()
+    rows = (out / "per_case.csv").read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("case_id,") and len(rows) == 3
     assert (out / "cases.png").stat().st_size > 10_000
 

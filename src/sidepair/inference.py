@@ -27,6 +27,7 @@ def predict_array(
     device: torch.device,
     batch_size: int = 8,
     overlap: float = 0.25,
+    stride: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """Class index per voxel of a store image ``(z, y, x)``: batched whole slices in 2D, windows in 3D.
 
@@ -38,6 +39,8 @@ def predict_array(
         device: Where to run.
         batch_size: Slices per forward pass (2D) or windows per pass (3D).
         overlap: Window overlap.
+        stride: The network's total stride (2D slices are padded to a multiple of it); by default
+            read from ``model.encoder``.
 
     Returns:
         uint8 labels, same shape as ``image_zyx``.
@@ -50,7 +53,7 @@ def predict_array(
         if dims == 2:
             # Whole slices in one pass each (the network is fully convolutional): padded up to a
             # multiple of the encoder's total stride, then cropped back.
-            factor = model.encoder.total_stride() if hasattr(model, "encoder") else (1, 1)
+            factor = stride or (model.encoder.total_stride() if hasattr(model, "encoder") else (1, 1))
             h, w = image.shape[1:]
             ph, pw = (-h) % factor[0], (-w) % factor[1]
             for start in range(0, image.shape[0], batch_size):

@@ -45,6 +45,28 @@ def is_dicom_folder(folder: Path) -> bool:
     return False
 
 
+def choose_series(folder: Path, series: str | None = None) -> tuple[str, list[str]]:
+    """The series to read from ``folder`` and its files; never one picked silently among several.
+
+    Raises:
+        DataError: No folder or no series, several series and none chosen (they are listed), or an
+            unknown ``series``.
+    """
+    if not folder.is_dir():
+        raise DataError(folder, "DICOM folder not found")
+    found = list_series(folder)
+    if not found:
+        raise DataError(folder, "no DICOM series found")
+    if series is None:
+        if len(found) > 1:
+            listing = ", ".join(f"{sid} ({len(files)} files)" for sid, files in sorted(found.items()))
+            raise DataError(folder, f"holds {len(found)} DICOM series; choose one with --series: {listing}")
+        series = next(iter(found))
+    if series not in found:
+        raise DataError(folder, f"no series {series!r}; found {', '.join(sorted(found))}")
+    return series, found[series]
+
+
 def load_dicom_series(folder: str | Path, series: str | None = None) -> Volume:
     """Read one DICOM series as a RAS+ volume in HU.
 
@@ -61,20 +83,9 @@ def load_dicom_series(folder: str | Path, series: str | None = None) -> Volume:
             ``series``, or unreadable slices.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(folder, "DICOM folder not found")
-    found = list_series(folder)
-    if not found:
-        raise DataError(folder, "no DICOM series found")
-    if series is None:
-        if len(found) > 1:
-            listing = ", ".join(f"{sid} ({len(files)} files)" for sid, files in sorted(found.items()))
-            raise DataError(folder, f"holds {len(found)} DICOM series; choose one with --series: {listing}")
-        series = next(iter(found))
-    if series not in found:
-        raise DataError(folder, f"no series {series!r}; found {', '.join(sorted(found))}")
+    series, files = choose_series(folder, series)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(found[series])
+    reader.SetFileNames(files)
     try:
         image = reader.Execute()
     except RuntimeError as exc:

@@ -127,6 +127,11 @@ def load_nifti(path: str | Path, role: str = "image") -> Volume:
         raise DataError(path, f"cannot read as NIfTI ({type(exc).__name__}: {exc})") from None
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise DataError(path, f"not a NIfTI image ({type(img).__name__})")
+    return volume_from_image(img, path, role)
+
+
+def check_nifti_header(img: nib.Nifti1Image, path: Path) -> None:
+    """Refuse, from the header alone, an image that is not 3D or has no or a degenerate affine."""
     shape = tuple(int(s) for s in img.shape)
     dims = list(shape)
     while len(dims) > 3 and dims[-1] == 1:
@@ -138,8 +143,19 @@ def load_nifti(path: str | Path, role: str = "image") -> Volume:
         raise DataError(
             path, "missing affine (qform_code and sform_code are both 0); refusing to guess sides"
         )
+    check_affine(img.affine, path)
+
+
+def volume_from_image(img: nib.Nifti1Image, path: Path, role: str = "image") -> Volume:
+    """Check a NIfTI image (header and voxels) and return it as a RAS+ :class:`Volume`.
+
+    Args:
+        img: The image (from a file, or built in memory).
+        path: What to name in errors.
+        role: ``"image"`` or ``"label"``, as for :func:`load_nifti`.
+    """
+    check_nifti_header(img, path)
     affine = img.affine
-    check_affine(affine, path)
     try:
         array = np.asanyarray(img.dataobj)
     except (EOFError, OSError, zlib.error, ValueError) as exc:
