@@ -84,9 +84,11 @@ def main() -> None:
                 *extra,
             ]
         )
-        history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        history = [
+            json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
         curves[mode] = history
-        size = yaml.safe_load((run / "config.yaml").read_text())["section_size"]
+        size = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))["section_size"]
         rows.append(
             {
                 "mode": mode,

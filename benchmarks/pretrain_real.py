@@ -46,7 +46,7 @@ def main() -> None:
             "fast-2d",
         ]
     )
-    splits = json.loads((work / "store" / "splits.json").read_text())
+    splits = json.loads((work / "store" / "splits.json").read_text(encoding="utf-8"))
     result = measure(
         [
             *sidepair,
@@ -69,7 +69,9 @@ def main() -> None:
             "cpu",
         ]
     )
-    history = [json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
+    history = [
+        json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     rows = [
         {
             "epoch": r["epoch"],

@@ -70,13 +70,17 @@ def main() -> None:
             else:
                 train = {"wall_s": float("nan")}
             measure([*sidepair, "evaluate", "--run", str(run), "--split", "test", "--device", "cpu"])
-            history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-            m = json.loads((run / "eval_test" / "metrics.json").read_text())["metrics"]
+            history = [
+                json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+            ]
+            m = json.loads((run / "eval_test" / "metrics.json").read_text(encoding="utf-8"))["metrics"]
             rows.append(
                 {
                     "init": "scratch" if init == "scratch" else "ssl-masked",
                     "fraction": fraction,
-                    "train_cases": len(json.loads((run / "run.json").read_text())["train_cases"]),
+                    "train_cases": len(
+                        json.loads((run / "run.json").read_text(encoding="utf-8"))["train_cases"]
+                    ),
                     "epochs": history[-1]["epoch"],
                     "best_val_dice": max(r["val_dice"] for r in history),
                     "test_dice": m["kidney_dice"]["mean"],

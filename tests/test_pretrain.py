@@ -39,12 +39,15 @@ def test_run_writes_checkpoints_loadable_weights_only(small_store, tmp_path):
         encoder = Encoder(**ckpt["encoder_config"])
         encoder.load_state_dict(weights, strict=True)
         assert len(weights) == len(encoder.state_dict())
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"train_loss", "val_acc", "val_auc", "val_acc_best", "lr"} <= set(rows[0])
     assert (tmp_path / "run" / "learning_curves.png").stat().st_size > 10_000
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
-    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
     assert run["data"].startswith("phantom ") and run["seed"] == 0
     with pytest.raises(SidepairError, match="already holds a run; pass --resume"):
         run_pretrain(config, tmp_path / "run", progress=False)
@@ -152,8 +155,11 @@ def test_killed_run_resumes_to_the_same_end(small_store, tmp_path):
     assert killed_at < 3
     resumed = subprocess.run(_cli(*args, "--out", str(run), "--resume"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    ref_rows = [json.loads(line) for line in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    ref_rows = [
+        json.loads(line)
+        for line in (tmp_path / "ref" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     for a, b in zip(rows, ref_rows, strict=True):  # same seed, CPU: the same numbers
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)

@@ -48,9 +48,9 @@ def test_label_map_from_yaml(tmp_path):
     from sidepair.config import load_yaml
 
     path = tmp_path / "amos.yaml"
-    path.write_text("kidney: []\ntumour: []\nright: [2]\nleft: [3]\nother: background\n")
+    path.write_text("kidney: []\ntumour: []\nright: [2]\nleft: [3]\nother: background\n", encoding="utf-8")
     lm = get_label_map(load_yaml(path))
     assert lm.right == (2,) and lm.left == (3,) and lm.has_sides and lm.kidney_values == {2, 3}
-    path.write_text("right: [2\n")
+    path.write_text("right: [2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="amos.yaml: invalid YAML"):
         load_yaml(path)

@@ -21,7 +21,7 @@ def test_same_seed_same_case_different_seed_different():
 
 def test_phantom_folder_is_kits_layout_with_ground_truth(small_phantom):
     assert sorted(p.name for p in small_phantom.glob("case_*")) == [f"case_{i:05d}" for i in range(8)]
-    meta = json.loads((small_phantom / "phantom.json").read_text())
+    meta = json.loads((small_phantom / "phantom.json").read_text(encoding="utf-8"))
     assert "not patient data" in meta["note"]
     codes = {c["axcodes"] for c in meta["cases"]}
     assert len(codes) >= 3, codes  # orientations vary, so readers are exercised

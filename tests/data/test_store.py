@@ -64,7 +64,7 @@ def test_splits_by_group_and_deterministic(phantom_store):
     store = Store(phantom_store)
     parts = [set(store.split(n)) for n in ("train", "val", "test")]
     assert set.union(*parts) == set(store.cases) and sum(map(len, parts)) == 8
-    assert store.splits == json.loads((phantom_store / "splits.json").read_text())
+    assert store.splits == json.loads((phantom_store / "splits.json").read_text(encoding="utf-8"))
     groups = [(f"c{i}", f"g{i // 3}", True) for i in range(30)]
     a, b, c = make_splits(groups, 1), make_splits(groups, 1), make_splits(groups, 2)
     assert a == b and a != c

@@ -37,5 +37,5 @@ def test_combined_real_store_and_half_pretraining(shared_data, tmp_path):
     )
     history = run_pretrain(config, tmp_path / "run", progress=False)
     assert np.isfinite(history[0]["train_loss"]) and 0 <= history[0]["val_acc"] <= 1
-    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
     assert run["data"] == "real ts_example + real kits19_slices (25 cases)"

@@ -510,5 +510,5 @@ def generate_phantom(
 
 def load_phantom_specs(folder: str | Path) -> dict[str, dict[str, Any]]:
     """Read ``phantom.json``: case id -> spec."""
-    data = json.loads((Path(folder) / "phantom.json").read_text())
+    data = json.loads((Path(folder) / "phantom.json").read_text(encoding="utf-8"))
     return {c["case_id"]: c for c in data["cases"]}

@@ -206,7 +206,7 @@ def _case_complete(case_dir: Path, source: CaseSource) -> bool:
     if not meta_path.is_file():
         return False
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("sources") != _file_stamp(source.files):
             return False
         shape = tuple(meta["shape"])
@@ -298,7 +298,7 @@ def prepare(
                     for name, array in arrays.items():
                         np.save(tmp / f"{name}.npy", array)
                     write_json(tmp / "meta.json", meta)
-            entries.append(json.loads((case_dir / "meta.json").read_text()))
+            entries.append(json.loads((case_dir / "meta.json").read_text(encoding="utf-8")))
     except BaseException:
         if created and not any((out / "cases").glob("*/meta.json")):
             shutil.rmtree(out, ignore_errors=True)
@@ -323,7 +323,7 @@ def _check_existing(out: Path, header: dict[str, Any]) -> None:
             raise StoreError(f"{out}: folder is not empty and holds no store; choose another --out")
         return
     try:
-        old = json.loads(path.read_text())
+        old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise StoreError(f"{path}: unreadable store header ({exc})") from None
     if old.get("fingerprint") != header["fingerprint"]:
@@ -356,12 +356,12 @@ class Store:
             raise StoreError(
                 f"{self.path}: store is incomplete (no index.json); rerun `sidepair prepare` to finish it"
             )
-        self.header = json.loads((self.path / "store.json").read_text())
-        index = json.loads((self.path / "index.json").read_text())
+        self.header = json.loads((self.path / "store.json").read_text(encoding="utf-8"))
+        index = json.loads((self.path / "index.json").read_text(encoding="utf-8"))
         if index.get("fingerprint") != self.header.get("fingerprint"):
             raise StoreError(f"{self.path}: index.json does not match store.json; rerun `sidepair prepare`")
         self.cases: dict[str, dict[str, Any]] = {c["case_id"]: c for c in index["cases"]}
-        self.splits: dict[str, Any] = json.loads((self.path / "splits.json").read_text())
+        self.splits: dict[str, Any] = json.loads((self.path / "splits.json").read_text(encoding="utf-8"))
         # Parsed once: crops read it for every section and patch.
         self._settings = PreprocessSettings.model_validate(self.header["preprocess"])
 

@@ -156,7 +156,7 @@ def test_unknown_colour_in_mask_is_refused(tmp_path):
 
 def test_undetectable_folder_lists_what_was_looked_for(tmp_path):
     (tmp_path / "stuff").mkdir()
-    (tmp_path / "stuff" / "notes.txt").write_text("hello")
+    (tmp_path / "stuff" / "notes.txt").write_text("hello", encoding="utf-8")
     with pytest.raises(DataError, match="cannot tell the dataset format; pass --format") as info:
         detect_format(tmp_path / "stuff")
     assert "nnunet" in str(info.value) and "slices" in str(info.value)

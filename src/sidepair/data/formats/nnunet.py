@@ -15,7 +15,7 @@ def read_dataset_json(root: Path) -> dict[str, Any]:
     """Parse ``root/dataset.json`` with a one-line error on failure."""
     path = root / "dataset.json"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except json.JSONDecodeError as exc:

@@ -102,7 +102,7 @@ class SlicesFormat(DatasetFormat):
         if not path.exists():
             return {}
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise DataError(path, f"invalid JSON ({exc})") from None
         if not isinstance(data, dict):
