@@ -252,9 +252,8 @@ def _figures(
             ax.plot(r["fraction"], r["kidney_dice_mean"], ".", color=colours[init], alpha=0.35)
     ax.set_xscale("log")
     ax.set_xticks(fractions)
-    ax.set_xticklabels(
-        [f"{f:g}\n({next(t['train_cases'] for t in table if t['fraction'] == f)} cases)" for f in fractions]
-    )
+    counts = {t["fraction"]: t["train_cases"] for t in table}
+    ax.set_xticklabels([f"{f:g}\n({counts[f]} case{'s' if counts[f] != 1 else ''})" for f in fractions])
     ax.set_xlabel("label fraction (labelled training cases)")
     ax.set_ylabel(f"{split} kidney Dice (mean over cases)")
     ax.grid(alpha=0.3)
