@@ -21,7 +21,7 @@ from torch import nn
 
 from sidepair import __version__
 from sidepair.errors import SidepairError
-from sidepair.training.checkpoint import BEST, LAST, load_resume_checkpoint, save_checkpoint
+from sidepair.training.checkpoint import BEST, LAST, PREV, load_resume_checkpoint, save_checkpoint
 from sidepair.training.runlog import RunLogger
 
 
@@ -94,7 +94,8 @@ def fit(
         task: The task.
         run_dir: Run folder (checkpoints, metrics.jsonl, tensorboard/).
         settings: Loop settings.
-        resume: Continue from ``checkpoint_last.pt`` (a truncated one falls back to the best, warning).
+        resume: Continue from ``checkpoint_last.pt`` (a bad one falls back to the previous, then the
+            best, with a warning).
         progress: Show a progress bar on a terminal.
         stop_after: Stop after this many batches of the first epoch run (for tests of interruption).
         label: Prefix of the progress lines (which run this is, when several run at once).
@@ -117,7 +118,7 @@ def fit(
     history: list[dict[str, Any]] = []
     best, start = -math.inf, 0
     state = load_resume_checkpoint(run_dir) if resume else None
-    if state is None and (run_dir / LAST).exists():
+    if state is None and any((run_dir / name).exists() for name in (LAST, PREV, BEST)):
         raise SidepairError(
             f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out"
         )
@@ -191,7 +192,7 @@ def fit(
             # resume, where the other order could leave a last checkpoint whose best was never written.
             if improved:
                 save_checkpoint({**payload, "best_epoch": epoch + 1}, run_dir / BEST)
-            save_checkpoint(payload, run_dir / LAST)
+            save_checkpoint(payload, run_dir / LAST, keep_previous=True)
             logger.log(history)
             if progress:
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
