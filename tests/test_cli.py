@@ -142,3 +142,11 @@ def test_train_rejects_bad_fraction(tmp_path):
     result = run("train", "--store", str(tmp_path), "--out", str(tmp_path / "r"), "--label-fraction", "1.5")
     assert result.returncode == 1
     assert "train: Value error, label_fraction must be in (0, 1], got 1.5" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["train", "--bogus"], ["predict", "-i", "x"], ["experiment"]])
+def test_usage_errors_are_clicks_message_and_exit_2(args):
+    result = run(*args)
+    assert result.returncode == 2
+    assert "Usage: sidepair" in result.stderr and "Error:" in result.stderr
+    assert "Traceback" not in result.stderr

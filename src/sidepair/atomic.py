@@ -7,6 +7,7 @@ into place; a rename within one file system is atomic.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -17,6 +18,26 @@ from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+# Errors of the output location rather than of the program: said as such, naming the path.
+WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def output_error(exc: OSError, target: str | Path) -> Exception:
+    """An :class:`OutputError` for ``exc`` if it is a write-location problem, else ``exc`` itself."""
+    from sidepair.errors import OutputError
+
+    if exc.errno in WRITE_ERRNOS:
+        return OutputError(f"{target}: cannot write ({exc.strerror or os.strerror(exc.errno or 0)})")
+    return exc
+
+
+@contextlib.contextmanager
+def _writes_to(target: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise output_error(exc, target) from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -41,16 +62,18 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         A path to write to. On an exception it is removed and ``target`` is untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(fd)
+    with _writes_to(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+        os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        with _writes_to(target):
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
@@ -69,19 +92,21 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         A fresh empty folder. On an exception it is removed and ``target`` is untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    with _writes_to(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        yield tmp  # the body's own errors pass unchanged: it may read inputs as well as write here
+        with _writes_to(target):
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
         if tmp.exists():

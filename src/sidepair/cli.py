@@ -390,25 +390,30 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     verb = next((a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")), "")
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="sidepair", standalone_mode=False)
     except SidepairError as exc:
         if debug:
             raise
-        typer.echo(f"sidepair {verb}: error: {exc}", err=True)
+        typer.echo(f"sidepair {verb}: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("sidepair: interrupted", err=True)
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
+    except Exception as exc:  # usage errors, write-location errors, bugs
+        from sidepair.atomic import WRITE_ERRNOS
 
-        if isinstance(exc, click.ClickException):
+        # Usage errors (typer 0.29 vendors click, so no `import click`): click's own message and code.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            # Folders made outside the atomic writers (run folders, the experiment's lock): one line too.
+            typer.echo(f"sidepair {verb}: error: {exc.filename}: cannot write ({exc.strerror})", err=True)
+            sys.exit(1)
         typer.echo(
             f"sidepair {verb}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True
         )

@@ -23,8 +23,9 @@ class DataError(SidepairError):
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        # One line, whatever a library put in its own message (nibabel's end in "\n - could ...").
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{self.path}: {self.problem}")
 
 
 class ConfigError(SidepairError):
@@ -33,3 +34,7 @@ class ConfigError(SidepairError):
 
 class StoreError(SidepairError):
     """A preprocessed store is missing, incomplete or was made with other settings."""
+
+
+class OutputError(SidepairError):
+    """An output file or folder cannot be written: permission denied, read-only or full disk."""
