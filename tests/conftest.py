@@ -134,25 +134,31 @@ def small_store(small_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -
     return prepare(open_dataset(small_phantom), out, PreprocessSettings(spacing_zyx=(4.0, 4.0, 4.0)))
 
 
+def tiny_pretrain_config(store: Path, **overrides):
+    """A one-epoch masked pretraining config with a tiny encoder, on CPU."""
+    from sidepair.pretrain import resolve_config
+
+    settings = {
+        "sections": "masked",
+        "section_size": (24, 24),
+        "epochs": 1,
+        "pairs_per_epoch": 16,
+        "val_pairs": 8,
+        "batch_size": 8,
+        "device": "cpu",
+        "channels": (4, 8, 16),
+        "strides": (1, 2, 2),
+    }
+    return resolve_config("fast-2d", store, **{**settings, **overrides})
+
+
 @pytest.fixture(scope="session")
 def pretrained(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-epoch masked pretraining run on the small store (tiny encoder); its best checkpoint."""
-    from sidepair.pretrain import resolve_config, run_pretrain
+    from sidepair.pretrain import run_pretrain
 
     out = tmp_path_factory.mktemp("pre") / "run"
-    config = resolve_config(
-        "fast-2d",
-        small_store,
-        sections="masked",
-        section_size=(24, 24),
-        epochs=1,
-        pairs_per_epoch=16,
-        val_pairs=8,
-        batch_size=8,
-        device="cpu",
-        channels=(4, 8, 16),
-        strides=(1, 2, 2),
-    )
+    config = tiny_pretrain_config(small_store)
     run_pretrain(config, out, progress=False)
     return out / "checkpoint_best.pt"
 

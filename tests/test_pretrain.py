@@ -2,10 +2,6 @@
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -107,61 +103,3 @@ def test_config_errors_name_the_field(small_store):
         resolve_config("fast-2d", small_store, section_size=(24, 24, 24))
     with pytest.raises(ConfigError, match="--dims 3 differs from preset fast-2d"):
         resolve_config("fast-2d", small_store, dims=3)
-
-
-def _cli(*args):
-    return [sys.executable, "-m", "sidepair", "pretrain", *args]
-
-
-def test_killed_run_resumes_to_the_same_end(small_store, tmp_path):
-    args = [
-        "--store",
-        str(small_store),
-        "--preset",
-        "fast-2d",
-        "--sections",
-        "masked",
-        "--section-size",
-        "24",
-        "--section-size",
-        "24",
-        "--epochs",
-        "3",
-        "--pairs-per-epoch",
-        "192",
-        "--batch-size",
-        "4",
-        "--val-pairs",
-        "16",
-        "--device",
-        "cpu",
-        "--seed",
-        "5",
-    ]
-    reference = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
-    assert reference.returncode == 0, reference.stderr
-    run = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _cli(*args, "--out", str(run)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and not (run / "metrics.jsonl").exists():
-        time.sleep(0.05)
-    time.sleep(0.5)  # well inside epoch 2
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = torch.load(run / "checkpoint_last.pt", weights_only=True)["epoch"]
-    assert killed_at < 3
-    resumed = subprocess.run(_cli(*args, "--out", str(run), "--resume"), capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    ref_rows = [
-        json.loads(line)
-        for line in (tmp_path / "ref" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
-    for a, b in zip(rows, ref_rows, strict=True):  # same seed, CPU: the same numbers
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
-        assert a["val_auc"] == pytest.approx(b["val_auc"], rel=1e-5)
-    assert torch.load(run / "checkpoint_last.pt", weights_only=True)["epoch"] == 3

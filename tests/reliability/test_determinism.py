@@ -10,8 +10,9 @@ from sidepair.data.formats import open_dataset
 from sidepair.data.pairs import sample_pairs
 from sidepair.data.sections import SectionSampler
 from sidepair.data.store import Store, prepare
-from sidepair.pretrain import resolve_config, run_pretrain
+from sidepair.pretrain import run_pretrain
 from sidepair.segmentation import resolve_train_config, run_train
+from tests.conftest import tiny_pretrain_config
 
 ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2), "device": "cpu"}
 
@@ -25,7 +26,9 @@ def test_split_depends_only_on_its_seed(small_phantom, tmp_path):
     parts = ("train", "val", "test")
     assert splits["a"] == splits["b"]
     assert [splits["a"][p] for p in parts] != [splits["c"][p] for p in parts]
-    cases = {name: sorted(c for part in ("train", "val", "test") for c in splits[name][part]) for name in "ac"}
+    cases = {
+        name: sorted(c for part in ("train", "val", "test") for c in splits[name][part]) for name in "ac"
+    }
     assert cases["a"] == cases["c"]  # the same cases, dealt differently
 
 
@@ -50,18 +53,7 @@ def _weights(run):
 def test_same_seed_same_metrics_and_weights_bitwise(small_store, tmp_path, kind):
     def go(seed, name):
         if kind == "pretrain":
-            config = resolve_config(
-                "fast-2d",
-                small_store,
-                sections="masked",
-                section_size=(24, 24),
-                epochs=2,
-                pairs_per_epoch=32,
-                val_pairs=16,
-                batch_size=8,
-                seed=seed,
-                **ARCH,
-            )
+            config = tiny_pretrain_config(small_store, epochs=2, pairs_per_epoch=32, val_pairs=16, seed=seed)
             return run_pretrain(config, tmp_path / name, progress=False)
         config = resolve_train_config(
             "fast-2d",
