@@ -298,12 +298,16 @@ def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
     """Write ``out/config.yaml``; on ``resume`` first refuse settings other than the run's own.
 
     Raises:
-        ConfigError: When resuming with different settings.
+        ConfigError: When resuming with different settings, or when ``out`` already holds a run and
+            ``resume`` is not set.
     """
     from sidepair.atomic import write_text
 
     resolved = json.loads(config.model_dump_json())
     saved = out / "config.yaml"
+    if not resume and any(out.glob("checkpoint_*.pt")):
+        # Checked before anything is written: the run's own config.yaml and run.json must stay its own.
+        raise ConfigError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
     if resume and saved.exists() and yaml.safe_load(saved.read_text(encoding="utf-8")) != resolved:
         raise ConfigError(
             f"{saved}: --resume with settings other than the run's own; rerun with the same options"

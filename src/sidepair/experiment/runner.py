@@ -349,12 +349,12 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
 
     out = Path(out)
     with _exclusive(out):
-        write_text(
-            out / "experiment.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
-        )
         state = _State(out)
         with state.stage("data"):
             store_path = _prepare_data(config, out, progress)
+        write_text(
+            out / "experiment.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
+        )
         store = Store(store_path)
         if not [c for c in store.split(config.evaluation.split) if store.cases[c]["labelled"]]:
             raise StoreError(f"{store_path}: no labelled cases in split {config.evaluation.split!r}")

@@ -59,6 +59,10 @@ def open_dataset(
         raise DataError(root, f"unknown format {name!r}; known: auto, {', '.join(FORMATS)}")
     cls = FORMATS[name]
     if fmt != "auto" and not cls.detect(root):
+        if name in ("nnunet", "msd") and (root / "dataset.json").is_file():
+            from sidepair.data.formats.nnunet import read_dataset_json
+
+            read_dataset_json(root)  # an unreadable dataset.json is named as such
         raise DataError(root, f"does not look like the {name} format ({cls.description})")
     return cls(root, label_map, **options)
 
