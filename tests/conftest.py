@@ -182,3 +182,56 @@ def seg_run(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     )
     run_train(config, out, progress=False)
     return out
+
+
+# Command-line options of tiny CPU runs on the small store (tests of errors and interruptions).
+TINY_TRAIN_ARGS = [
+    "--preset",
+    "fast-2d",
+    "--epochs",
+    "1",
+    "--samples-per-epoch",
+    "8",
+    "--batch-size",
+    "8",
+    "--patch-size",
+    "32",
+    "--patch-size",
+    "32",
+    "--device",
+    "cpu",
+]
+TINY_PRETRAIN_ARGS = [
+    "--preset",
+    "fast-2d",
+    "--sections",
+    "masked",
+    "--section-size",
+    "24",
+    "--section-size",
+    "24",
+    "--epochs",
+    "1",
+    "--pairs-per-epoch",
+    "8",
+    "--val-pairs",
+    "8",
+    "--batch-size",
+    "8",
+    "--device",
+    "cpu",
+]
+
+
+def run_cli(*args):
+    """``python -m sidepair ARGS`` in a child process, as a user runs it."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "sidepair", *map(str, args)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=600,
+    )

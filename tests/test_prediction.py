@@ -1,8 +1,6 @@
 """`sidepair predict`: files, folders and DICOM in, masks in each input's own geometry out."""
 
 import json
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -13,17 +11,8 @@ import sidepair
 from sidepair.data.sides import voxel_volume_ml
 from sidepair.errors import ConfigError
 from sidepair.prediction import Predictor, predict_paths
+from tests.conftest import run_cli as cli
 from tests.conftest import write_dicom_series
-
-
-def cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "sidepair", *map(str, args)],
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=600,
-    )
 
 
 def test_predict_file_keeps_shape_and_affine_and_writes_volumes(seg_run, small_phantom, tmp_path):

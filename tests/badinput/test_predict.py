@@ -1,8 +1,6 @@
 """Bad input at `sidepair predict` (through the real command line): one line, exit 1, nothing written."""
 
 import json
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -10,17 +8,8 @@ import pytest
 
 from sidepair.errors import DataError, SidepairError
 from sidepair.prediction import Predictor, plan_inputs
+from tests.conftest import run_cli as cli
 from tests.conftest import write_dicom_series, write_nifti
-
-
-def cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "sidepair", *map(str, args)],
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=600,
-    )
 
 
 @pytest.mark.parametrize(

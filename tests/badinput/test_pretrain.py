@@ -3,27 +3,9 @@
 import pytest
 
 from tests.badinput.helpers import assert_debug_shows_traceback, assert_refused, files_in
+from tests.conftest import TINY_PRETRAIN_ARGS
 
-TINY = [
-    "--preset",
-    "fast-2d",
-    "--sections",
-    "masked",
-    "--section-size",
-    "24",
-    "--section-size",
-    "24",
-    "--epochs",
-    "1",
-    "--pairs-per-epoch",
-    "8",
-    "--val-pairs",
-    "8",
-    "--batch-size",
-    "8",
-    "--device",
-    "cpu",
-]
+TINY = TINY_PRETRAIN_ARGS
 
 
 def test_missing_or_foreign_store(tmp_path, capsys):

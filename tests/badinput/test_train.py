@@ -3,23 +3,9 @@
 import pytest
 
 from tests.badinput.helpers import assert_debug_shows_traceback, assert_refused
+from tests.conftest import TINY_TRAIN_ARGS
 
-TINY = [
-    "--preset",
-    "fast-2d",
-    "--epochs",
-    "1",
-    "--samples-per-epoch",
-    "8",
-    "--batch-size",
-    "8",
-    "--patch-size",
-    "32",
-    "--patch-size",
-    "32",
-    "--device",
-    "cpu",
-]
+TINY = TINY_TRAIN_ARGS
 
 
 def test_bad_init_checkpoints(small_store, pretrained, seg_run, tmp_path, capsys):

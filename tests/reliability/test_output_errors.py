@@ -10,6 +10,7 @@ import pytest
 
 from sidepair import atomic
 from sidepair.cli import main
+from tests.conftest import TINY_TRAIN_ARGS
 
 
 def run_main(capsys, *args):
@@ -52,28 +53,7 @@ def test_full_disk_while_writing_a_checkpoint(small_store, tmp_path, capsys, mon
 
     monkeypatch.setattr(torch, "save", no_space)
     run = tmp_path / "run"
-    code, err = run_main(
-        capsys,
-        "train",
-        "--store",
-        small_store,
-        "--out",
-        run,
-        "--preset",
-        "fast-2d",
-        "--epochs",
-        "1",
-        "--samples-per-epoch",
-        "8",
-        "--batch-size",
-        "8",
-        "--patch-size",
-        "32",
-        "--patch-size",
-        "32",
-        "--device",
-        "cpu",
-    )
+    code, err = run_main(capsys, "train", "--store", small_store, "--out", run, *TINY_TRAIN_ARGS)
     assert code == 1 and len(err) == 1
     assert (
         err[0].startswith("sidepair train: error: ")
