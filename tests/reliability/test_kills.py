@@ -96,6 +96,7 @@ def test_pretrain_and_train_resume_after_repeated_kills(small_store, tmp_path, v
     for _ in range(KILLS):
         killed += kill_at_random([*base, "--out", str(run), "--resume"], rng)
         assert_checkpoints_valid(run)
+    print(f"\n{verb}: {killed} of {KILLS} kills landed during the run")
     assert killed >= 2, "the runs ended before they could be killed"
     run_ok([*base, "--out", str(run), "--resume"])
     rows, ref = history(run), history(tmp_path / "ref")
@@ -130,6 +131,7 @@ def test_experiment_resumes_after_repeated_kills(small_phantom, tmp_path):
         time.sleep(2.0)
         assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
         assert_checkpoints_valid(out)
+    print(f"\nexperiment: {killed} of {KILLS} kills landed during the run")
     assert killed >= 2
     run_ok(cmd)
     with open(out / "results.csv", newline="", encoding="utf-8") as handle:
