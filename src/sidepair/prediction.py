@@ -140,10 +140,6 @@ class Predictor:
         """The preprocessing the model was trained with."""
         return PreprocessSettings.model_validate(self.info["preprocess"])
 
-    def logits_fn(self):
-        """The callable ``predict_array`` runs (the network)."""
-        return self.model
-
     def predict_volume(
         self,
         volume: Volume,

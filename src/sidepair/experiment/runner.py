@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -428,8 +428,3 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
             report = write_report(config, out, store, runs, state.data["stages"])
         write_json(state.path, state.data)
         return report
-
-
-def run_table(runs: list[RunSpec]) -> list[dict[str, Any]]:
-    """The planned runs as plain rows (for summary.json)."""
-    return [asdict(r) for r in runs]
