@@ -163,23 +163,29 @@ def pretrained(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out / "checkpoint_best.pt"
 
 
+def tiny_train_config(store: Path, **overrides):
+    """A two-epoch 2D segmentation config with a tiny encoder, on CPU."""
+    from sidepair.segmentation import resolve_train_config
+
+    settings = {
+        "patch_size": (32, 32),
+        "epochs": 2,
+        "batch_size": 8,
+        "samples_per_epoch": 32,
+        "device": "cpu",
+        "channels": (4, 8, 16),
+        "strides": (1, 2, 2),
+    }
+    return resolve_train_config("fast-2d", store, **{**settings, **overrides})
+
+
 @pytest.fixture(scope="session")
 def seg_run(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-epoch 2D segmentation run on the small store (tiny encoder), for prediction and export."""
-    from sidepair.segmentation import resolve_train_config, run_train
+    from sidepair.segmentation import run_train
 
     out = tmp_path_factory.mktemp("seg") / "run"
-    config = resolve_train_config(
-        "fast-2d",
-        small_store,
-        patch_size=(32, 32),
-        epochs=2,
-        batch_size=8,
-        samples_per_epoch=32,
-        device="cpu",
-        channels=(4, 8, 16),
-        strides=(1, 2, 2),
-    )
+    config = tiny_train_config(small_store)
     run_train(config, out, progress=False)
     return out
 

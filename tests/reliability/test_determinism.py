@@ -11,10 +11,8 @@ from sidepair.data.pairs import sample_pairs
 from sidepair.data.sections import SectionSampler
 from sidepair.data.store import Store, prepare
 from sidepair.pretrain import run_pretrain
-from sidepair.segmentation import resolve_train_config, run_train
-from tests.conftest import tiny_pretrain_config
-
-ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2), "device": "cpu"}
+from sidepair.segmentation import run_train
+from tests.conftest import tiny_pretrain_config, tiny_train_config
 
 
 def test_split_depends_only_on_its_seed(small_phantom, tmp_path):
@@ -55,16 +53,7 @@ def test_same_seed_same_metrics_and_weights_bitwise(small_store, tmp_path, kind)
         if kind == "pretrain":
             config = tiny_pretrain_config(small_store, epochs=2, pairs_per_epoch=32, val_pairs=16, seed=seed)
             return run_pretrain(config, tmp_path / name, progress=False)
-        config = resolve_train_config(
-            "fast-2d",
-            small_store,
-            patch_size=(32, 32),
-            epochs=2,
-            batch_size=8,
-            samples_per_epoch=32,
-            seed=seed,
-            **ARCH,
-        )
+        config = tiny_train_config(small_store, seed=seed)
         return run_train(config, tmp_path / name, progress=False)
 
     first, second, other = go(1, "a"), go(1, "b"), go(2, "c")
