@@ -153,6 +153,7 @@ def pretrain(
 ) -> None:
     """Side-pair self-supervised pretraining of the encoder (the siamese network)."""
     from sidepair.pretrain import resolve_config, run_pretrain
+    from sidepair.training.distributed import is_main_process
 
     config = resolve_config(
         preset,
@@ -171,7 +172,7 @@ def pretrain(
         device=device,
     )
     history = run_pretrain(config, out, resume=resume)
-    if history:
+    if history and is_main_process():
         last = history[-1]
         typer.echo(
             f"pretrain {out}: {last['epoch']} epochs, held-out pair accuracy {last['val_acc']:.3f}, "
@@ -208,6 +209,7 @@ def train(
 ) -> None:
     """U-Net segmentation training, from scratch or with the side-pair pretrained encoder."""
     from sidepair.segmentation import resolve_train_config, run_train
+    from sidepair.training.distributed import is_main_process
 
     config = resolve_train_config(
         preset,
@@ -228,7 +230,7 @@ def train(
         device=device,
     )
     history = run_train(config, out, resume=resume)
-    if history:
+    if history and is_main_process():
         best = max(history, key=lambda r: r["val_dice"])
         typer.echo(
             f"train {out}: {history[-1]['epoch']} epochs, best validation Dice {best['val_dice']:.3f} "

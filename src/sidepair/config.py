@@ -312,5 +312,8 @@ def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
         raise ConfigError(
             f"{saved}: --resume with settings other than the run's own; rerun with the same options"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(saved, yaml.safe_dump(resolved, sort_keys=False))
+    from sidepair.training.distributed import is_main_process
+
+    if is_main_process():  # under torchrun, rank 0 writes the run folder
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(saved, yaml.safe_dump(resolved, sort_keys=False))

@@ -29,6 +29,7 @@ from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.proxy import pair_metrics
 from sidepair.losses import ContrastiveLoss, PairBCELoss, pair_distance
 from sidepair.models import Encoder, Siamese
+from sidepair.training.distributed import is_main_process
 from sidepair.training.loop import LoopSettings, fit
 
 VAL_EPOCH = 1_000_000  # validation pairs use a fixed "epoch" of their own
@@ -120,6 +121,10 @@ def describe_store(store: Store) -> str:
 
 def write_run_info(out: Path, kind: str, store: Store, seed: int, **extra: Any) -> None:
     """Write ``run.json``: kind, versions, seed, the data (phantom or real) and run-specific fields."""
+    from sidepair.training.distributed import is_main_process
+
+    if not is_main_process():
+        return
     write_json(
         out / "run.json",
         {
@@ -266,7 +271,7 @@ def run_pretrain(
     history = fit(
         task, out, settings, resume=resume, progress=progress, stop_after=stop_after, label=label, bar=bar
     )
-    if history and stop_after is None:
+    if history and stop_after is None and is_main_process():
         from sidepair.viz import plot_history
 
         keys = ["train_loss", "val_loss", "val_acc", "val_auc"] + (

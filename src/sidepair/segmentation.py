@@ -28,6 +28,7 @@ from sidepair.inference import predict_array
 from sidepair.models import UNet
 from sidepair.pretrain import describe_store, encoder_weights, write_run_info
 from sidepair.training.checkpoint import load_checkpoint
+from sidepair.training.distributed import gather_batch, is_main_process
 from sidepair.training.loop import LoopSettings, fit
 
 LabelMode = Literal["kidney", "kidney+tumour", "sides"]
@@ -248,7 +249,9 @@ class SegmentationTask:
     def train_step(self, batch: Any, device: torch.device) -> torch.Tensor:
         """DiceCE loss of one batch."""
         image, target = (t.to(device, non_blocking=True) for t in batch)
-        return self.loss(self.model(image), target)
+        # Batch Dice over the global batch, as one process computes it (a no-op outside DDP).
+        logits, target = gather_batch(self.model(image), target)
+        return self.loss(logits, target)
 
     def predict_case(self, case_id: str, device: torch.device) -> np.ndarray:
         """Labels of a whole store case (2D: every slice, stacked)."""
@@ -325,7 +328,7 @@ def run_train(
         train_cases=task.train_ids,
         val_cases=task.val_ids,
     )
-    if progress:
+    if progress and is_main_process():
         print(
             f"{label}train: {transfer}; {len(task.train_ids)} labelled training cases "
             f"(fraction {config.label_fraction}), {len(task.val_ids)} validation cases"
@@ -334,7 +337,7 @@ def run_train(
         epochs=config.epochs, lr=config.lr, monitor="val_dice", seed=config.seed, device=config.device
     )
     history = fit(task, out, settings, resume=resume, progress=progress, label=label, bar=bar)
-    if history:
+    if history and is_main_process():
         from sidepair.viz import plot_history
 
         plot_history(

@@ -109,7 +109,12 @@ def fit(
     """
     from tqdm import tqdm
 
+    from sidepair.training import distributed as dd
+
     device = resolve_device(settings.device)
+    info = dd.setup(device)
+    device = dd.rank_device(device, info)
+    progress = progress and info.main
     model = task.model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -129,8 +134,10 @@ def fit(
         optimizer.load_state_dict(state["optimizer_state"])
         scheduler.load_state_dict(state["scheduler_state"])
         history, best, start = list(state["history"]), float(state["best_metric"]), int(state["epoch"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    logger = RunLogger(run_dir, start)
+    dd.barrier(info)  # every rank has checked the folder before rank 0 writes into it
+    if info.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    logger = RunLogger(run_dir, start) if info.main else None
     use_amp = device.type == "cuda"
     try:
         for epoch in range(start, settings.epochs):
@@ -141,6 +148,8 @@ def fit(
             t0 = time.perf_counter()
             losses = []
             batches = task.train_batches(epoch)
+            if info.enabled:
+                batches, task.model = dd.shard_loader(batches, info), dd.wrap(model, device)
             bar = tqdm(
                 batches,
                 desc=f"{label}{task.kind} epoch {epoch + 1}/{settings.epochs}",
@@ -158,16 +167,20 @@ def fit(
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 if stop_after is not None and i + 1 >= stop_after:
                     return history
+            task.model = model
             model.eval()
-            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                metrics = {f"val_{k}": float(v) for k, v in task.validate(device).items()}
+            metrics = None
+            if info.main:  # validation on rank 0, its numbers sent to every rank
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    metrics = {f"val_{k}": float(v) for k, v in task.validate(device).items()}
+            metrics = dd.broadcast_metrics(metrics, info)
             if settings.monitor not in metrics:
                 raise SidepairError(f"validation gave no {settings.monitor!r}; it gave {sorted(metrics)}")
             value = float(metrics[settings.monitor])
             scheduler.step(value if math.isfinite(value) else -math.inf)
             row = {
                 "epoch": epoch + 1,
-                "train_loss": float(sum(losses) / max(len(losses), 1)),
+                "train_loss": dd.mean_over_ranks(losses, info),
                 "lr": optimizer.param_groups[0]["lr"],
                 "time_s": time.perf_counter() - t0,
                 **metrics,
@@ -190,6 +203,8 @@ def fit(
             }
             # The best checkpoint first: a kill between the two writes then repeats this epoch on
             # resume, where the other order could leave a last checkpoint whose best was never written.
+            if not info.main:
+                continue
             if improved:
                 save_checkpoint({**payload, "best_epoch": epoch + 1}, run_dir / BEST)
             save_checkpoint(payload, run_dir / LAST, keep_previous=True)
@@ -201,5 +216,8 @@ def fit(
                     f"loss {row['train_loss']:.4f}, {shown}"
                 )
     finally:
-        logger.close()
+        task.model = model
+        if logger is not None:
+            logger.close()
+        dd.barrier(info)
     return history
