@@ -130,6 +130,27 @@ def prepare(
     )
 
 
+PrecisionOpt = Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32.")]
+ChannelsLastOpt = Annotated[
+    bool, typer.Option("--channels-last", help="Channels-last memory layout for the network and its inputs.")
+]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the training network.")]
+CudnnOpt = Annotated[
+    bool,
+    typer.Option("--cudnn-benchmark/--no-cudnn-benchmark", help="cuDNN autotuning of convolutions (CUDA)."),
+]
+
+
+def performance_options(precision: str, channels_last: bool, compile_: bool, cudnn_benchmark: bool):
+    """The :class:`~sidepair.training.performance.Performance` of the command-line flags."""
+    from sidepair.errors import ConfigError
+    from sidepair.training.performance import Performance
+
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"--precision must be auto, bf16 or fp32, got {precision!r}")
+    return Performance(precision, channels_last, compile_, cudnn_benchmark)  # type: ignore[arg-type]
+
+
 @app.command()
 def pretrain(
     store: Annotated[Path, typer.Option("--store", "-s", help="Store written by `sidepair prepare`.")],
@@ -150,6 +171,10 @@ def pretrain(
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    precision: PrecisionOpt = "auto",
+    channels_last: ChannelsLastOpt = False,
+    compile_: CompileOpt = False,
+    cudnn_benchmark: CudnnOpt = True,
 ) -> None:
     """Side-pair self-supervised pretraining of the encoder (the siamese network)."""
     from sidepair.pretrain import resolve_config, run_pretrain
@@ -171,7 +196,8 @@ def pretrain(
         workers=workers,
         device=device,
     )
-    history = run_pretrain(config, out, resume=resume)
+    performance = performance_options(precision, channels_last, compile_, cudnn_benchmark)
+    history = run_pretrain(config, out, resume=resume, performance=performance)
     if history and is_main_process():
         last = history[-1]
         typer.echo(
@@ -206,6 +232,10 @@ def train(
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    precision: PrecisionOpt = "auto",
+    channels_last: ChannelsLastOpt = False,
+    compile_: CompileOpt = False,
+    cudnn_benchmark: CudnnOpt = True,
 ) -> None:
     """U-Net segmentation training, from scratch or with the side-pair pretrained encoder."""
     from sidepair.segmentation import resolve_train_config, run_train
@@ -229,7 +259,8 @@ def train(
         workers=workers,
         device=device,
     )
-    history = run_train(config, out, resume=resume)
+    performance = performance_options(precision, channels_last, compile_, cudnn_benchmark)
+    history = run_train(config, out, resume=resume, performance=performance)
     if history and is_main_process():
         best = max(history, key=lambda r: r["val_dice"])
         typer.echo(

@@ -31,6 +31,7 @@ from sidepair.losses import ContrastiveLoss, PairBCELoss, pair_distance
 from sidepair.models import Encoder, Siamese
 from sidepair.training.distributed import is_main_process
 from sidepair.training.loop import LoopSettings, fit
+from sidepair.training.performance import Performance
 
 VAL_EPOCH = 1_000_000  # validation pairs use a fixed "epoch" of their own
 
@@ -238,6 +239,7 @@ def run_pretrain(
     stop_after: int | None = None,
     label: str = "",
     bar: bool = True,
+    performance: Performance | None = None,
 ) -> list[dict[str, Any]]:
     """Pretrain and write the run folder.
 
@@ -249,11 +251,13 @@ def run_pretrain(
         stop_after: Stop after this many batches (tests of interruption).
         label: Prefix of the progress lines.
         bar: Per-batch progress bar (with ``progress``).
+        performance: Speed options (recorded in run.json; not part of the run's config).
 
     Returns:
         The per-epoch history.
     """
     out = Path(out)
+    performance = performance or Performance()
     store = Store(config.store)
     task = SidePairTask(config, store)
     write_run_config(out, config, resume)
@@ -264,9 +268,15 @@ def run_pretrain(
         config.seed,
         sections={"train": len(task.train_sampler.units), "val": len(task.val_sampler.units)},
         encoder_tensors=len(task.model.encoder.state_dict()),
+        performance=performance.as_dict(),
     )
     settings = LoopSettings(
-        epochs=config.epochs, lr=config.lr, monitor="val_acc", seed=config.seed, device=config.device
+        epochs=config.epochs,
+        lr=config.lr,
+        monitor="val_acc",
+        seed=config.seed,
+        device=config.device,
+        performance=performance,
     )
     history = fit(
         task, out, settings, resume=resume, progress=progress, stop_after=stop_after, label=label, bar=bar

@@ -30,6 +30,7 @@ from sidepair.pretrain import describe_store, encoder_weights, write_run_info
 from sidepair.training.checkpoint import load_checkpoint
 from sidepair.training.distributed import gather_batch, is_main_process
 from sidepair.training.loop import LoopSettings, fit
+from sidepair.training.performance import Performance
 
 LabelMode = Literal["kidney", "kidney+tumour", "sides"]
 N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
@@ -294,6 +295,7 @@ def run_train(
     progress: bool = True,
     label: str = "",
     bar: bool = True,
+    performance: Performance | None = None,
 ) -> list[dict]:
     """Train a U-Net and write the run folder (config.yaml, run.json, checkpoints, metrics, curves).
 
@@ -304,11 +306,13 @@ def run_train(
         progress: Progress lines per epoch.
         label: Prefix of the progress lines.
         bar: Per-batch progress bar (with ``progress``).
+        performance: Speed options (recorded in run.json; not part of the run's config).
 
     Returns:
         The per-epoch history.
     """
     out = Path(out)
+    performance = performance or Performance()
     store = Store(config.store)
     task = SegmentationTask(config, store)
     write_run_config(out, config, resume)
@@ -327,6 +331,7 @@ def run_train(
         label_fraction=config.label_fraction,
         train_cases=task.train_ids,
         val_cases=task.val_ids,
+        performance=performance.as_dict(),
     )
     if progress and is_main_process():
         print(
@@ -334,7 +339,12 @@ def run_train(
             f"(fraction {config.label_fraction}), {len(task.val_ids)} validation cases"
         )
     settings = LoopSettings(
-        epochs=config.epochs, lr=config.lr, monitor="val_dice", seed=config.seed, device=config.device
+        epochs=config.epochs,
+        lr=config.lr,
+        monitor="val_dice",
+        seed=config.seed,
+        device=config.device,
+        performance=performance,
     )
     history = fit(task, out, settings, resume=resume, progress=progress, label=label, bar=bar)
     if history and is_main_process():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from torch import nn
 from sidepair import __version__
 from sidepair.errors import SidepairError
 from sidepair.training.checkpoint import BEST, LAST, PREV, load_resume_checkpoint, save_checkpoint
+from sidepair.training.performance import Performance, StepModule
 from sidepair.training.runlog import RunLogger
 
 
@@ -57,6 +58,7 @@ class LoopSettings:
         plateau_patience: ReduceLROnPlateau patience in epochs (the paper: 3).
         seed: Run seed.
         device: ``auto``, ``cpu`` or ``cuda``.
+        performance: Speed options (autocast, memory layout, compile, cuDNN benchmark).
     """
 
     epochs: int
@@ -67,6 +69,7 @@ class LoopSettings:
     plateau_patience: int = 3
     seed: int = 0
     device: str = "auto"
+    performance: Performance = field(default_factory=Performance)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -138,7 +141,9 @@ def fit(
     if info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, start) if info.main else None
-    use_amp = device.type == "cuda"
+    perf = settings.performance
+    perf.apply_backend_flags(device)
+    steps = StepModule(model, perf, device, distributed=info.enabled)
     try:
         for epoch in range(start, settings.epochs):
             torch.manual_seed(settings.seed * 100_003 + epoch)
@@ -149,7 +154,8 @@ def fit(
             losses = []
             batches = task.train_batches(epoch)
             if info.enabled:
-                batches, task.model = dd.shard_loader(batches, info), dd.wrap(model, device)
+                batches = dd.shard_loader(batches, info)
+            task.model = steps.get()
             bar = tqdm(
                 batches,
                 desc=f"{label}{task.kind} epoch {epoch + 1}/{settings.epochs}",
@@ -159,7 +165,7 @@ def fit(
             )
             for i, batch in enumerate(bar):
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                with perf.autocast(device):
                     loss = task.train_step(batch, device)
                 loss.backward()
                 optimizer.step()
@@ -171,7 +177,7 @@ def fit(
             model.eval()
             metrics = None
             if info.main:  # validation on rank 0, its numbers sent to every rank
-                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                with torch.no_grad(), perf.autocast(device):
                     metrics = {f"val_{k}": float(v) for k, v in task.validate(device).items()}
             metrics = dd.broadcast_metrics(metrics, info)
             if settings.monitor not in metrics:

@@ -1,0 +1,127 @@
+"""Speed options of a training run: bf16 autocast, channels-last, ``torch.compile``, cuDNN benchmark.
+
+They change how a step is computed, not what the run is, so they live outside ``config.yaml`` (a run
+can be resumed with other ones) and are recorded in ``run.json``. Every option is safe on CPU: bf16
+autocast runs there too (slowly), channels-last is a memory layout, ``torch.compile`` needs a C++
+compiler on CPU, and the cuDNN flag is ignored without CUDA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Precision = Literal["auto", "bf16", "fp32"]
+
+
+@dataclass(frozen=True)
+class Performance:
+    """How steps are computed.
+
+    Attributes:
+        precision: ``bf16`` autocast, ``fp32``, or ``auto`` (bf16 on CUDA, fp32 on CPU).
+        channels_last: Channels-last memory layout (2D) or channels-last-3d (3D) for the network and
+            its inputs; faster convolutions with Tensor Cores in 2D, measured per preset in the README.
+        compile: ``torch.compile`` the training network (once; validation runs uncompiled, since its
+            shapes vary).
+        cudnn_benchmark: Let cuDNN time its convolution algorithms for the fixed patch shapes.
+    """
+
+    precision: Precision = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    cudnn_benchmark: bool = True
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The autocast dtype on ``device``, or ``None`` for fp32."""
+        if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"):
+            return torch.bfloat16
+        return None
+
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """The autocast context for a step on ``device`` (disabled for fp32)."""
+        dtype = self.autocast_dtype(device)
+        return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+    def apply_backend_flags(self, device: torch.device) -> None:
+        """Set the cuDNN benchmark flag (CUDA only)."""
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for ``run.json``."""
+        return asdict(self)
+
+
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """channels_last for a 2D network, channels_last_3d for a 3D one (from its first convolution)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return torch.channels_last
+        if isinstance(m, nn.Conv3d):
+            return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+class InputLayout(nn.Module):
+    """Calls the network with its image inputs in ``fmt`` (other arguments pass as they are)."""
+
+    def __init__(self, module: nn.Module, fmt: torch.memory_format) -> None:
+        super().__init__()
+        self.module = module
+        self.fmt = fmt
+        self.ndim = 4 if fmt == torch.channels_last else 5
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The network's output, its image inputs converted first."""
+        args = tuple(
+            a.contiguous(memory_format=self.fmt) if torch.is_tensor(a) and a.dim() == self.ndim else a
+            for a in args
+        )
+        return self.module(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
+class StepModule:
+    """The module training steps call: the network, laid out, DDP-wrapped and compiled as asked.
+
+    DDP must be rebuilt when the set of trainable parameters changes (an encoder frozen, then
+    released); the compiled module is kept otherwise, so compilation happens once per such set.
+    """
+
+    def __init__(
+        self, model: nn.Module, performance: Performance, device: torch.device, distributed: bool
+    ) -> None:
+        self.model = model
+        self.performance = performance
+        self.device = device
+        self.distributed = distributed
+        self._key: tuple[bool, ...] | None = None
+        self._module: nn.Module = model
+        self._base: nn.Module = model
+        if performance.channels_last:
+            fmt = memory_format(model)
+            model.to(memory_format=fmt)
+            self._base = InputLayout(model, fmt)
+
+    def get(self) -> nn.Module:
+        """The step module for the current trainable parameters."""
+        key = tuple(p.requires_grad for p in self.model.parameters())
+        if key != self._key:
+            module = self._base
+            if self.distributed:
+                from sidepair.training.distributed import wrap
+
+                module = wrap(module, self.device)
+            if self.performance.compile:
+                module = torch.compile(module)
+            self._key, self._module = key, module
+        return self._module
