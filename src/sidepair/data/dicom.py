@@ -1,14 +1,21 @@
-"""DICOM series through SimpleITK, converted to RAS+ volumes with their affine."""
+"""DICOM series through SimpleITK, converted to RAS+ volumes with their affine.
+
+SimpleITK is imported where a series is read: it is large, and NIfTI-only work (training on a store,
+GPU machines without it) should not need it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
 
 from sidepair.data.volume import Volume, check_affine, check_image_values, reorient_to_ras
 from sidepair.errors import DataError
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 # SimpleITK's world frame is LPS; RAS flips the first two world axes.
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -26,6 +33,8 @@ def sitk_affine(image: sitk.Image) -> np.ndarray:
 
 def list_series(folder: str | Path) -> dict[str, list[str]]:
     """DICOM series ids in ``folder`` -> their files, sorted by position (SimpleITK/GDCM)."""
+    import SimpleITK as sitk
+
     folder = str(folder)
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
     return {sid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, sid)) for sid in ids}
@@ -83,6 +92,8 @@ def load_dicom_series(folder: str | Path, series: str | None = None) -> Volume:
             ``series``, or unreadable slices.
     """
     folder = Path(folder)
+    import SimpleITK as sitk
+
     series, files = choose_series(folder, series)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
