@@ -134,6 +134,13 @@ PrecisionOpt = Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp
 ChannelsLastOpt = Annotated[
     bool, typer.Option("--channels-last", help="Channels-last memory layout for the network and its inputs.")
 ]
+AugmentOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--augment/--no-augment",
+        help="On-the-fly MONAI augmentation (rotation, scaling, intensity; no flips). Default: the preset's.",
+    ),
+]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the training network.")]
 CudnnOpt = Annotated[
     bool,
@@ -171,6 +178,7 @@ def pretrain(
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    augment: AugmentOpt = None,
     precision: PrecisionOpt = "auto",
     channels_last: ChannelsLastOpt = False,
     compile_: CompileOpt = False,
@@ -192,6 +200,7 @@ def pretrain(
         lr=lr,
         pairs_per_epoch=pairs_per_epoch,
         val_pairs=val_pairs,
+        augment=augment,
         seed=seed,
         workers=workers,
         device=device,
@@ -232,6 +241,7 @@ def train(
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    augment: AugmentOpt = None,
     precision: PrecisionOpt = "auto",
     channels_last: ChannelsLastOpt = False,
     compile_: CompileOpt = False,
@@ -255,6 +265,7 @@ def train(
         batch_size=batch_size,
         lr=lr,
         samples_per_epoch=samples_per_epoch,
+        augment=augment,
         seed=seed,
         workers=workers,
         device=device,

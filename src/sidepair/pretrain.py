@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from sidepair import __version__
 from sidepair.atomic import write_json
 from sidepair.config import EncoderFields, get_preset, validated, write_run_config
+from sidepair.data.augment import Augmenter
 from sidepair.data.pairs import PairDataset, sample_pairs
 from sidepair.data.sections import SectionSampler
 from sidepair.data.store import Store
@@ -55,6 +56,7 @@ class PretrainConfig(EncoderFields):
     pairs_per_epoch: int
     val_pairs: int = 256
     jitter: float = 0.1
+    augment: bool = False
     seed: int = 0
     workers: int = 0
     device: str = "auto"
@@ -94,6 +96,7 @@ def resolve_config(preset: str, store: str | Path, **overrides: Any) -> Pretrain
         "batch_size": p.batch_size,
         "lr": p.lr,
         "pairs_per_epoch": p.pairs_per_epoch,
+        "augment": p.augment,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     if (
@@ -181,7 +184,8 @@ class SidePairTask:
     def train_batches(self, epoch: int) -> DataLoader:
         """The pairs of ``epoch``, drawn from ``(seed, epoch)``."""
         pairs = sample_pairs(self.train_sampler, self.config.pairs_per_epoch, self.config.seed, epoch)
-        return self._loader(PairDataset(self.train_sampler, pairs))
+        augment = Augmenter(self.config.dims, with_label=False) if self.config.augment else None
+        return self._loader(PairDataset(self.train_sampler, pairs, augment, (self.config.seed, epoch)))
 
     def _outputs(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x1, x2, same = (t.to(device, non_blocking=True) for t in batch)

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, model_validator
 from torch.utils.data import DataLoader, Dataset
 
 from sidepair.config import EncoderFields, get_preset, validated, write_run_config
+from sidepair.data.augment import Augmenter
 from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError, StoreError
@@ -55,6 +56,7 @@ class TrainConfig(EncoderFields):
     lr: float = 3e-4
     samples_per_epoch: int = 256
     foreground_fraction: float = 0.6
+    augment: bool = False
     seed: int = 0
     workers: int = 0
     device: str = "auto"
@@ -95,6 +97,7 @@ def resolve_train_config(preset: str, store: str | Path, **overrides: Any) -> Tr
         "batch_size": p.seg_batch_size,
         "lr": p.seg_lr,
         "samples_per_epoch": p.seg_samples,
+        "augment": p.augment,
     }
     init = overrides.get("init")
     if init and init != "scratch":
@@ -153,6 +156,8 @@ class PatchDataset(Dataset):
     def __init__(self, store: Store, case_ids: list[str], config: TrainConfig, epoch: int) -> None:
         self.store = store
         self.config = config
+        self.epoch = epoch
+        self.augment = Augmenter(config.dims, with_label=True) if config.augment else None
         rng = np.random.default_rng([config.seed, epoch, 31337])
         size = (1, *config.patch_size) if config.dims == 2 else tuple(config.patch_size)
         self.items: list[tuple[str, tuple[int, ...]]] = []
@@ -187,9 +192,10 @@ class PatchDataset(Dataset):
             else None
         )
         target = target_of(label, side, self.config.labels)
-        if self.config.dims == 2:
-            return torch.from_numpy(image[0:1]), torch.from_numpy(target[0:1])
-        return torch.from_numpy(image[None]), torch.from_numpy(target[None])
+        image, target = (image[0:1], target[0:1]) if self.config.dims == 2 else (image[None], target[None])
+        if self.augment is not None:
+            image, target = self.augment(image, target, (self.config.seed, self.epoch, i))
+        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(target))
 
 
 class SegmentationTask:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sidepair.data.augment import Augmenter
 from sidepair.data.sections import Section, SectionSampler
 from sidepair.errors import StoreError
 
@@ -70,19 +71,36 @@ def sample_pairs(
 
 
 class PairDataset(Dataset):
-    """Reads the sections of a list of pairs: items are ``(x1, x2, same)`` tensors."""
+    """Reads the sections of a list of pairs: items are ``(x1, x2, same)`` tensors.
 
-    def __init__(self, sampler: SectionSampler, pairs: list[Pair]) -> None:
+    Args:
+        sampler: Where the sections are read.
+        pairs: The pairs.
+        augment: Augmentation of each section (never a flip), or ``None``.
+        seed: Integers fixing the augmentation draws, e.g. ``(run seed, epoch)``.
+    """
+
+    def __init__(
+        self,
+        sampler: SectionSampler,
+        pairs: list[Pair],
+        augment: Augmenter | None = None,
+        seed: tuple[int, ...] = (0,),
+    ) -> None:
         self.sampler = sampler
         self.pairs = pairs
+        self.augment = augment
+        self.seed = seed
+
+    def _section(self, section: Section, key: tuple[int, ...]) -> torch.Tensor:
+        crop = self.sampler.read(section)
+        if self.augment is not None:
+            crop, _ = self.augment(crop, None, (*self.seed, *key))
+        return torch.from_numpy(np.ascontiguousarray(crop))
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pair = self.pairs[i]
-        return (
-            torch.from_numpy(self.sampler.read(pair.a)),
-            torch.from_numpy(self.sampler.read(pair.b)),
-            torch.tensor(float(pair.same)),
-        )
+        return self._section(pair.a, (i, 0)), self._section(pair.b, (i, 1)), torch.tensor(float(pair.same))

@@ -1,0 +1,212 @@
+"""The data path of segmentation training: store loader against tensors in memory and a plain MONAI pipeline.
+
+On the same phantom cases and the same network, loss and optimiser (the preset's U-Net, DiceCE, Adam),
+side by side in one run, repeated and interleaved (the machine is shared and noisy; medians reported):
+
+- ``in memory``: the epoch's batches read beforehand; only the training steps are timed;
+- ``store loader``: sidepair's own path, timed as training runs it: a DataLoader over the prepared store,
+  each patch read from the memory-mapped arrays (only the crop is read), with 0 and 2 workers;
+- ``MONAI NIfTI``: a plain MONAI pipeline that loads and transforms the NIfTI files every epoch
+  (LoadImaged, EnsureChannelFirstd, Orientationd RAS, Spacingd to the preset's spacing, the HU window,
+  z-score, RandCropByPosNegLabeld with 4 patches per loaded case, as the MONAI tutorials do), the same
+  number of patches per epoch, with 0 and 2 workers.
+
+Targets (issue #7): store loader / in memory <= 1.1; MONAI NIfTI / store loader >= 2.
+
+Usage: python benchmarks/data_path.py [--preset fast-2d] [--cases 8] [--shape 160 160 64] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from _common import report
+from sidepair.config import get_preset
+from sidepair.data.formats import open_dataset
+from sidepair.data.phantom import generate_phantom
+from sidepair.data.store import Store, prepare
+from sidepair.segmentation import SegmentationTask, resolve_train_config
+
+
+def monai_loader(data: Path, case_ids: list[str], preset: str, patch: tuple[int, ...], batch: int):
+    """A plain MONAI pipeline over the NIfTI files: every epoch loads, resamples and crops them again."""
+    from monai.data import Dataset
+    from monai.transforms import (
+        Compose,
+        EnsureChannelFirstd,
+        Lambdad,
+        LoadImaged,
+        NormalizeIntensityd,
+        Orientationd,
+        RandCropByPosNegLabeld,
+        ScaleIntensityRanged,
+        Spacingd,
+        SqueezeDimd,
+        Transposed,
+    )
+
+    p = get_preset(preset).preprocess
+    z, y, x = p.spacing_zyx
+    per_case = 4
+    dims = len(patch)
+    # RAS arrays are (x, y, z); a 2D patch is one axial slice, (y, x) like the store's.
+    size = (patch[1], patch[0], 1) if dims == 2 else (patch[2], patch[1], patch[0])
+    steps = [
+        LoadImaged(keys=["image", "label"]),
+        EnsureChannelFirstd(keys=["image", "label"]),
+        Orientationd(keys=["image", "label"], axcodes="RAS"),
+        Spacingd(keys=["image", "label"], pixdim=(x, y, z), mode=("bilinear", "nearest")),
+        ScaleIntensityRanged(
+            keys="image",
+            a_min=p.window[0],
+            a_max=p.window[1],
+            b_min=p.window[0],
+            b_max=p.window[1],
+            clip=True,
+        ),
+        NormalizeIntensityd(keys="image"),
+        Lambdad(keys="label", func=lambda t: (t > 0).long()),
+        RandCropByPosNegLabeld(
+            keys=["image", "label"],
+            label_key="label",
+            spatial_size=size,
+            pos=0.6,
+            neg=0.4,
+            num_samples=per_case,
+        ),
+    ]
+    if dims == 2:
+        steps += [
+            SqueezeDimd(keys=["image", "label"], dim=-1),
+            Transposed(keys=["image", "label"], indices=(0, 2, 1)),
+        ]
+    else:
+        steps += [Transposed(keys=["image", "label"], indices=(0, 3, 2, 1))]
+    items = [
+        {"image": str(data / c / "imaging.nii.gz"), "label": str(data / c / "segmentation.nii.gz")}
+        for c in case_ids
+    ]
+    return Dataset(items, Compose(steps)), per_case, batch // per_case
+
+
+def run_epoch(
+    task: SegmentationTask, batches, opt: torch.optim.Optimizer, device: torch.device
+) -> tuple[float, int]:
+    """Train over ``batches``; seconds and steps."""
+    t0, n = time.perf_counter(), 0
+    for batch in batches:
+        if isinstance(batch, dict):
+            batch = (batch["image"].as_tensor().float(), batch["label"].as_tensor().long())
+        opt.zero_grad(set_to_none=True)
+        loss = task.train_step(batch, device)
+        loss.backward()
+        opt.step()
+        n += 1
+    return time.perf_counter() - t0, n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="fast-2d")
+    parser.add_argument("--cases", type=int, default=8)
+    parser.add_argument("--shape", type=int, nargs=3, default=[160, 160, 64])
+    parser.add_argument("--samples", type=int, default=256, help="Patches per epoch.")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    from monai.data import DataLoader, list_data_collate
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="sidepair-datapath-"))
+    data, store_dir = work / "phantom", work / "store"
+    if not data.exists():
+        generate_phantom(data, cases=args.cases, seed=0, shape=tuple(args.shape))
+    if not store_dir.exists():
+        prepare(open_dataset(data), store_dir, get_preset(args.preset).preprocess)
+    store = Store(store_dir)
+    device = torch.device("cpu")
+    config = resolve_train_config(args.preset, store_dir, device="cpu", samples_per_epoch=args.samples)
+    task = SegmentationTask(config, store)
+    opt = torch.optim.Adam(task.model.parameters(), lr=config.lr)
+    task.model.train()
+    dataset, per_case, cases_per_batch = monai_loader(
+        data, task.train_ids, args.preset, tuple(config.patch_size), config.batch_size
+    )
+    # The same patches per epoch: samples / per_case case loads.
+    monai_items = [dataset.data[i % len(dataset.data)] for i in range(args.samples // per_case)]
+    dataset.data = monai_items
+    timings: dict[str, list[float]] = {}
+    steps: dict[str, int] = {}
+
+    def record(name: str, seconds: float, n: int) -> None:
+        timings.setdefault(name, []).append(seconds)
+        steps[name] = n
+
+    run_epoch(task, list(task.train_batches(0))[:2], opt, device)  # warm-up
+    for r in range(args.repeats):
+        epoch = r + 1
+        in_memory = list(task.train_batches(epoch))
+        record("in memory", *run_epoch(task, in_memory, opt, device))
+        for workers in (0, 2):
+            task.config = config.model_copy(update={"workers": workers})
+            record(
+                f"store loader, {workers} workers", *run_epoch(task, task.train_batches(epoch), opt, device)
+            )
+            loader = DataLoader(
+                dataset,
+                batch_size=cases_per_batch,
+                shuffle=True,
+                num_workers=workers,
+                collate_fn=list_data_collate,
+            )
+            record(f"MONAI NIfTI, {workers} workers", *run_epoch(task, loader, opt, device))
+        task.config = config
+        print(
+            f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in timings.items())
+        )
+    base = statistics.median(timings["in memory"])
+    rows: list[dict[str, Any]] = []
+    for name, values in timings.items():
+        med = statistics.median(values)
+        workers = name.rsplit(",", 1)[-1].strip() if "," in name else ""
+        loader_same_workers = timings.get(f"store loader, {workers}") if workers else None
+        rows.append(
+            {
+                "pipeline": name,
+                "epoch_s": round(med, 2),
+                "step_s": round(med / steps[name], 4),
+                "steps": steps[name],
+                "vs_in_memory": round(med / base, 3),
+                "vs_store_loader": round(med / statistics.median(loader_same_workers), 2)
+                if loader_same_workers
+                else "",
+            }
+        )
+    extra = {
+        "data": f"phantom ({args.cases} cases of {tuple(args.shape)} voxels, "
+        f"{len(task.train_ids)} training cases)",
+        "preset": args.preset,
+        "patches_per_epoch": args.samples,
+        "batch_size": config.batch_size,
+        "patch_size": list(config.patch_size),
+        "repeats": args.repeats,
+        "torch_threads": torch.get_num_threads(),
+        "store_bytes_per_case": int(
+            np.mean(
+                [sum(f.stat().st_size for f in (store_dir / "cases" / c).glob("*.npy")) for c in store.cases]
+            )
+        ),
+    }
+    report("data_path", rows, extra)
+    print(f"data: {extra['data']}; medians of {args.repeats} interleaved repeats")
+
+
+if __name__ == "__main__":
+    main()
