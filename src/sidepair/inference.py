@@ -83,17 +83,19 @@ def ras_grid_of(
 def resample_labels(
     labels_xyz: np.ndarray, src_affine: np.ndarray, dst_affine: np.ndarray, dst_shape: tuple[int, ...]
 ) -> np.ndarray:
-    """Nearest-neighbour resampling of a label array between two grids (any affines)."""
+    """Nearest-neighbour resampling of a label array between two grids (any affines), as uint8."""
     mapping = np.linalg.inv(src_affine) @ dst_affine  # destination index -> source index
+    # uint8 in and out: an int64 output of a 512 x 512 x 1000 scan alone would take 2 GB.
     return ndimage.affine_transform(
-        labels_xyz,
+        labels_xyz.astype(np.uint8, copy=False),
         mapping[:3, :3],
         offset=mapping[:3, 3],
         output_shape=dst_shape,
+        output=np.uint8,
         order=0,
         mode="constant",
         cval=0,
-    ).astype(np.uint8)
+    )
 
 
 def to_original_ras(labels_zyx: np.ndarray, entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
