@@ -1,9 +1,9 @@
 """Peak memory of `sidepair prepare` and `sidepair predict` on a 512 x 512 x 1000 CT (phantom).
 
-The scan: a 512 x 512 x 250 phantom case with each slice repeated 4 times (a thin-slice scan of the
-same body, z spacing divided by 4), written as imaging.nii.gz (int16) with its label. Each command runs
-in a child process; peak RSS is the child's maximum resident set (``getrusage``), which includes
-Python, PyTorch and the model. DESIGN §5 / issue #7 ask for under 6 GB each.
+The scan: a 512 x 512 x 250 phantom case, reoriented to RAS, with each axial slice repeated 4 times
+(a thin-slice scan of the same body, z spacing divided by 4), written as imaging.nii.gz (int16) with
+its label. Each command runs in a child process; peak RSS is the child's maximum resident set
+(``getrusage``), which includes Python, PyTorch and the model. DESIGN §5 / issue #7 ask for under 6 GB each.
 
 Usage: python benchmarks/memory_large.py [--work DIR] [--model RUN] [--slices 1000]
 """
@@ -34,7 +34,8 @@ def thin_slice_case(work: Path, slices: int) -> Path:
     generate_phantom(base, cases=1, seed=3, shape=(512, 512, slices // repeat))
     case.mkdir(parents=True, exist_ok=True)
     for name, dtype in (("imaging", np.int16), ("segmentation", np.uint8)):
-        img = nib.load(base / "case_00000" / f"{name}.nii.gz")
+        # RAS first, so that the repeated axis is the slice axis (the phantom varies its orientation).
+        img = nib.as_closest_canonical(nib.load(base / "case_00000" / f"{name}.nii.gz"))
         array = np.repeat(np.asarray(img.dataobj).astype(dtype), repeat, axis=2)
         affine = img.affine.copy()
         affine[:3, 2] /= repeat

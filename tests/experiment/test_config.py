@@ -69,6 +69,7 @@ def test_plan_covers_every_init_fraction_and_seed(tmp_path):
         ({"preset": "nope"}, "unknown preset 'nope'"),
         ({"segmentation": {"seeds": [0, 0]}}, "without repeats"),
         ({"jobs": 0}, "jobs"),
+        ({"performance": {"precision": "fp16"}}, "performance.precision"),
         ({"extra": 1}, "extra"),
     ],
 )

@@ -107,6 +107,15 @@ class EvaluationConfig(_Strict):
     bootstrap: int = Field(10_000, ge=100)
 
 
+class PerformanceConfig(_Strict):
+    """Speed options of every training run (see ``sidepair train --help``); not part of any run's config."""
+
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    cudnn_benchmark: bool = True
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment (written resolved to ``DIR/experiment.yaml``).
 
@@ -122,6 +131,7 @@ class ExperimentConfig(_Strict):
         jobs: Runs trained at the same time (processes); 2 suits 2 CPU cores.
         threads_per_job: Torch threads per job (default: CPU cores / jobs).
         device: auto, cpu or cuda.
+        performance: Speed options of the training runs (bf16, channels-last, compile, cuDNN).
     """
 
     name: str
@@ -135,6 +145,7 @@ class ExperimentConfig(_Strict):
     jobs: int = Field(1, ge=1)
     threads_per_job: int | None = Field(None, ge=1)
     device: str = "auto"
+    performance: PerformanceConfig = PerformanceConfig()
 
     @field_validator("preset")
     @classmethod

@@ -254,7 +254,10 @@ def _init_worker(parent: int, threads: int) -> None:
 def _job(job: dict[str, Any]) -> dict[str, Any]:
     """One pretraining or segmentation job, in this process or a worker; errors come back as text."""
     try:
+        from sidepair.training.performance import Performance
+
         label = f"[{job['name']}] " if job["parallel"] else ""
+        performance = Performance(**job.get("performance", {}))
         if job["kind"] == "pretrain":
             from sidepair.pretrain import PretrainConfig, run_pretrain
 
@@ -266,6 +269,7 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
                 progress=job["progress"],
                 label=label,
                 bar=not job["parallel"],
+                performance=performance,
             )
             return {"name": job["name"], "history": history}
         from sidepair.evaluation.evaluate import evaluate_run
@@ -275,7 +279,13 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
         run_dir = Path(job["run_dir"])
         if not training_finished(run_dir, job["config"]):
             run_train(
-                config, run_dir, resume=True, progress=job["progress"], label=label, bar=not job["parallel"]
+                config,
+                run_dir,
+                resume=True,
+                progress=job["progress"],
+                label=label,
+                bar=not job["parallel"],
+                performance=performance,
             )
         if not evaluation_finished(run_dir, job["split"], job["checkpoint"]):
             evaluate_run(run_dir, job["split"], job["checkpoint"], job["device"], progress=False)
@@ -368,6 +378,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
                         "name": f"pretrain-{v.name}",
                         "config": _pretrain_config(config, store_path, v.name),
                         "run_dir": str(out / "pretrain" / v.name),
+                        "performance": config.performance.model_dump(),
                         "progress": progress,
                         "parallel": parallel,
                     }
@@ -391,6 +402,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
                         "split": split,
                         "checkpoint": which,
                         "device": config.device,
+                        "performance": config.performance.model_dump(),
                         "progress": progress,
                         "parallel": parallel,
                     }
