@@ -83,3 +83,24 @@ def test_invalid_configs_name_the_field(tmp_path, change, message):
 def test_missing_config_lists_the_bundled_ones(tmp_path):
     with pytest.raises(ConfigError, match="file not found .*bundled configs: demo, kits19-2d"):
         load_experiment_config(tmp_path / "nope.yaml")
+
+
+def test_augment_and_speed_options_reach_the_runs(tmp_path):
+    from sidepair.experiment.runner import _pretrain_config, _train_config
+
+    data = {
+        **BASE,
+        "pretrain": [{"name": "masked", "sections": "masked", "augment": True}],
+        "segmentation": {**BASE["segmentation"], "augment": True},
+        "performance": {"precision": "fp32", "compile": True},
+    }
+    config = load_experiment_config(write(tmp_path, data))
+    run = plan_runs(config)[0]
+    assert _train_config(config, tmp_path / "store", tmp_path, run)["augment"] is True
+    assert _pretrain_config(config, tmp_path / "store", "masked")["augment"] is True
+    assert config.performance.compile and config.performance.precision == "fp32"
+    # Left out, nothing augments and the defaults hold.
+    plain = load_experiment_config(write(tmp_path, BASE))
+    assert _train_config(plain, tmp_path / "store", tmp_path, plan_runs(plain)[0])["augment"] is False
+    assert plain.performance.precision == "auto" and not plain.performance.compile
+    assert load_experiment_config("kits19-paper-3d").performance.compile is True

@@ -65,6 +65,7 @@ class ProxyVariant(_Strict):
     lr: float | None = None
     pairs_per_epoch: int | None = None
     section_size: tuple[int, ...] | None = None
+    augment: bool | None = None
     seed: int = 0
 
 
@@ -83,6 +84,7 @@ class SegmentationGrid(_Strict):
     lr: float | None = None
     samples_per_epoch: int | None = None
     patch_size: tuple[int, ...] | None = None
+    augment: bool | None = None
 
     @field_validator("fractions")
     @classmethod

@@ -165,6 +165,7 @@ def _pretrain_config(config: ExperimentConfig, store: Path, variant_name: str) -
         lr=v.lr,
         pairs_per_epoch=v.pairs_per_epoch,
         section_size=v.section_size,
+        augment=v.augment,
         seed=v.seed,
         device=config.device,
     )
@@ -190,6 +191,7 @@ def _train_config(config: ExperimentConfig, store: Path, out: Path, run: RunSpec
         batch_size=grid.batch_size,
         lr=grid.lr,
         samples_per_epoch=grid.samples_per_epoch,
+        augment=grid.augment,
         seed=run.seed,
         device=config.device,
     )
