@@ -30,7 +30,7 @@ from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.proxy import pair_metrics
 from sidepair.losses import ContrastiveLoss, PairBCELoss, pair_distance
 from sidepair.models import Encoder, Siamese
-from sidepair.training.distributed import is_main_process
+from sidepair.training.distributed import gather_lists, is_main_process, shard
 from sidepair.training.loop import LoopSettings, fit
 from sidepair.training.performance import Performance
 
@@ -125,8 +125,6 @@ def describe_store(store: Store) -> str:
 
 def write_run_info(out: Path, kind: str, store: Store, seed: int, **extra: Any) -> None:
     """Write ``run.json``: kind, versions, seed, the data (phantom or real) and run-specific fields."""
-    from sidepair.training.distributed import is_main_process
-
     if not is_main_process():
         return
     write_json(
@@ -202,7 +200,8 @@ class SidePairTask:
     def validate(self, device: torch.device) -> dict[str, float]:
         """Pair accuracy and ROC-AUC on the held-out pairs."""
         scores, labels, losses = [], [], []
-        for batch in self._loader(PairDataset(self.val_sampler, self.val_pairs)):
+        # Under DDP each rank scores its share of the pairs; the scores of all are gathered below.
+        for batch in self._loader(PairDataset(self.val_sampler, shard(self.val_pairs))):
             e1, e2, same = self._outputs(batch, device)
             if self.config.loss == "contrastive":
                 losses.append(float(self.loss(e1, e2, same)) * len(same))
@@ -212,6 +211,7 @@ class SidePairTask:
                 losses.append(float(self.loss(logit, same)) * len(same))
                 scores.append(torch.sigmoid(logit.float()).cpu().numpy())
             labels.append(same.cpu().numpy())
+        labels, scores, losses = gather_lists(labels), gather_lists(scores), gather_lists(losses)
         y, s = np.concatenate(labels), np.concatenate(scores)
         if self.config.loss == "contrastive":
             metrics = pair_metrics(y, distance=s, threshold=self.config.threshold)

@@ -29,7 +29,7 @@ from sidepair.inference import predict_array
 from sidepair.models import UNet
 from sidepair.pretrain import describe_store, encoder_weights, write_run_info
 from sidepair.training.checkpoint import load_checkpoint
-from sidepair.training.distributed import gather_batch, is_main_process
+from sidepair.training.distributed import gather_batch, gather_lists, is_main_process, shard
 from sidepair.training.loop import LoopSettings, fit
 from sidepair.training.performance import Performance
 
@@ -274,11 +274,11 @@ class SegmentationTask:
     def validate(self, device: torch.device) -> dict[str, float]:
         """Mean per-case 3D kidney Dice on the validation cases (store grid)."""
         dices = []
-        for case_id in self.val_ids:
+        for case_id in shard(self.val_ids):  # under DDP each rank scores its share of the cases
             pred = self.predict_case(case_id, device)
             gt = np.asarray(self.store.array(case_id, "label"))
             dices.append(dice_score(pred > 0, gt > 0))
-        return {"dice": float(np.mean(dices))}
+        return {"dice": float(np.mean(gather_lists(dices)))}
 
     def checkpoint_extra(self) -> dict[str, Any]:
         """What prediction needs besides the weights: config, encoder, labels, preprocessing."""

@@ -3,8 +3,9 @@
 torchrun sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``; with ``WORLD_SIZE > 1`` the training loop
 joins a process group (NCCL on GPUs, gloo on CPUs), wraps the network in DistributedDataParallel and
 gives each rank its own slice of every global batch. Only rank 0 writes run folders, checkpoints and
-logs; losses are averaged over ranks; validation runs on rank 0 and its metrics are broadcast, so every
-rank's learning-rate schedule and best-checkpoint decision stay the same.
+logs; losses are averaged over ranks; each rank validates its share of the validation cases or pairs, the
+per-case results are gathered and every rank computes the metrics from all of them (rank 0's are then
+broadcast, so every rank's learning-rate schedule and best-checkpoint decision are the same).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 from sidepair.errors import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,22 @@ def gather_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
             dist.all_gather(parts, t.contiguous())
             out.append(torch.cat(parts))
     return tuple(out)
+
+
+def shard(items: Sequence[T]) -> list[T]:
+    """The share of a list for this rank: every W-th item from its rank (the whole list outside DDP)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(items)
+    return list(items[dist.get_rank() :: dist.get_world_size()])
+
+
+def gather_lists(values: list[T]) -> list[T]:
+    """Every rank's list, joined in rank order (the list itself outside DDP)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    parts: list[list[T] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, values)
+    return [v for part in parts for v in part or []]
 
 
 def mean_over_ranks(values: Sequence[float], info: DistInfo) -> float:

@@ -175,11 +175,11 @@ def fit(
                     return history
             task.model = model
             model.eval()
-            metrics = None
-            if info.main:  # validation on rank 0, its numbers sent to every rank
-                with torch.no_grad(), perf.autocast(device):
-                    metrics = {f"val_{k}": float(v) for k, v in task.validate(device).items()}
-            metrics = dd.broadcast_metrics(metrics, info)
+            # Every rank validates its share (the task gathers the per-case results); rank 0's numbers
+            # go to all, so that rounding can never make the ranks' schedules differ.
+            with torch.no_grad(), perf.autocast(device):
+                metrics = {f"val_{k}": float(v) for k, v in task.validate(device).items()}
+            metrics = dd.broadcast_metrics(metrics if info.main else None, info)
             if settings.monitor not in metrics:
                 raise SidepairError(f"validation gave no {settings.monitor!r}; it gave {sorted(metrics)}")
             value = float(metrics[settings.monitor])
