@@ -30,7 +30,7 @@ from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.proxy import pair_metrics
 from sidepair.losses import ContrastiveLoss, PairBCELoss, pair_distance
 from sidepair.models import Encoder, Siamese
-from sidepair.training.distributed import gather_lists, is_main_process, shard
+from sidepair.training.distributed import check_batch, dist_info, gather_lists, is_main_process, shard
 from sidepair.training.loop import LoopSettings, fit
 from sidepair.training.performance import Performance
 
@@ -262,6 +262,7 @@ def run_pretrain(
     """
     out = Path(out)
     performance = performance or Performance()
+    check_batch(config.batch_size, dist_info())  # under torchrun: refused before anything is written
     store = Store(config.store)
     task = SidePairTask(config, store)
     write_run_config(out, config, resume)

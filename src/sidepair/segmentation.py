@@ -29,7 +29,14 @@ from sidepair.inference import predict_array
 from sidepair.models import UNet
 from sidepair.pretrain import describe_store, encoder_weights, write_run_info
 from sidepair.training.checkpoint import load_checkpoint
-from sidepair.training.distributed import gather_batch, gather_lists, is_main_process, shard
+from sidepair.training.distributed import (
+    check_batch,
+    dist_info,
+    gather_batch,
+    gather_lists,
+    is_main_process,
+    shard,
+)
 from sidepair.training.loop import LoopSettings, fit
 from sidepair.training.performance import Performance
 
@@ -319,6 +326,7 @@ def run_train(
     """
     out = Path(out)
     performance = performance or Performance()
+    check_batch(config.batch_size, dist_info())  # under torchrun: refused before anything is written
     store = Store(config.store)
     task = SegmentationTask(config, store)
     write_run_config(out, config, resume)

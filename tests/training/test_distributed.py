@@ -162,3 +162,12 @@ def test_killed_ddp_run_resumes_with_torchrun(small_store, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in history(run)] == [1, 2, 3]
     assert torch.load(run / "checkpoint_last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_batch_that_does_not_split_is_refused_before_anything_is_written(small_store, tmp_path):
+    cmd, env = torchrun(small_store, tmp_path / "run", "--batch-size", "7")
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", timeout=600, env=env)
+    assert proc.returncode != 0
+    message = "sidepair pretrain: error: batch size 7 does not split over 2 processes; use a multiple of it"
+    assert message in proc.stderr.splitlines()
+    assert not (tmp_path / "run").exists()

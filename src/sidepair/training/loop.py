@@ -1,7 +1,8 @@
 """The training loop shared by ``pretrain`` and ``train``.
 
 A task supplies the model, its batches, a training step and a validation; the loop owns the rest:
-device and bf16 autocast on CUDA, the optimiser and ReduceLROnPlateau, ``checkpoint_last.pt`` and
+device, speed options (bf16 autocast, compile, layout; see ``performance``), DDP under torchrun (see
+``distributed``), the optimiser and ReduceLROnPlateau, ``checkpoint_last.pt`` and
 ``checkpoint_best.pt`` after every epoch, ``--resume``, the per-epoch metrics log, TensorBoard and a
 progress bar. Randomness is re-seeded from ``(seed, epoch)`` at each epoch, so a resumed run ends
 where an uninterrupted one would.
@@ -225,5 +226,8 @@ def fit(
         task.model = model
         if logger is not None:
             logger.close()
-        dd.barrier(info)
+    # Not in ``finally``: after an error on one rank a collective call would wait forever for the
+    # others; torchrun ends them when this process exits.
+    dd.barrier(info)
+    dd.cleanup(info)
     return history
