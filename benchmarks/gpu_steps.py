@@ -29,12 +29,12 @@ from sidepair.segmentation import resolve_train_config
 from sidepair.training.performance import Performance, StepModule
 
 VARIANTS: list[tuple[str, Performance]] = [
-    ("fp32", Performance("fp32", False, False, False)),
-    ("fp32+cudnn", Performance("fp32", False, False, True)),
-    ("bf16+cudnn (default)", Performance("bf16", False, False, True)),
-    ("bf16+cudnn+channels_last", Performance("bf16", True, False, True)),
-    ("bf16+cudnn+compile", Performance("bf16", False, True, True)),
-    ("bf16+cudnn+channels_last+compile", Performance("bf16", True, True, True)),
+    ("fp32", Performance(precision="fp32", cudnn_benchmark=False)),
+    ("fp32+cudnn", Performance(precision="fp32")),
+    ("bf16+cudnn (default)", Performance(precision="bf16")),
+    ("bf16+cudnn+channels_last", Performance(precision="bf16", channels_last=True)),
+    ("bf16+cudnn+compile", Performance(precision="bf16", compile=True)),
+    ("bf16+cudnn+channels_last+compile", Performance(precision="bf16", channels_last=True, compile=True)),
 ]
 CASES = [
     ("fast-2d", "train"),
@@ -94,7 +94,6 @@ def measure(
     model.to(device)
     perf.apply_backend_flags(device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = perf.cudnn_benchmark
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     step_model = StepModule(model, perf, device, distributed=False).get()

@@ -150,12 +150,11 @@ CudnnOpt = Annotated[
 
 def performance_options(precision: str, channels_last: bool, compile_: bool, cudnn_benchmark: bool):
     """The :class:`~sidepair.training.performance.Performance` of the command-line flags."""
-    from sidepair.errors import ConfigError
+    from sidepair.config import validated
     from sidepair.training.performance import Performance
 
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ConfigError(f"--precision must be auto, bf16 or fp32, got {precision!r}")
-    return Performance(precision, channels_last, compile_, cudnn_benchmark)  # type: ignore[arg-type]
+    flags = {"precision": precision, "channels_last": channels_last, "compile": compile_}
+    return validated(Performance, {**flags, "cudnn_benchmark": cudnn_benchmark}, "performance")
 
 
 @app.command()

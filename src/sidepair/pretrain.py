@@ -273,7 +273,7 @@ def run_pretrain(
         config.seed,
         sections={"train": len(task.train_sampler.units), "val": len(task.val_sampler.units)},
         encoder_tensors=len(task.model.encoder.state_dict()),
-        performance=performance.as_dict(),
+        performance=performance.model_dump(),
     )
     settings = LoopSettings(
         epochs=config.epochs,

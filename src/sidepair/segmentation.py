@@ -345,7 +345,7 @@ def run_train(
         label_fraction=config.label_fraction,
         train_cases=task.train_ids,
         val_cases=task.val_ids,
-        performance=performance.as_dict(),
+        performance=performance.model_dump(),
     )
     if progress and is_main_process():
         print(

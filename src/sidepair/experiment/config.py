@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sidepair.config import get_preset, load_yaml, validated
 from sidepair.errors import ConfigError
+from sidepair.training.performance import Performance
 
 InitMode = Literal["scratch", "finetune", "frozen", "frozen-then-unfrozen"]
 
@@ -109,15 +110,6 @@ class EvaluationConfig(_Strict):
     bootstrap: int = Field(10_000, ge=100)
 
 
-class PerformanceConfig(_Strict):
-    """Speed options of every training run (see ``sidepair train --help``); not part of any run's config."""
-
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    channels_last: bool = False
-    compile: bool = False
-    cudnn_benchmark: bool = True
-
-
 class ExperimentConfig(_Strict):
     """A whole experiment (written resolved to ``DIR/experiment.yaml``).
 
@@ -147,7 +139,7 @@ class ExperimentConfig(_Strict):
     jobs: int = Field(1, ge=1)
     threads_per_job: int | None = Field(None, ge=1)
     device: str = "auto"
-    performance: PerformanceConfig = PerformanceConfig()
+    performance: Performance = Performance()
 
     @field_validator("preset")
     @classmethod

@@ -8,27 +8,28 @@ compiler on CPU, and the cuDNN flag is ignored without CUDA.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 Precision = Literal["auto", "bf16", "fp32"]
 
 
-@dataclass(frozen=True)
-class Performance:
-    """How steps are computed.
+class Performance(BaseModel):
+    """How steps are computed (validated: the command line and experiment configs both build it).
 
     Attributes:
         precision: ``bf16`` autocast, ``fp32``, or ``auto`` (bf16 on CUDA, fp32 on CPU).
         channels_last: Channels-last memory layout (2D) or channels-last-3d (3D) for the network and
-            its inputs; faster convolutions with Tensor Cores in 2D, measured per preset in the README.
+            its inputs (slower for both presets on an H100; see the README).
         compile: ``torch.compile`` the training network (once; validation runs uncompiled, since its
             shapes vary).
         cudnn_benchmark: Let cuDNN time its convolution algorithms for the fixed patch shapes.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     precision: Precision = "auto"
     channels_last: bool = False
@@ -50,10 +51,6 @@ class Performance:
         """Set the cuDNN benchmark flag (CUDA only)."""
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = self.cudnn_benchmark
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for ``run.json``."""
-        return asdict(self)
 
 
 def memory_format(model: nn.Module) -> torch.memory_format:
