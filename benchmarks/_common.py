@@ -42,6 +42,36 @@ def measure(cmd: list[str]) -> dict[str, float]:
     return result
 
 
+def brief_model(work: Path, preset: str = "fast-2d") -> Path:
+    """A segmentation run trained for one short epoch on a small phantom (``work/model``), made once.
+
+    Timing and memory of prediction depend on the architecture, not on how well it is trained.
+    """
+    model = work / "model"
+    if not (model / "checkpoint_best.pt").exists():
+        sidepair = [sys.executable, "-m", "sidepair"]
+        small, store = str(work / "small"), str(work / "store")
+        measure(
+            [
+                *sidepair,
+                "phantom",
+                "--out",
+                small,
+                "--cases",
+                "8",
+                "--no-montage",
+                "--shape",
+                "160",
+                "160",
+                "64",
+            ]
+        )
+        measure([*sidepair, "prepare", "--data", small, "--out", store, "--preset", preset])
+        train = ["--store", store, "--out", str(model), "--preset", preset, "--epochs", "1"]
+        measure([*sidepair, "train", *train, "--samples-per-epoch", "64"])
+    return model
+
+
 def timed(fn, *args, **kwargs) -> tuple[Any, float]:
     """Call ``fn`` and return its result and wall seconds."""
     start = time.perf_counter()

@@ -18,7 +18,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from _common import measure, report
+from _common import brief_model, measure, report
 
 
 def thin_slice_case(work: Path, slices: int) -> Path:
@@ -58,26 +58,7 @@ def main() -> None:
     sidepair = [sys.executable, "-m", "sidepair"]
     big = thin_slice_case(work, args.slices)
     shape = nib.load(big / "case_00000" / "imaging.nii.gz").shape
-    model = args.model
-    if model is None:
-        model = work / "model"
-        if not (model / "checkpoint_best.pt").exists():
-            small = [
-                "--out",
-                str(work / "small"),
-                "--cases",
-                "8",
-                "--no-montage",
-                "--shape",
-                "160",
-                "160",
-                "64",
-            ]
-            measure([*sidepair, "phantom", *small])
-            store = ["--out", str(work / "small_store"), "--preset", "fast-2d"]
-            measure([*sidepair, "prepare", "--data", str(work / "small"), *store])
-            train = ["--store", str(work / "small_store"), "--out", str(model), "--preset", "fast-2d"]
-            measure([*sidepair, "train", *train, "--epochs", "1", "--samples-per-epoch", "64"])
+    model = args.model or brief_model(work)
     rows = []
     for preset in ("kits19-paper", "fast-2d"):
         out = work / f"store_{preset}"

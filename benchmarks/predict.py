@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import measure, report
+from _common import brief_model, measure, report
 
 
 def main() -> None:
@@ -30,53 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="sidepair-predict-"))
     sidepair = [sys.executable, "-m", "sidepair"]
-    model = args.model
-    if model is None:
-        model = work / "model"
-        if not (model / "checkpoint_best.pt").exists():
-            measure(
-                [
-                    *sidepair,
-                    "phantom",
-                    "--out",
-                    str(work / "small"),
-                    "--cases",
-                    "8",
-                    "--no-montage",
-                    "--shape",
-                    "160",
-                    "160",
-                    "64",
-                ]
-            )
-            measure(
-                [
-                    *sidepair,
-                    "prepare",
-                    "--data",
-                    str(work / "small"),
-                    "--out",
-                    str(work / "store"),
-                    "--preset",
-                    args.preset,
-                ]
-            )
-            measure(
-                [
-                    *sidepair,
-                    "train",
-                    "--store",
-                    str(work / "store"),
-                    "--out",
-                    str(model),
-                    "--preset",
-                    args.preset,
-                    "--epochs",
-                    "1",
-                    "--samples-per-epoch",
-                    "64",
-                ]
-            )
+    model = args.model or brief_model(work, args.preset)
     big = work / "big"
     if not (big / "case_00000" / "imaging.nii.gz").exists():
         measure(

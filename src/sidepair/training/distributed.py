@@ -215,7 +215,7 @@ def shard_loader(loader: DataLoader, info: DistInfo) -> DataLoader:
         )
     return DataLoader(
         loader.dataset,
-        batch_size=check_batch(loader.batch_size, info),
+        batch_size=sampler.per_rank,
         sampler=sampler,
         num_workers=loader.num_workers,
         pin_memory=loader.pin_memory,
