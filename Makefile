@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/python scripts/check_imports.py
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -32,8 +32,9 @@ from _common import report
 from sidepair.config import get_preset
 from sidepair.data.formats import open_dataset
 from sidepair.data.phantom import generate_phantom
-from sidepair.data.store import Store, prepare
-from sidepair.segmentation import SegmentationTask, resolve_train_config
+from sidepair.data.prepare import prepare
+from sidepair.data.store import Store
+from sidepair.training.segment import SegmentationTask, resolve_train_config
 
 
 def monai_loader(data: Path, case_ids: list[str], preset: str, patch: tuple[int, ...], batch: int):

@@ -44,8 +44,8 @@ def main() -> None:
     from sidepair.config import PreprocessSettings
     from sidepair.data.formats import open_dataset
     from sidepair.data.phantom import generate_phantom
-    from sidepair.data.store import prepare
-    from sidepair.training.checkpoint import load_checkpoint
+    from sidepair.data.prepare import prepare
+    from sidepair.models.checkpoint import load_checkpoint
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sidepair-ddp-"))
     store = work / "store"

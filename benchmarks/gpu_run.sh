@@ -37,7 +37,7 @@ timeout 290 python3 benchmarks/gpu_steps.py --json "$OUT/gpu_steps.json" --budge
 import sys, time, resource
 from pathlib import Path
 import numpy as np, torch
-from sidepair.prediction import Predictor, predict
+from sidepair.inference.predictor import Predictor, predict
 w = Path(sys.argv[1])
 t = time.perf_counter()
 pred = Predictor.load(w / "seg_w4", "cuda")

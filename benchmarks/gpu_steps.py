@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 
-from sidepair.losses import ContrastiveLoss
 from sidepair.models import Encoder, Siamese, UNet
-from sidepair.pretrain import resolve_config
-from sidepair.segmentation import resolve_train_config
+from sidepair.training.losses import ContrastiveLoss
 from sidepair.training.performance import Performance, StepModule
+from sidepair.training.pretrain import resolve_config
+from sidepair.training.segment import resolve_train_config
 
 VARIANTS: list[tuple[str, Performance]] = [
     ("fp32", Performance(precision="fp32", cudnn_benchmark=False)),

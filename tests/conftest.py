@@ -128,7 +128,7 @@ def small_store(small_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -
     """The small phantom prepared at 4 mm isotropic (train 5 / val 1 / test 2 cases)."""
     from sidepair.config import PreprocessSettings
     from sidepair.data.formats import open_dataset
-    from sidepair.data.store import prepare
+    from sidepair.data.prepare import prepare
 
     out = tmp_path_factory.mktemp("small_store") / "store"
     return prepare(open_dataset(small_phantom), out, PreprocessSettings(spacing_zyx=(4.0, 4.0, 4.0)))
@@ -136,7 +136,7 @@ def small_store(small_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 def tiny_pretrain_config(store: Path, **overrides):
     """A one-epoch masked pretraining config with a tiny encoder, on CPU."""
-    from sidepair.pretrain import resolve_config
+    from sidepair.training.pretrain import resolve_config
 
     settings = {
         "sections": "masked",
@@ -155,7 +155,7 @@ def tiny_pretrain_config(store: Path, **overrides):
 @pytest.fixture(scope="session")
 def pretrained(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-epoch masked pretraining run on the small store (tiny encoder); its best checkpoint."""
-    from sidepair.pretrain import run_pretrain
+    from sidepair.training.pretrain import run_pretrain
 
     out = tmp_path_factory.mktemp("pre") / "run"
     config = tiny_pretrain_config(small_store)
@@ -165,7 +165,7 @@ def pretrained(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 def tiny_train_config(store: Path, **overrides):
     """A two-epoch 2D segmentation config with a tiny encoder, on CPU."""
-    from sidepair.segmentation import resolve_train_config
+    from sidepair.training.segment import resolve_train_config
 
     settings = {
         "patch_size": (32, 32),
@@ -182,7 +182,7 @@ def tiny_train_config(store: Path, **overrides):
 @pytest.fixture(scope="session")
 def seg_run(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-epoch 2D segmentation run on the small store (tiny encoder), for prediction and export."""
-    from sidepair.segmentation import run_train
+    from sidepair.training.segment import run_train
 
     out = tmp_path_factory.mktemp("seg") / "run"
     config = tiny_train_config(small_store)

@@ -1,24 +1,31 @@
 """The command line as a user meets it: verbs, help, exit codes and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from sidepair.cli import app
+from sidepair.training.pretrain import resolve_config
+from sidepair.training.segment import resolve_train_config
 from tests.conftest import two_kidney_volume, write_nifti
 
 VERBS = ["phantom", "prepare", "pretrain", "train", "evaluate", "predict", "experiment", "demo", "export"]
 
 
-def run(*args, cwd=None):
+def run(*args, cwd=None, env_columns=None):
+    env = {**os.environ, "COLUMNS": str(env_columns)} if env_columns else None
     return subprocess.run(
         [sys.executable, "-m", "sidepair", *args],
         capture_output=True,
         encoding="utf-8",
         errors="replace",
         cwd=cwd,
+        env=env,
         timeout=600,
     )
 
@@ -28,8 +35,10 @@ def test_help_lists_every_verb():
     assert result.returncode == 0
     for verb in VERBS:
         assert verb in result.stdout
+    runner = CliRunner()  # in this process: one start-up for every verb's help
     for verb in VERBS:
-        assert run(verb, "--help").returncode == 0
+        shown = runner.invoke(app, [verb, "--help"])
+        assert shown.exit_code == 0 and "Usage: " in shown.output, (verb, shown.output)
 
 
 def test_phantom_and_prepare_end_to_end(tmp_path):
@@ -42,6 +51,10 @@ def test_phantom_and_prepare_end_to_end(tmp_path):
     assert "3 cases (kits format, 0 unlabelled)" in result.stdout
     index = json.loads((store / "index.json").read_text(encoding="utf-8"))
     assert [c["spacing"] for c in index["cases"]] == [pytest.approx([3.0, 2.0, 2.0])] * 3
+    # pretrain and train default to the preset the store was made with (here fast-2d's half sections).
+    config = resolve_config(None, store, sections="half")
+    assert (config.preset, config.section_size, config.dims) == ("fast-2d", (128, 128), 2)
+    assert resolve_train_config(None, store).patch_size == (96, 96)
     # A second run with the same settings finishes at once; other settings are refused.
     assert run("prepare", "--data", str(data), "--out", str(store), "--preset", "fast-2d").returncode == 0
     other = run("prepare", "--data", str(data), "--out", str(store), "--preset", "kits19-paper")
@@ -78,7 +91,8 @@ def test_unknown_format_and_preset(tmp_path):
     result = run(
         "prepare", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "s"), "--preset", "nope"
     )
-    assert result.returncode == 1 and "unknown preset 'nope'" in result.stderr
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "Invalid value for '--preset'" in result.stderr and "'nope' is not one of" in result.stderr
     assert not (tmp_path / "s").exists()
 
 
@@ -139,7 +153,8 @@ def test_evaluate_needs_run_or_predictions(tmp_path):
 
 
 def test_train_rejects_bad_fraction(tmp_path):
-    result = run("train", "--store", str(tmp_path), "--out", str(tmp_path / "r"), "--label-fraction", "1.5")
+    argv = ["--store", str(tmp_path), "--out", str(tmp_path / "r"), "--preset", "fast-2d"]
+    result = run("train", *argv, "--label-fraction", "1.5")
     assert result.returncode == 1
     assert "train: Value error, label_fraction must be in (0, 1], got 1.5" in result.stderr
 
@@ -150,3 +165,17 @@ def test_usage_errors_are_clicks_message_and_exit_2(args):
     assert result.returncode == 2
     assert "Usage: sidepair" in result.stderr and "Error:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_choices_are_listed_in_help_and_a_bad_one_is_one_line():
+    result = run("pretrain", "--help", env_columns=200)
+    assert result.returncode == 0
+    for choices in ("masked|bbox|half", "contrastive|bce", "kits19-paper|fast-2d|demo", "auto|bf16|fp32"):
+        assert choices in result.stdout, choices
+    assert "kidney|kidney+tumour|sides" in run("train", "--help", env_columns=200).stdout
+    assert "sides|kidney|kidney+tumour" in run("predict", "--help", env_columns=200).stdout
+    assert "probabilities|labels" in run("evaluate", "--help", env_columns=200).stdout
+    bad = run("pretrain", "--store", "s", "--out", "o", "--sections", "kidney")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith("sidepair pretrain: error: Invalid value for '--sections'")
+    assert "'kidney' is not one of 'masked', 'bbox', 'half'" in bad.stderr

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sidepair.errors import OutputError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -25,8 +27,6 @@ WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQU
 
 def output_error(exc: OSError, target: str | Path) -> Exception:
     """An :class:`OutputError` for ``exc`` if it is a write-location problem, else ``exc`` itself."""
-    from sidepair.errors import OutputError
-
     if exc.errno in WRITE_ERRNOS:
         return OutputError(f"{target}: cannot write ({exc.strerror or os.strerror(exc.errno or 0)})")
     return exc

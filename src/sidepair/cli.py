@@ -1,19 +1,52 @@
 """The ``sidepair`` command line: verbs in the order of work, each a thin call into the package.
 
-Errors caused by input are printed as one line (``sidepair <verb>: error: ...``) with exit code 1 and
-no traceback; ``--debug`` shows the traceback.
+The hyperparameter options of ``pretrain`` and ``train`` (and the speed options) are derived from the
+settings' declarations (:mod:`sidepair.config`), so a setting is declared once and appears here with its
+description and choices. Errors caused by input are printed as one line (``sidepair <verb>: error:
+...``) with exit code 1 and no traceback; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+import time
+import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
+from pydantic import BaseModel
 
-from sidepair import __version__
-from sidepair.errors import SidepairError
+from sidepair.atomic import WRITE_ERRNOS
+from sidepair.config import (
+    PRESETS,
+    ArchitectureSettings,
+    PretrainSettings,
+    SegmentSettings,
+    get_label_map,
+    get_preset,
+    load_yaml,
+    validated,
+)
+from sidepair.data.formats import FORMATS, open_dataset
+from sidepair.data.montage import montage_from_folder
+from sidepair.data.phantom import generate_phantom
+from sidepair.data.prepare import prepare as run_prepare
+from sidepair.data.store import Store
+from sidepair.errors import ConfigError, SidepairError
+from sidepair.evaluation.evaluate import evaluate_predictions, evaluate_run
+from sidepair.experiment import ExperimentConfig, load_experiment_config, run_experiment
+from sidepair.inference.export import ExportFormat, export_model
+from sidepair.inference.predictor import OutputLabels, Predictor, plan_inputs, predict_paths
+from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample
+from sidepair.training.distributed import is_main_process
+from sidepair.training.performance import Performance
+from sidepair.training.pretrain import PretrainConfig, resolve_config, run_pretrain
+from sidepair.training.segment import TrainConfig, resolve_train_config, run_train
+from sidepair.version import __version__
 
 app = typer.Typer(
     name="sidepair",
@@ -23,6 +56,11 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+PresetChoice = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+FormatChoice = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
+Split = Literal["train", "val", "test"]
+Which = Literal["best", "last"]
 
 _state: dict[str, Any] = {"debug": False}
 
@@ -43,6 +81,85 @@ def _root(
     _state["debug"] = debug
 
 
+def _cli_type(annotation: Any) -> Any:
+    """The option type of a settings field: tuples become repeatable options, Optional is unwrapped."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _cli_type(args[0])
+    if origin is tuple:
+        return list[get_args(annotation)[0]]  # type: ignore[valid-type]
+    return annotation
+
+
+def derived_options(**groups: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add one option per field of each settings model to a command; pass the given ones as dicts.
+
+    The command receives, per group name, a dict of the options the user gave (unset options are left
+    out, so the preset's or the model's default applies). Fields the command declares itself, and fields
+    marked ``cli: False``, are skipped.
+
+    Args:
+        **groups: Group name -> settings model, e.g. ``overrides=PretrainConfig``.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name not in groups]
+        taken = {p.name for p in own}
+        added: dict[str, str] = {}
+        params = list(own)
+        for group, model in groups.items():
+            for name, info in model.model_fields.items():
+                extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+                if name in taken or extra.get("cli") is False:
+                    continue
+                kind = _cli_type(info.annotation)
+                flag = "--" + name.replace("_", "-")
+                decls = [f"{flag}/--no-{name.replace('_', '-')}"] if kind is bool else [flag]
+                # Parentheses, not brackets: rich would read "[default: ...]" as markup.
+                default = "" if info.default is None else f" (default: {_shown(info.default)})"
+                if model in (PretrainConfig, TrainConfig) and name in PRESET_FIELDS:
+                    default = " (default: the preset's)"
+                option = typer.Option(*decls, help=f"{info.description or ''}{default}", show_default=False)
+                annotation = Annotated[kind | None, option]  # noqa: UP007 - typer needs this form
+                params.append(
+                    inspect.Parameter(
+                        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None
+                    )
+                )
+                added[name] = group
+                taken.add(name)
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            given: dict[str, dict[str, Any]] = {g: {} for g in groups}
+            for name, group in added.items():
+                value = kwargs.pop(name)
+                if value is not None:
+                    given[group][name] = tuple(value) if isinstance(value, list) else value
+            return fn(**kwargs, **given)
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
+
+# Settings whose default comes from the preset (the rest have their own default).
+PRESET_FIELDS = {
+    *ArchitectureSettings.model_fields,
+    *PretrainSettings.model_fields,
+    *SegmentSettings.model_fields,
+}
+
+
+def _shown(value: Any) -> str:
+    return " ".join(str(v) for v in value) if isinstance(value, tuple | list) else str(value)
+
+
 @app.command()
 def phantom(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (KiTS layout).")],
@@ -58,9 +175,6 @@ def phantom(
     montage: Annotated[bool, typer.Option(help="Also write montage.png of the first cases.")] = True,
 ) -> None:
     """Write synthetic abdominal CT cases (KiTS layout) with kidney labels."""
-    from sidepair.data.phantom import generate_phantom
-    from sidepair.viz import montage_from_folder
-
     specs = generate_phantom(out, cases, seed, shape, masks_from, progress=True)
     typer.echo(f"wrote {len(specs)} phantom cases to {out}")
     if montage:
@@ -74,10 +188,10 @@ def prepare(
         list[Path], typer.Option("--data", "-d", help="Dataset folder; repeat to combine several.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Store folder to write (or finish).")],
-    fmt: Annotated[
-        str, typer.Option("--format", help="auto, kits, nnunet, msd, totalseg, slices or dicom.")
-    ] = "auto",
-    preset: Annotated[str, typer.Option(help="Preset giving spacing and HU window.")] = "kits19-paper",
+    fmt: Annotated[FormatChoice, typer.Option("--format", help="Dataset layout; auto detects it.")] = "auto",
+    preset: Annotated[
+        PresetChoice, typer.Option(help="Preset giving spacing and HU window.")
+    ] = "kits19-paper",
     label_map: Annotated[
         str | None,
         typer.Option(help="Label map name (kits19, kits23, sides-multilabel, totalseg) or a YAML file."),
@@ -88,17 +202,13 @@ def prepare(
     ] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/val/test split.")] = 0,
     convention: Annotated[
-        str,
+        Literal["radiological", "neurological"],
         typer.Option(
-            help="Slice folders: radiological or neurological (when slices.json gives no axis codes)."
+            help="Slice folders: the PNGs' left-right convention when slices.json gives no axis codes."
         ),
     ] = "radiological",
 ) -> None:
     """Orient, resample, window and normalise a dataset into a memory-mapped store."""
-    from sidepair.config import get_label_map, get_preset, load_yaml
-    from sidepair.data.formats import open_dataset
-    from sidepair.data.store import prepare as run_prepare
-
     settings = get_preset(preset).preprocess
     if spacing is not None:
         settings = settings.model_copy(update={"spacing_zyx": tuple(s if s > 0 else None for s in spacing)})
@@ -118,11 +228,10 @@ def prepare(
         split_seed=split_seed,
         progress=True,
         format_options={"convention": convention},
+        preset=preset,
     )
-    from sidepair.data.store import Store
-
     s = Store(store)
-    unlabelled = sum(not c["labelled"] for c in s.cases.values())
+    unlabelled = sum(not c.labelled for c in s.cases.values())
     names = "+".join(d.name for d in datasets)
     typer.echo(
         f"store {store}: {len(s)} cases ({names} format, {unlabelled} unlabelled), "
@@ -130,82 +239,29 @@ def prepare(
     )
 
 
-PrecisionOpt = Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32.")]
-ChannelsLastOpt = Annotated[
-    bool, typer.Option("--channels-last", help="Channels-last memory layout for the network and its inputs.")
+StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="Store written by `sidepair prepare`.")]
+RunOpt = Annotated[Path, typer.Option("--out", "-o", help="Run folder.")]
+PresetOpt = Annotated[
+    PresetChoice | None,
+    typer.Option(help="Defaults for every setting (default: the preset the store was made with)."),
 ]
-AugmentOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--augment/--no-augment",
-        help="On-the-fly MONAI augmentation (rotation, scaling, intensity; no flips). Default: the preset's.",
-    ),
-]
-CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the training network.")]
-CudnnOpt = Annotated[
-    bool,
-    typer.Option("--cudnn-benchmark/--no-cudnn-benchmark", help="cuDNN autotuning of convolutions (CUDA)."),
-]
-
-
-def performance_options(precision: str, channels_last: bool, compile_: bool, cudnn_benchmark: bool):
-    """The :class:`~sidepair.training.performance.Performance` of the command-line flags."""
-    from sidepair.config import validated
-    from sidepair.training.performance import Performance
-
-    flags = {"precision": precision, "channels_last": channels_last, "compile": compile_}
-    return validated(Performance, {**flags, "cudnn_benchmark": cudnn_benchmark}, "performance")
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")]
 
 
 @app.command()
+@derived_options(overrides=PretrainConfig, performance=Performance)
 def pretrain(
-    store: Annotated[Path, typer.Option("--store", "-s", help="Store written by `sidepair prepare`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
-    preset: Annotated[str, typer.Option(help="Defaults: kits19-paper, fast-2d or demo.")] = "kits19-paper",
-    sections: Annotated[str | None, typer.Option(help="masked (paper), bbox or half (no labels).")] = None,
-    dims: Annotated[int | None, typer.Option(help="2 (axial slices) or 3 (volumes).")] = None,
-    loss: Annotated[str | None, typer.Option(help="contrastive (paper) or bce.")] = None,
-    section_size: Annotated[
-        list[int] | None, typer.Option(help="Section size, one value per axis (repeat the option).")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Pairs per batch.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
-    pairs_per_epoch: Annotated[int | None, typer.Option(help="Training pairs per epoch.")] = None,
-    val_pairs: Annotated[int | None, typer.Option(help="Held-out validation pairs.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed: model init, pairs and crops.")] = 0,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
-    augment: AugmentOpt = None,
-    precision: PrecisionOpt = "auto",
-    channels_last: ChannelsLastOpt = False,
-    compile_: CompileOpt = False,
-    cudnn_benchmark: CudnnOpt = True,
+    store: StoreOpt,
+    out: RunOpt,
+    preset: PresetOpt = None,
+    resume: ResumeOpt = False,
+    overrides: dict[str, Any] | None = None,
+    performance: dict[str, Any] | None = None,
 ) -> None:
     """Side-pair self-supervised pretraining of the encoder (the siamese network)."""
-    from sidepair.pretrain import resolve_config, run_pretrain
-    from sidepair.training.distributed import is_main_process
-
-    config = resolve_config(
-        preset,
-        store,
-        sections=sections,
-        dims=dims,
-        loss=loss,
-        section_size=tuple(section_size) if section_size else None,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        pairs_per_epoch=pairs_per_epoch,
-        val_pairs=val_pairs,
-        augment=augment,
-        seed=seed,
-        workers=workers,
-        device=device,
-    )
-    performance = performance_options(precision, channels_last, compile_, cudnn_benchmark)
-    history = run_pretrain(config, out, resume=resume, performance=performance)
+    config = resolve_config(preset, store, **(overrides or {}))
+    speed = validated(Performance, performance or {}, "performance")
+    history = run_pretrain(config, out, resume=resume, performance=speed)
     if history and is_main_process():
         last = history[-1]
         typer.echo(
@@ -215,62 +271,19 @@ def pretrain(
 
 
 @app.command()
+@derived_options(overrides=TrainConfig, performance=Performance)
 def train(
-    store: Annotated[Path, typer.Option("--store", "-s", help="Store written by `sidepair prepare`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
-    init: Annotated[
-        str, typer.Option(help="scratch, or a pretraining checkpoint (checkpoint_best.pt).")
-    ] = "scratch",
-    preset: Annotated[str, typer.Option(help="Defaults: kits19-paper, fast-2d or demo.")] = "kits19-paper",
-    freeze_encoder: Annotated[bool, typer.Option("--freeze-encoder", help="Keep the encoder fixed.")] = False,
-    unfreeze_after: Annotated[
-        int | None, typer.Option(help="With --freeze-encoder: unfreeze after E epochs.")
-    ] = None,
-    label_fraction: Annotated[float, typer.Option(help="Fraction of labelled training cases used.")] = 1.0,
-    labels: Annotated[str, typer.Option(help="kidney, kidney+tumour or sides (right/left).")] = "kidney",
-    loss: Annotated[str, typer.Option(help="dicece (MONAI DiceCE) or paper (0.2 CE + 0.8 Dice).")] = "dicece",
-    patch_size: Annotated[
-        list[int] | None, typer.Option(help="Patch size, one value per axis (repeat).")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
-    samples_per_epoch: Annotated[int | None, typer.Option(help="Training patches per epoch.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed: init, label subset and patches.")] = 0,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
-    augment: AugmentOpt = None,
-    precision: PrecisionOpt = "auto",
-    channels_last: ChannelsLastOpt = False,
-    compile_: CompileOpt = False,
-    cudnn_benchmark: CudnnOpt = True,
+    store: StoreOpt,
+    out: RunOpt,
+    preset: PresetOpt = None,
+    resume: ResumeOpt = False,
+    overrides: dict[str, Any] | None = None,
+    performance: dict[str, Any] | None = None,
 ) -> None:
     """U-Net segmentation training, from scratch or with the side-pair pretrained encoder."""
-    from sidepair.segmentation import resolve_train_config, run_train
-    from sidepair.training.distributed import is_main_process
-
-    config = resolve_train_config(
-        preset,
-        store,
-        init=init,
-        freeze_encoder=freeze_encoder,
-        unfreeze_after=unfreeze_after,
-        label_fraction=label_fraction,
-        labels=labels,
-        loss=loss,
-        patch_size=tuple(patch_size) if patch_size else None,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        samples_per_epoch=samples_per_epoch,
-        augment=augment,
-        seed=seed,
-        workers=workers,
-        device=device,
-    )
-    performance = performance_options(precision, channels_last, compile_, cudnn_benchmark)
-    history = run_train(config, out, resume=resume, performance=performance)
+    config = resolve_train_config(preset, store, **(overrides or {}))
+    speed = validated(Performance, performance or {}, "performance")
+    history = run_train(config, out, resume=resume, performance=speed)
     if history and is_main_process():
         best = max(history, key=lambda r: r["val_dice"])
         typer.echo(
@@ -279,11 +292,17 @@ def train(
         )
 
 
+ResampleOpt = Annotated[
+    Resample,
+    typer.Option(help="Back to the scan's grid: nearest labels, or probabilities then argmax (nnU-Net)."),
+]
+
+
 @app.command()
 def evaluate(
     run: Annotated[Path | None, typer.Option("--run", "-r", help="Segmentation run folder.")] = None,
-    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
-    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    split: Annotated[Split, typer.Option(help="Split to score.")] = "test",
+    checkpoint: Annotated[Which, typer.Option(help="Checkpoint to score.")] = "best",
     predictions: Annotated[
         Path | None, typer.Option(help="Instead of --run: a folder of <case_id>.nii.gz predictions to score.")
     ] = None,
@@ -291,11 +310,9 @@ def evaluate(
         Path | None, typer.Option(help="With --predictions: the dataset holding the references.")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    resample: ResampleOpt = DEFAULT_RESAMPLE,
 ) -> None:
     """Per-case Dice, HD95 and NSD in each scan's own geometry: metrics.json, per_case.csv, cases.png."""
-    from sidepair.errors import ConfigError
-    from sidepair.evaluation.evaluate import evaluate_predictions, evaluate_run
-
     if (run is None) == (predictions is None):
         raise ConfigError("give either --run, or --predictions with --data")
     if predictions is not None:
@@ -304,8 +321,9 @@ def evaluate(
         summary = evaluate_predictions(predictions, data)
         where = predictions
     else:
-        summary = evaluate_run(run, split, checkpoint, device)  # type: ignore[arg-type]
-        where = run / f"eval_{split}"  # type: ignore[operator]
+        assert run is not None
+        summary = evaluate_run(run, split, checkpoint, device, resample=resample)
+        where = run / f"eval_{split}"
     m = summary["metrics"]["kidney_dice"]
     typer.echo(
         f"evaluate: {summary['cases']} cases, kidney Dice {m['mean']:.3f} ± {m['sd']:.3f} "
@@ -324,33 +342,29 @@ def predict(
         typer.Option("--model", "-m", help="Segmentation run folder, checkpoint, or exported .onnx/.ts."),
     ],
     labels: Annotated[
-        str, typer.Option(help="sides (1 right, 2 left), kidney (1) or kidney+tumour (1, 2).")
+        OutputLabels, typer.Option(help="sides (1 right, 2 left), kidney (1) or kidney+tumour (1, 2).")
     ] = "sides",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     batch_size: Annotated[int | None, typer.Option(help="Slices (2D) or windows (3D) per pass.")] = None,
-    checkpoint: Annotated[str, typer.Option(help="With a run folder: best or last.")] = "best",
+    checkpoint: Annotated[Which, typer.Option(help="With a run folder: the checkpoint.")] = "best",
     series: Annotated[
         str | None, typer.Option(help="DICOM series UID, when the folder holds several.")
     ] = None,
     largest_component: Annotated[
         bool, typer.Option("--largest-component", help="Keep only the largest component per side.")
     ] = False,
+    resample: ResampleOpt = DEFAULT_RESAMPLE,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
 ) -> None:
     """Kidney masks for new scans, in each scan's own shape and affine, with a JSON of volumes beside."""
-    from sidepair.errors import ConfigError
-    from sidepair.prediction import Predictor, plan_inputs, predict_paths
-
-    if labels not in ("sides", "kidney", "kidney+tumour"):
-        raise ConfigError(f"--labels must be sides, kidney or kidney+tumour, got {labels!r}")
     plan_inputs(input_, output, series)  # bad input is refused before the model is loaded
-    predictor = Predictor.load(model, device, checkpoint)
+    predictor = Predictor.load(model, device, checkpoint, resample=resample)
     predictor.batch_size = batch_size
     records = predict_paths(
         input_,
         output,
         predictor,
-        labels,  # type: ignore[arg-type]
+        labels,
         overwrite=overwrite,
         largest_component=largest_component,
         series=series,
@@ -374,14 +388,9 @@ def experiment(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: the config's).")] = None,
 ) -> None:
     """The whole comparison, SSL against scratch, and its report: prepare, pretrain, train, evaluate."""
-    from sidepair.experiment import load_experiment_config, run_experiment
-
     resolved = load_experiment_config(config, [str(d) for d in data] if data else None)
     updates = {k: v for k, v in {"jobs": jobs, "device": device}.items() if v is not None}
     if updates:
-        from sidepair.config import validated
-        from sidepair.experiment.config import ExperimentConfig
-
         resolved = validated(ExperimentConfig, {**resolved.model_dump(), **updates}, "experiment")
     report = run_experiment(resolved, out)
     typer.echo(f"report: {report}")
@@ -390,16 +399,14 @@ def experiment(
 @app.command()
 def export(
     model: Annotated[Path, typer.Option("--model", "-m", help="Segmentation run folder or checkpoint.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = "onnx",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output file (default RUN/model.onnx or RUN/model.ts).")
     ] = None,
-    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    checkpoint: Annotated[Which, typer.Option(help="Checkpoint to export.")] = "best",
 ) -> None:
     """Export a trained model to one ONNX or TorchScript file that `predict` can run alone."""
-    from sidepair.export import export_model
-
-    result = export_model(model, fmt, out, checkpoint)  # type: ignore[arg-type]
+    result = export_model(model, fmt, out, checkpoint)
     typer.echo(
         f"export: {result['file']} ({result['bytes'] / 1e6:.1f} MB); max abs logit difference against "
         f"PyTorch {result['max_abs_diff']:.2e}"
@@ -414,10 +421,6 @@ def demo(
     jobs: Annotated[int | None, typer.Option(help="Runs at the same time (default 2).")] = None,
 ) -> None:
     """The whole comparison on the built-in phantom (the bundled demo.yaml), then where the report is."""
-    import time
-
-    from sidepair.experiment import load_experiment_config, run_experiment
-
     t0 = time.perf_counter()
     config = load_experiment_config("demo")
     if jobs is not None:
@@ -428,16 +431,21 @@ def demo(
     typer.echo(f"figures: {report.parent / 'figures'}; one row per run: {report.parent / 'results.csv'}")
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning project errors into one-line messages."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    verb = next((a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")), "")
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    verb = next((a for a in args if not a.startswith("-")), "")
     try:
         app(args=argv, prog_name="sidepair", standalone_mode=False)
     except SidepairError as exc:
         if debug:
             raise
-        typer.echo(f"sidepair {verb}: error: {' '.join(str(exc).split())}", err=True)
+        typer.echo(f"sidepair {verb}: error: {_one_line(str(exc))}", err=True)
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("sidepair: interrupted", err=True)
@@ -445,9 +453,12 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # usage errors, write-location errors, bugs
-        from sidepair.atomic import WRITE_ERRNOS
-
-        # Usage errors (typer 0.29 vendors click, so no `import click`): click's own message and code.
+        # typer 0.29 vendors click, so its exceptions are known by their shape, not by `import click`.
+        kind = type(exc).__name__
+        if kind == "BadParameter" and callable(getattr(exc, "format_message", None)):
+            # A value outside an option's choices or type: one line, like every other bad setting.
+            typer.echo(f"sidepair {verb}: error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(1)
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
@@ -457,7 +468,5 @@ def main(argv: list[str] | None = None) -> None:
             # Folders made outside the atomic writers (run folders, the experiment's lock): one line too.
             typer.echo(f"sidepair {verb}: error: {exc.filename}: cannot write ({exc.strerror})", err=True)
             sys.exit(1)
-        typer.echo(
-            f"sidepair {verb}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True
-        )
+        typer.echo(f"sidepair {verb}: internal error: {kind}: {exc} (rerun with --debug)", err=True)
         sys.exit(1)

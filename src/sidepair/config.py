@@ -1,7 +1,10 @@
 """Typed, validated configuration: label maps, preprocessing settings and named presets.
 
 Values are checked when a config is built, so a bad YAML file or flag fails early with a message that
-says which field is wrong.
+says which field is wrong. Each hyperparameter is declared once, in :class:`ArchitectureSettings`,
+:class:`PretrainSettings` or :class:`SegmentSettings`; presets give them values, and the run configs,
+the experiment YAML and the command-line options are derived from those declarations
+(:func:`optional_fields`).
 """
 
 from __future__ import annotations
@@ -12,11 +15,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from sidepair.errors import ConfigError
 
 Side = Literal["right", "left"]
+LabelMode = Literal["kidney", "kidney+tumour", "sides"]
+SectionMode = Literal["masked", "bbox", "half"]
+# Fields marked so are settings of configs and YAML files, not command-line options.
+NO_CLI: dict[str, Any] = {"cli": False}
 
 
 class _Strict(BaseModel):
@@ -113,50 +128,121 @@ class PreprocessSettings(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
+class ArchitectureSettings(_Strict):
+    """The encoder (and so the U-Net) architecture, shared by pretraining and segmentation.
+
+    Attributes:
+        dims: 2 (axial slices) or 3 (volumes).
+        channels: Encoder channels per stage, shallow to deep.
+        strides: Stride of each stage's first convolution (an int, or one value per axis).
+        norm: MONAI norm name.
+    """
+
+    dims: Literal[2, 3] = Field(3, description="2 (axial slices) or 3 (volumes).")
+    channels: tuple[int, ...] = Field(
+        (32, 64, 128, 256, 320), description="Encoder channels per stage (repeat the option)."
+    )
+    strides: tuple[int | tuple[int, ...], ...] = Field(
+        (1, (1, 2, 2), 2, 2, 2), description="Encoder stride per stage.", json_schema_extra=NO_CLI
+    )
+    norm: str = Field("instance", description="MONAI norm name.", json_schema_extra=NO_CLI)
+
+    @model_validator(mode="after")
+    def _check_architecture(self) -> ArchitectureSettings:
+        for s in self.strides:
+            if not isinstance(s, int) and len(s) != self.dims:
+                raise ValueError(f"stride {s} must have {self.dims} values for dims={self.dims}")
+        if len(self.channels) != len(self.strides):
+            raise ValueError(f"channels {self.channels} and strides {self.strides} differ in length")
+        return self
+
+    def encoder_config(self) -> dict[str, Any]:
+        """Arguments of the :class:`~sidepair.models.Encoder` (saved in checkpoints to rebuild it)."""
+        return {
+            "spatial_dims": self.dims,
+            "in_channels": 1,
+            "channels": list(self.channels),
+            "strides": [s if isinstance(s, int) else list(s) for s in self.strides],
+            "norm": self.norm,
+        }
+
+
+class PretrainSettings(_Strict):
+    """The hyperparameters of side-pair pretraining: each declared here once, with its default.
+
+    Presets set their own values; run configs, experiment variants and ``sidepair pretrain``'s options
+    are derived from these fields.
+    """
+
+    sections: SectionMode = Field(
+        "masked", description="Section mode: masked (the paper), bbox, or half (no labels)."
+    )
+    loss: Literal["contrastive", "bce"] = Field("contrastive", description="contrastive (the paper) or bce.")
+    section_size: tuple[int, ...] | None = Field(
+        None, description="Section size, one value per axis (repeat the option); the preset's for the mode."
+    )
+    embedding_dim: int = Field(128, ge=1, description="Size of the projected embedding.")
+    margin: float = Field(1.0, gt=0, description="Contrastive margin m.")
+    threshold: float = Field(0.75, gt=0, description='Contrastive rule: "same side" when d < threshold.')
+    epochs: int = Field(50, ge=1, description="Epochs.")
+    batch_size: int = Field(4, ge=1, description="Pairs per batch.")
+    lr: float = Field(1e-4, gt=0, description="Adam learning rate.")
+    pairs_per_epoch: int = Field(256, ge=1, description="Training pairs per epoch.")
+    val_pairs: int = Field(256, ge=1, description="Held-out validation pairs.")
+    jitter: float = Field(
+        0.1, ge=0, description="Random shift of a section's centre, a fraction of its size."
+    )
+    augment: bool = Field(False, description="On-the-fly MONAI augmentation (rotation, scaling, intensity).")
+
+
+class SegmentSettings(_Strict):
+    """The hyperparameters of segmentation training: each declared here once, with its default.
+
+    Presets set their own values; run configs, the experiment grid and ``sidepair train``'s options are
+    derived from these fields.
+    """
+
+    labels: LabelMode = Field("kidney", description="Target: kidney, kidney+tumour, or sides (right/left).")
+    loss: Literal["dicece", "paper"] = Field(
+        "dicece", description="dicece (MONAI DiceCE) or paper (0.2 CE + 0.8 Dice)."
+    )
+    patch_size: tuple[int, ...] = Field(
+        (160, 224, 160), description="Training patch size, one value per axis (repeat the option)."
+    )
+    epochs: int = Field(100, ge=1, description="Epochs.")
+    batch_size: int = Field(2, ge=1, description="Patches per batch.")
+    lr: float = Field(3e-4, gt=0, description="Adam learning rate.")
+    samples_per_epoch: int = Field(250, ge=1, description="Training patches per epoch.")
+    foreground_fraction: float = Field(
+        0.6, ge=0, le=1, description="Share of patches centred on a kidney voxel."
+    )
+    augment: bool = Field(False, description="On-the-fly MONAI augmentation (rotation, scaling, intensity).")
+
+
 class Preset(_Strict):
-    """A named bundle of defaults, from data preparation to the proxy task.
+    """A named bundle of defaults, from data preparation to segmentation.
 
     Attributes:
         name: Preset name.
         preprocess: Store settings.
-        dims: 2 (axial slices) or 3 (half-volume patches).
-        sections: Section mode for the side-pair task.
-        loss: Side-pair loss.
+        architecture: Encoder architecture.
+        pretrain: Pretraining hyperparameters (``section_size`` is left to the two sizes below).
         section_size: Size of a kidney-centred (masked/bbox) section (3D: z, y, x; 2D: y, x).
         half_section_size: Size of a half-slab section, anchored at the body midline.
-        augment: Whether on-the-fly augmentation is on.
-        channels: Encoder channels per stage.
-        strides: Encoder strides per stage (a tuple per axis for anisotropic steps).
-        batch_size: Pairs (pretraining) per batch.
-        pairs_per_epoch: Training pairs drawn per epoch.
-        epochs: Pretraining epochs.
-        lr: Pretraining learning rate (Adam).
-        seg_patch_size: Segmentation training patch (the paper: 160 x 224 x 160 per half-volume).
-        seg_epochs: Segmentation epochs.
-        seg_batch_size: Segmentation batch size.
-        seg_lr: Segmentation learning rate (Adam; the paper used 1e-4 to 5e-4).
-        seg_samples: Training patches per segmentation epoch.
+        segment: Segmentation hyperparameters.
     """
 
     name: str
     preprocess: PreprocessSettings = PreprocessSettings()
-    dims: Literal[2, 3] = 3
-    sections: Literal["masked", "bbox", "half"] = "masked"
-    loss: Literal["contrastive", "bce"] = "contrastive"
+    architecture: ArchitectureSettings = ArchitectureSettings()
+    pretrain: PretrainSettings = PretrainSettings()
     section_size: tuple[int, ...] = (64, 112, 112)
     half_section_size: tuple[int, ...] = (64, 112, 112)
-    augment: bool = False
-    channels: tuple[int, ...] = (32, 64, 128, 256, 320)
-    strides: tuple[int | tuple[int, ...], ...] = (1, (1, 2, 2), 2, 2, 2)
-    batch_size: int = 4
-    pairs_per_epoch: int = 256
-    epochs: int = 50
-    lr: float = 1e-4
-    seg_patch_size: tuple[int, ...] = (160, 224, 160)
-    seg_epochs: int = 100
-    seg_batch_size: int = 2
-    seg_lr: float = 3e-4
-    seg_samples: int = 250
+    segment: SegmentSettings = SegmentSettings()
+
+    def section_size_for(self, sections: str) -> tuple[int, ...]:
+        """The preset's section size for a section mode."""
+        return self.half_section_size if sections == "half" else self.section_size
 
 
 PRESETS: dict[str, Preset] = {
@@ -166,45 +252,31 @@ PRESETS: dict[str, Preset] = {
     "fast-2d": Preset(
         name="fast-2d",
         preprocess=PreprocessSettings(spacing_zyx=(3.0, 2.0, 2.0)),
-        dims=2,
-        sections="half",
+        architecture=ArchitectureSettings(dims=2, channels=(16, 32, 64, 128, 256), strides=(1, 2, 2, 2, 2)),
+        pretrain=PretrainSettings(sections="half", batch_size=32, pairs_per_epoch=768, epochs=8, lr=1e-3),
         # A kidney section fits in 128 mm; a half-slice needs about 256 mm.
         section_size=(64, 64),
         half_section_size=(128, 128),
-        channels=(16, 32, 64, 128, 256),
-        strides=(1, 2, 2, 2, 2),
-        batch_size=32,
-        pairs_per_epoch=768,
-        epochs=8,
-        lr=1e-3,
-        seg_patch_size=(96, 96),
-        seg_epochs=25,
-        seg_batch_size=16,
-        seg_lr=3e-3,
-        seg_samples=512,
+        segment=SegmentSettings(
+            patch_size=(96, 96), epochs=25, batch_size=16, lr=3e-3, samples_per_epoch=512
+        ),
     ),
     # The README's demo on 2 CPU cores: a coarse grid (a slice is ~128 x 128), a small encoder,
     # 64 x 64 patches (192 mm, a kidney with its surroundings).
     "demo": Preset(
         name="demo",
         preprocess=PreprocessSettings(spacing_zyx=(5.0, 3.0, 3.0)),
-        dims=2,
-        sections="half",
+        architecture=ArchitectureSettings(dims=2, channels=(8, 16, 32, 64, 128), strides=(1, 2, 2, 2, 2)),
+        pretrain=PretrainSettings(sections="half", batch_size=32, pairs_per_epoch=384, epochs=5, lr=1e-3),
         section_size=(48, 48),
         half_section_size=(64, 64),
-        channels=(8, 16, 32, 64, 128),
-        strides=(1, 2, 2, 2, 2),
-        batch_size=32,
-        pairs_per_epoch=384,
-        epochs=5,
-        lr=1e-3,
-        seg_patch_size=(64, 64),
-        seg_epochs=10,
-        seg_batch_size=16,
-        seg_lr=3e-3,
-        seg_samples=512,
+        segment=SegmentSettings(
+            patch_size=(64, 64), epochs=10, batch_size=16, lr=3e-3, samples_per_epoch=512
+        ),
     ),
 }
+
+PresetName = Literal["kits19-paper", "fast-2d", "demo"]
 
 
 def get_preset(name: str) -> Preset:
@@ -264,56 +336,24 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-class EncoderFields(BaseModel):
-    """Encoder architecture fields shared by pretraining and segmentation configs."""
+def optional_fields(settings: type[BaseModel]) -> dict[str, Any]:
+    """Every field of ``settings`` as an optional override (default None, "keep the preset's").
 
-    model_config = ConfigDict(extra="forbid")
-
-    dims: Literal[2, 3]
-    channels: tuple[int, ...]
-    strides: tuple[int | tuple[int, ...], ...]
-    norm: str = "instance"
-
-    @model_validator(mode="after")
-    def _check_architecture(self) -> EncoderFields:
-        for s in self.strides:
-            if not isinstance(s, int) and len(s) != self.dims:
-                raise ValueError(f"stride {s} must have {self.dims} values for dims={self.dims}")
-        if len(self.channels) != len(self.strides):
-            raise ValueError(f"channels {self.channels} and strides {self.strides} differ in length")
-        return self
-
-    def encoder_config(self) -> dict[str, Any]:
-        """Arguments of the :class:`~sidepair.models.Encoder` (saved in checkpoints to rebuild it)."""
-        return {
-            "spatial_dims": self.dims,
-            "in_channels": 1,
-            "channels": list(self.channels),
-            "strides": [s if isinstance(s, int) else list(s) for s in self.strides],
-            "norm": self.norm,
-        }
-
-
-def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
-    """Write ``out/config.yaml``; on ``resume`` first refuse settings other than the run's own.
-
-    Raises:
-        ConfigError: When resuming with different settings, or when ``out`` already holds a run and
-            ``resume`` is not set.
+    For :func:`pydantic.create_model`: the experiment YAML's variants and grid take these.
     """
-    from sidepair.atomic import write_text
+    return {
+        name: (field.annotation | None, Field(None, description=field.description))
+        for name, field in settings.model_fields.items()
+    }
 
-    resolved = json.loads(config.model_dump_json())
-    saved = out / "config.yaml"
-    if not resume and any(out.glob("checkpoint_*.pt")):
-        # Checked before anything is written: the run's own config.yaml and run.json must stay its own.
-        raise ConfigError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
-    if resume and saved.exists() and yaml.safe_load(saved.read_text(encoding="utf-8")) != resolved:
-        raise ConfigError(
-            f"{saved}: --resume with settings other than the run's own; rerun with the same options"
-        )
-    from sidepair.training.distributed import is_main_process
 
-    if is_main_process():  # under torchrun, rank 0 writes the run folder
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(saved, yaml.safe_dump(resolved, sort_keys=False))
+def overrides_model(name: str, settings: type[BaseModel], base: type[BaseModel], doc: str) -> type[BaseModel]:
+    """A model holding ``base``'s own fields plus every field of ``settings`` as an optional override."""
+    model = create_model(name, __base__=base, **optional_fields(settings))
+    model.__doc__ = doc
+    return model
+
+
+def set_fields(model: BaseModel) -> dict[str, Any]:
+    """The fields of an override model that are set (not None)."""
+    return {k: v for k, v in model.model_dump().items() if v is not None}

@@ -18,9 +18,8 @@ def test_bad_runs(pretrained, tmp_path, capsys):
     )
     run = pretrained.parent
     before = set(files_in(run))
-    assert_refused(
-        capsys, ["evaluate", "--run", run], run, "a pretrain run, not a segmentation model", run, before
-    )
+    problem = "a pretrain checkpoint, not a segmentation model"
+    assert_refused(capsys, ["evaluate", "--run", run], run, problem, run, before)
     assert_refused(capsys, ["evaluate"], [], "give either --run, or --predictions with --data")
     assert_debug_shows_traceback(["evaluate", "--run", run])
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sidepair.errors import DataError, SidepairError
-from sidepair.prediction import Predictor, plan_inputs
+from sidepair.inference.predictor import Predictor, plan_inputs
 from tests.conftest import run_cli as cli
 from tests.conftest import write_dicom_series, write_nifti
 
@@ -91,7 +91,7 @@ def test_wrong_kind_of_model_is_refused(pretrained, small_phantom, tmp_path):
     pre = pretrained.parent
     source = small_phantom / "case_00001" / "imaging.nii.gz"
     result = cli("predict", "-i", source, "-o", tmp_path / "m.nii.gz", "--model", pre)
-    assert result.returncode == 1 and "a pretrain run, not a segmentation model" in result.stderr
+    assert result.returncode == 1 and "a pretrain checkpoint, not a segmentation model" in result.stderr
     empty = tmp_path / "nothing"
     empty.mkdir()
     result = cli("predict", "-i", source, "-o", tmp_path / "m.nii.gz", "--model", empty)
@@ -105,3 +105,18 @@ def test_wrong_kind_of_model_is_refused(pretrained, small_phantom, tmp_path):
         plan_inputs(folder, tmp_path / "one.nii.gz")
     with pytest.raises(SidepairError, match="model not found"):
         Predictor.load(tmp_path / "nope")
+
+
+def test_the_file_in_the_way_is_named(seg_run, small_phantom, tmp_path):
+    """A deleted mask with its JSON left behind: the JSON is what is in the way, and it is named."""
+    source = small_phantom / "case_00001" / "imaging.nii.gz"
+    out = tmp_path / "mask.nii.gz"
+    assert cli("predict", "-i", source, "-o", out, "--model", seg_run).returncode == 0
+    out.unlink()
+    result = cli("predict", "-i", source, "-o", out, "--model", seg_run)
+    assert result.returncode == 1
+    sidecar = tmp_path / "mask.json"
+    assert result.stderr.strip() == (
+        f"sidepair predict: error: {sidecar}: output exists; pass --overwrite to replace it"
+    )
+    assert not out.exists()

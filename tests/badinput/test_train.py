@@ -25,7 +25,7 @@ def test_bad_init_checkpoints(small_store, pretrained, seg_run, tmp_path, capsys
         capsys,
         [*base, "--init", seg_run / "checkpoint_best.pt"],
         seg_run / "checkpoint_best.pt",
-        "a segmentation checkpoint, not a pretraining one",
+        "a segmentation checkpoint, not a pretraining run",
         out,
     )
     assert_debug_shows_traceback([*base, "--init", missing])
@@ -38,7 +38,7 @@ def test_bad_init_checkpoints(small_store, pretrained, seg_run, tmp_path, capsys
         (["--label-fraction", "1.5"], "label_fraction must be in (0, 1]"),
         (["--freeze-encoder"], "freeze_encoder needs a pretrained --init checkpoint"),
         (["--labels", "organs"], "labels"),
-        (["--epochs", "0"], "epochs must be at least 1"),
+        (["--epochs", "0"], "train.epochs: Input should be greater than or equal to 1"),
     ],
 )
 def test_invalid_options(small_store, tmp_path, capsys, extra, problem):

@@ -7,8 +7,8 @@ import yaml
 
 from sidepair.data.augment import Augmenter
 from sidepair.data.store import Store
-from sidepair.pretrain import resolve_config
-from sidepair.segmentation import PatchDataset, resolve_train_config
+from sidepair.training.pretrain import resolve_config
+from sidepair.training.segment import PatchDataset, resolve_train_config
 from tests.conftest import tiny_pretrain_config, tiny_train_config
 
 
@@ -81,8 +81,8 @@ def test_patch_dataset_items_are_seeded_by_epoch_and_index(small_store):
 
 @pytest.mark.integration
 def test_augmented_runs_record_it(small_store, tmp_path):
-    from sidepair.pretrain import run_pretrain
-    from sidepair.segmentation import run_train
+    from sidepair.training.pretrain import run_pretrain
+    from sidepair.training.segment import run_train
 
     seg = run_train(tiny_train_config(small_store, augment=True, epochs=1), tmp_path / "seg", progress=False)
     pre = run_pretrain(tiny_pretrain_config(small_store, augment=True), tmp_path / "pre", progress=False)

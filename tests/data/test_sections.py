@@ -42,7 +42,7 @@ def test_bbox_section_is_centred_on_the_kidney(store):
     sampler = SectionSampler(store, store.split("train"), "bbox", 3, (16, 24, 24))
     for unit, (case_id, side) in enumerate(sampler.units):
         section = sampler.draw(unit)
-        box = store.cases[case_id]["sides"][side]["bbox"]
+        box = store.cases[case_id].side_box(side)
         for (lo, hi), start, size in zip(box, section.start, section.size, strict=True):
             assert abs((start + size / 2) - (lo + hi) / 2) <= 1
 
@@ -51,7 +51,7 @@ def test_half_sections_lie_on_their_side_of_the_midline(store):
     sampler = SectionSampler(store, store.split("train"), "half", 2, (24, 24))
     for unit, (case_id, side) in enumerate(sampler.units):
         section = sampler.draw(unit)
-        mid = store.cases[case_id]["midline"]["x_index"]
+        mid = store.cases[case_id].midline.x_index
         x0, x1 = section.start[2], section.start[2] + section.size[2]
         if side == "right":  # RAS: the patient's right is toward higher x
             assert abs(x0 - mid) <= 1 and x1 > mid

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from sidepair.data.axes import reorient_to_ras
 from sidepair.data.labels import LEFT, RIGHT
 from sidepair.data.sides import assign_sides, body_midline_x, side_boxes
-from sidepair.data.volume import reorient_to_ras
 from tests.conftest import two_kidney_volume
 
 

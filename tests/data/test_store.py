@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -8,9 +9,10 @@ from sidepair.config import PreprocessSettings, get_preset
 from sidepair.data.formats import open_dataset
 from sidepair.data.labels import LEFT, RIGHT
 from sidepair.data.phantom import load_phantom_specs
+from sidepair.data.prepare import prepare
 from sidepair.data.splits import make_splits
-from sidepair.data.store import Store, prepare
-from sidepair.errors import DataError, StoreError
+from sidepair.data.store import Store
+from sidepair.errors import ConfigError, DataError, StoreError
 from tests.conftest import two_kidney_volume, write_nifti
 
 SETTINGS = PreprocessSettings(spacing_zyx=(5.0, 4.0, 4.0))
@@ -33,8 +35,8 @@ def test_store_arrays_spacing_and_normalisation(phantom_store):
     for case_id, entry in store.cases.items():
         image = store.array(case_id)
         assert isinstance(image, np.memmap) and image.dtype == np.float16
-        assert list(image.shape) == entry["shape"]
-        assert entry["spacing"] == pytest.approx([5.0, 4.0, 4.0])
+        assert list(image.shape) == entry.shape
+        assert entry.spacing == pytest.approx([5.0, 4.0, 4.0])
         assert abs(float(image.astype(np.float32).mean())) < 0.05
         assert float(image.astype(np.float32).std()) == pytest.approx(1.0, abs=0.05)
         label = store.array(case_id, "label")
@@ -47,24 +49,25 @@ def test_side_boxes_match_the_drawn_kidneys(phantom_store, small_phantom):
     for case_id, entry in store.cases.items():
         side = store.array(case_id, "side")
         for name, code in (("right", RIGHT), ("left", LEFT)):
-            box = entry["sides"][name]["bbox"]
+            box = entry.side_box(name)
             centre = [(lo + hi - 1) / 2 for lo, hi in box]
-            world = _world(centre, entry["affine"])
+            world = _world(centre, entry.affine)
             assert np.linalg.norm(world - specs[case_id]["kidneys"][name]) < 20, (case_id, name)
             inside = side[box[0][0] : box[0][1], box[1][0] : box[1][1], box[2][0] : box[2][1]]
             assert (inside == code).sum() == (side == code).sum()  # the box holds the whole kidney
-        z0, z1 = entry["kidney_slices"]
+        z0, z1 = entry.kidney_slices
         label = store.array(case_id, "label")
         assert label[z0:z1].sum() == label.sum() and label[z0].any() and label[z1 - 1].any()
-        right_x = _world([0, 0, np.mean(entry["sides"]["right"]["bbox"][2])], entry["affine"])[0]
-        assert right_x > entry["midline"]["world_x"]
+        right_x = _world([0, 0, np.mean(entry.side_box("right")[2])], entry.affine)[0]
+        assert right_x > entry.midline.world_x
 
 
 def test_splits_by_group_and_deterministic(phantom_store):
     store = Store(phantom_store)
     parts = [set(store.split(n)) for n in ("train", "val", "test")]
     assert set.union(*parts) == set(store.cases) and sum(map(len, parts)) == 8
-    assert store.splits == json.loads((phantom_store / "splits.json").read_text(encoding="utf-8"))
+    written = json.loads((phantom_store / "splits.json").read_text(encoding="utf-8"))
+    assert store.splits.model_dump() == written
     groups = [(f"c{i}", f"g{i // 3}", True) for i in range(30)]
     a, b, c = make_splits(groups, 1), make_splits(groups, 1), make_splits(groups, 2)
     assert a == b and a != c
@@ -153,7 +156,7 @@ def test_bad_input_is_refused_and_nothing_is_written(tmp_path, problem, match):
         # A KiTS case without segmentation is unlabelled, not an error: usable for pretraining.
         prepare(open_dataset(tmp_path / "data"), out, SETTINGS)
         store = Store(out)
-        assert store.cases["case_00000"]["labelled"] is False and "sides" not in store.cases["case_00000"]
+        assert store.cases["case_00000"].labelled is False and store.cases["case_00000"].sides is None
         return
     with pytest.raises(DataError, match=match) as info:
         prepare(open_dataset(tmp_path / "data"), out, SETTINGS)
@@ -167,10 +170,42 @@ def test_presets_give_the_papers_settings():
     assert paper.preprocess.spacing_zyx == (3.22, 1.62, 1.62)
     assert paper.preprocess.window == (-79.0, 304.0)
     assert paper.preprocess.normalize == "zscore"
-    assert (paper.dims, paper.sections, paper.loss, paper.section_size, paper.augment) == (
+    pre = paper.pretrain
+    assert (paper.architecture.dims, pre.sections, pre.loss, paper.section_size, pre.augment) == (
         3,
         "masked",
         "contrastive",
         (64, 112, 112),
         False,
     )
+
+
+def test_a_store_of_the_first_format_is_still_read(phantom_store, tmp_path):
+    """Stores written before the typed index (no content hashes, no preset) stay readable."""
+    old = tmp_path / "old"
+    shutil.copytree(phantom_store, old)
+    header = json.loads((old / "store.json").read_text(encoding="utf-8"))
+    header.pop("preset", None)
+    (old / "store.json").write_text(json.dumps(header), encoding="utf-8")
+    index = json.loads((old / "index.json").read_text(encoding="utf-8"))
+    for case in index["cases"]:
+        for source in case["sources"]:
+            source.pop("sha256", None)
+    (old / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    store = Store(old)
+    assert store.header.preset is None and len(store) == len(index["cases"])
+    with pytest.raises(ConfigError, match="does not say which preset made it .* pass --preset"):
+        store.default_preset()  # its spacing (5, 4, 4) is no preset's
+
+
+def test_a_broken_index_is_refused_naming_the_file_and_what_to_rerun(phantom_store, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(phantom_store, broken)
+    index = json.loads((broken / "index.json").read_text(encoding="utf-8"))
+    del index["cases"][0]["midline"]
+    (broken / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    with pytest.raises(StoreError) as info:
+        Store(broken)
+    message = str(info.value)
+    assert str(broken / "index.json") in message and "cases.0.midline" in message
+    assert "rerun `sidepair prepare`" in message

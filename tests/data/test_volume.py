@@ -4,7 +4,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from sidepair.data.volume import check_same_grid, load_nifti, ras_to_original
+from sidepair.data.axes import ras_to_original
+from sidepair.data.volume import check_same_grid, load_nifti
 from sidepair.errors import DataError
 from tests.conftest import write_nifti
 

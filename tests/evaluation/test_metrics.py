@@ -63,3 +63,26 @@ def test_case_metrics_per_side_and_summary():
     assert 0.6 < m["kidney_dice"] < 0.7
     s = summarise([{"case_id": "a", **m}, {"case_id": "b", **m}])
     assert s["kidney_dice"]["n"] == 2 and s["kidney_dice"]["sd"] == 0.0 and s["left_hd95"]["n"] == 0
+
+
+def _two_kidneys(shape=(60, 30, 30)):
+    right = _sphere(shape, (45, 15, 15), 7, (1, 1, 1))  # larger index = larger world x = right (RAS)
+    left = _sphere(shape, (15, 15, 15), 7, (1, 1, 1))
+    side = np.zeros(shape, np.uint8)
+    side[right], side[left] = 1, 2
+    return side
+
+
+def test_a_sides_model_is_scored_as_it_labelled_and_a_swap_is_counted():
+    gt_side = _two_kidneys()
+    gt = (gt_side > 0).astype(np.uint8)
+    affine = np.eye(4)
+    swapped = np.where(gt_side == 1, 2, np.where(gt_side == 2, 1, 0)).astype(np.uint8)
+    m = case_metrics(gt, gt, affine, 30.0, gt_side=gt_side, pred_side=swapped)
+    assert m["kidney_dice"] == 1.0  # the kidney is perfect ...
+    assert m["right_dice"] == 0.0 and m["left_dice"] == 0.0  # ... its sides are not
+    assert m["side_swap"] == 1.0 and m["side_voxel_error"] == 1.0
+    by_position = case_metrics(gt, gt, affine, 30.0, gt_side=gt_side)
+    assert by_position["right_dice"] == 1.0 and "side_swap" not in by_position  # re-assigned by position
+    right = case_metrics(gt, gt, affine, 30.0, gt_side=gt_side, pred_side=gt_side)
+    assert right["side_swap"] == 0.0 and right["side_voxel_error"] == 0.0 and right["left_dice"] == 1.0

@@ -3,7 +3,7 @@ import yaml
 
 from sidepair.errors import ConfigError
 from sidepair.experiment.config import bundled_configs, load_experiment_config
-from sidepair.experiment.runner import plan_runs
+from sidepair.experiment.plan import plan_runs
 
 
 def write(tmp_path, data):

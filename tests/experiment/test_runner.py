@@ -3,13 +3,16 @@
 import csv
 import json
 import re
+from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import yaml
 
 from sidepair.experiment import load_experiment_config, run_experiment
-from sidepair.experiment.runner import plan_runs
+from sidepair.experiment.plan import plan_runs
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +29,8 @@ TINY = {
         "epochs": 2,
         "samples_per_epoch": 64,
     },
-    "evaluation": {"bootstrap": 500},
+    # The way back of the code before the one-prediction-path redesign, for the golden comparison below.
+    "evaluation": {"bootstrap": 500, "resample": "labels"},
     "jobs": 1,
 }
 
@@ -136,3 +140,55 @@ def test_a_changed_config_is_refused_naming_the_run(tiny, tmp_path):
     changed = config.model_copy(update={"segmentation": config.segmentation.model_copy(update={"lr": 0.5})})
     with pytest.raises(SidepairError, match=r"scratch_f0.5_s0/config.yaml: this run was made with other"):
         run_experiment(changed, out, progress=False)
+
+
+def test_per_case_metrics_equal_those_before_the_redesign(tiny):
+    """With ``resample: labels`` (the old way back to the source grid), every per-case metric of the tiny
+    experiment equals what the code before the one-prediction-path redesign wrote (commit 1852e12)."""
+    _, out, _ = tiny
+    golden = read_csv(Path(__file__).parent / "golden_tiny_per_case.csv")
+    now = read_csv(out / "per_case.csv")
+    key = ("run", "case_id")
+    assert sorted(tuple(r[k] for k in key) for r in now) == sorted(tuple(r[k] for k in key) for r in golden)
+    by_key = {tuple(r[k] for k in key): r for r in now}
+    for old in golden:
+        new = by_key[tuple(old[k] for k in key)]
+        for column in ("kidney_dice", "kidney_hd95", "kidney_nsd", "right_dice", "left_dice"):
+            assert float(new[column]) == pytest.approx(float(old[column]), rel=1e-9, abs=1e-12), (old, column)
+
+
+def test_experiment_dice_equals_what_predict_writes(tiny, tmp_path):
+    """The experiment scores exactly what `sidepair predict` writes: `predict` on each test case, then
+    `sidepair evaluate --predictions`, gives the run's per-case Dice."""
+    config, out, _ = tiny
+    run = "ssl-masked_f1_s0"
+    rows = [r for r in read_csv(out / "per_case.csv") if r["run"] == run]
+    assert len(rows) >= 2
+    data, preds = tmp_path / "data", tmp_path / "preds"
+    for row in rows:
+        case = out / "phantom" / row["case_id"]
+        (data / row["case_id"]).mkdir(parents=True)
+        for name in ("imaging.nii.gz", "segmentation.nii.gz"):
+            (data / row["case_id"] / name).symlink_to(case / name)
+        result = run_cli(
+            "predict",
+            "-i",
+            case / "imaging.nii.gz",
+            "-o",
+            preds / f"{row['case_id']}.nii.gz",
+            "--model",
+            out / "runs" / run,
+            "--resample",
+            config.evaluation.resample,
+        )
+        assert result.returncode == 0, result.stderr
+        written = out / "runs" / run / "eval_test" / "predictions" / f"{row['case_id']}.nii.gz"
+        a, b = nib.load(preds / f"{row['case_id']}.nii.gz"), nib.load(written)
+        np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+        np.testing.assert_allclose(a.affine, b.affine)
+    result = run_cli("evaluate", "--predictions", preds, "--data", data)
+    assert result.returncode == 0, result.stderr
+    scored = {r["case_id"]: r for r in read_csv(preds / "per_case.csv")}
+    for row in rows:
+        for column in ("kidney_dice", "kidney_hd95", "kidney_nsd"):
+            assert float(scored[row["case_id"]][column]) == pytest.approx(float(row[column]), rel=1e-9)

@@ -5,8 +5,9 @@ import pytest
 
 from sidepair.config import get_preset
 from sidepair.data.formats import open_dataset
-from sidepair.data.store import Store, prepare
-from sidepair.segmentation import PatchDataset, resolve_train_config
+from sidepair.data.prepare import prepare
+from sidepair.data.store import Store
+from sidepair.training.segment import PatchDataset, resolve_train_config
 
 pytestmark = pytest.mark.realdata
 

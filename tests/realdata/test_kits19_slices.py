@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from sidepair.config import get_preset
+from sidepair.data.axes import ras_to_original
 from sidepair.data.formats import open_dataset
 from sidepair.data.labels import LEFT, RIGHT
+from sidepair.data.prepare import prepare
 from sidepair.data.sides import assign_sides, body_midline_x, kept_mask
-from sidepair.data.store import Store, prepare
-from sidepair.data.volume import ras_to_original
+from sidepair.data.store import Store
 
 pytestmark = pytest.mark.realdata
 
@@ -44,12 +45,12 @@ def test_prepare_groups_by_source_case(shared_data, tmp_path):
     assert len(store) == 24
     groups = {}
     for case_id, entry in store.cases.items():
-        groups.setdefault(entry["group"], set()).add(case_id)
-        assert entry["spacing"][1:] == pytest.approx([2.0, 2.0])
-        assert entry["shape"][0] == 1  # one slice
-        assert entry["original"]["axcodes"] == "PLI"  # rows posterior, columns left, slice axis
+        groups.setdefault(entry.group, set()).add(case_id)
+        assert entry.spacing[1:] == pytest.approx([2.0, 2.0])
+        assert entry.shape[0] == 1  # one slice
+        assert entry.original.axcodes == "PLI"  # rows posterior, columns left, slice axis
         image = store.array(case_id)
-        rows_mm, cols_mm = (512 * s for s in entry["original"]["spacing"][:2])
+        rows_mm, cols_mm = (512 * s for s in entry.original.spacing[:2])
         assert image.shape[1:] == pytest.approx((rows_mm / 2.0, cols_mm / 2.0), abs=1.0)
     assert len(groups) == 5
     for split in ("train", "val", "test"):

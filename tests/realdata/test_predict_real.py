@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from sidepair.data.dicom import sitk_affine
-from sidepair.prediction import Predictor, predict_paths
+from sidepair.data.dicom import image_affine
+from sidepair.inference.predictor import Predictor, predict_paths
 
 pytestmark = pytest.mark.realdata
 
@@ -28,4 +28,4 @@ def test_predict_real_dicom_keeps_the_series_geometry(shared_data, seg_run, tmp_
     image = reader.Execute()
     mask = nib.load(record["output"])
     assert mask.shape == image.GetSize() == (512, 512, 20)
-    np.testing.assert_allclose(mask.affine, sitk_affine(image), atol=1e-6)
+    np.testing.assert_allclose(mask.affine, image_affine(image), atol=1e-6)

@@ -7,8 +7,9 @@ import pytest
 
 from sidepair.config import get_preset
 from sidepair.data.formats import open_dataset
-from sidepair.data.store import Store, prepare
-from sidepair.pretrain import resolve_config, run_pretrain
+from sidepair.data.prepare import prepare
+from sidepair.data.store import Store
+from sidepair.training.pretrain import resolve_config, run_pretrain
 
 pytestmark = pytest.mark.realdata
 
@@ -18,7 +19,7 @@ def test_combined_real_store_and_half_pretraining(shared_data, tmp_path):
     store_dir = prepare(datasets, tmp_path / "store", get_preset("fast-2d").preprocess)
     store = Store(store_dir)
     assert len(store) == 25
-    groups = {e["group"] for e in store.cases.values()}
+    groups = {e.group for e in store.cases.values()}
     assert len(groups) == 6 and "ts_example__ts_example" in groups
     assert all(c.startswith(("ts_example__", "kits19_slices__")) for c in store.cases)
     assert len(store.split("val")) >= 1

@@ -8,8 +8,9 @@ from sidepair.config import get_preset
 from sidepair.data.dicom import load_dicom_series
 from sidepair.data.formats import detect_format, open_dataset
 from sidepair.data.labels import LEFT, RIGHT
+from sidepair.data.prepare import prepare
 from sidepair.data.sides import assign_sides, body_midline_x
-from sidepair.data.store import Store, prepare
+from sidepair.data.store import Store
 
 pytestmark = pytest.mark.realdata
 
@@ -46,22 +47,22 @@ def test_prepare_paper_preset_store(shared_data, tmp_path, ts_case):
     )
     store = Store(out)
     (entry,) = store.cases.values()
-    assert entry["spacing"] == pytest.approx([3.22, 1.62, 1.62])
-    assert entry["original"]["shape"] == [122, 101, 112] and entry["original"]["axcodes"] == "RAS"
-    image = store.array(entry["case_id"])
-    assert list(image.shape) == entry["shape"]
+    assert entry.spacing == pytest.approx([3.22, 1.62, 1.62])
+    assert entry.original.shape == [122, 101, 112] and entry.original.axcodes == "RAS"
+    image = store.array(entry.case_id)
+    assert list(image.shape) == entry.shape
     assert image.shape == pytest.approx((112 * 3 / 3.22, 101 * 3 / 1.62, 122 * 3 / 1.62), abs=1.5)
-    affine = np.asarray(entry["affine"])
+    affine = np.asarray(entry.affine)
     for name, sign in (("right", 1), ("left", -1)):
-        box = entry["sides"][name]["bbox"]
+        box = entry.side_box(name)
         centre = [(lo + hi - 1) / 2 for lo, hi in box]
         assert np.sign((affine @ [*centre, 1])[0]) == sign
     _, case = ts_case
     vox_ml = abs(np.linalg.det(case.image.affine[:3, :3])) / 1000
     for name, code in (("right", RIGHT), ("left", LEFT)):
         source_ml = float((case.labels.declared_side == code).sum()) * vox_ml
-        assert entry["sides"][name]["volume_ml"] == pytest.approx(source_ml, rel=0.05)
-    assert store.split("train") == [entry["case_id"]] and store.split("test") == []
+        assert entry.sides[name].volume_ml == pytest.approx(source_ml, rel=0.05)
+    assert store.split("train") == [entry.case_id] and store.split("test") == []
 
 
 def test_dicom_series_geometry_matches_the_headers(shared_data):
@@ -93,14 +94,14 @@ def test_prepare_unlabelled_dicom_series(shared_data, tmp_path):
     )
     store = Store(out)
     (entry,) = store.cases.values()
-    assert entry["labelled"] is False and "sides" not in entry
-    assert entry["original"]["shape"] == [512, 512, 20]
-    image = store.array(entry["case_id"])
-    sx, sy, sz = entry["original"]["spacing"]  # 0.98 mm pixels, slices every 2 mm (3 mm thick)
+    assert entry.labelled is False and entry.sides is None
+    assert entry.original.shape == [512, 512, 20]
+    image = store.array(entry.case_id)
+    sx, sy, sz = entry.original.spacing  # 0.98 mm pixels, slices every 2 mm (3 mm thick)
     assert image.shape == pytest.approx((20 * sz / 3.22, 512 * sy / 1.62, 512 * sx / 1.62), abs=1)
     # The body midline, needed by annotation-free sections, is found from the image alone.
-    assert 0 < entry["midline"]["x_index"] < image.shape[2]
-    assert store.split("train") == [entry["case_id"]]
+    assert 0 < entry.midline.x_index < image.shape[2]
+    assert store.split("train") == [entry.case_id]
 
 
 def test_evaluate_own_masks_gives_dice_one_in_original_geometry(shared_data, tmp_path):

@@ -8,10 +8,11 @@ import torch
 from sidepair.config import PreprocessSettings
 from sidepair.data.formats import open_dataset
 from sidepair.data.pairs import sample_pairs
+from sidepair.data.prepare import prepare
 from sidepair.data.sections import SectionSampler
-from sidepair.data.store import Store, prepare
-from sidepair.pretrain import run_pretrain
-from sidepair.segmentation import run_train
+from sidepair.data.store import Store
+from sidepair.training.pretrain import run_pretrain
+from sidepair.training.segment import run_train
 from tests.conftest import tiny_pretrain_config, tiny_train_config
 
 

@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from sidepair.training.checkpoint import load_checkpoint
+from sidepair.models.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from sidepair.data.store import Store
-from sidepair.training.checkpoint import load_checkpoint
+from sidepair.models.checkpoint import load_checkpoint
 from sidepair.training.distributed import DistInfo, RankSlices
 from tests.conftest import TINY_TRAIN_ARGS
 

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from sidepair.models import Encoder, Siamese
-from sidepair.pretrain import run_pretrain
-from sidepair.segmentation import run_train
-from sidepair.training.checkpoint import load_checkpoint
+from sidepair.models.checkpoint import load_checkpoint
 from sidepair.training.performance import InputLayout, Performance, StepModule, memory_format
+from sidepair.training.pretrain import run_pretrain
+from sidepair.training.segment import run_train
 from tests.conftest import tiny_pretrain_config, tiny_train_config
 
 
@@ -85,7 +85,7 @@ def test_compiled_pretraining_on_cpu_matches_eager(small_store, tmp_path):
     # In a child process: the compiler's caches and threads stay out of the test process.
     code = (
         "import sys, json; from pathlib import Path;"
-        "from sidepair.pretrain import PretrainConfig, run_pretrain;"
+        "from sidepair.training.pretrain import PretrainConfig, run_pretrain;"
         "from sidepair.training.performance import Performance;"
         "c = PretrainConfig.model_validate(json.loads(sys.argv[1]));"
         "h = run_pretrain(c, Path(sys.argv[2]), progress=False, performance=Performance(compile=True));"

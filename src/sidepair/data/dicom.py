@@ -11,29 +11,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sidepair.data.volume import Volume, check_affine, check_image_values, reorient_to_ras
+from sidepair.data.axes import reorient_to_ras, sitk_affine, sitk_to_xyz
+from sidepair.data.volume import Volume, check_affine, check_image_values
 from sidepair.errors import DataError
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-# SimpleITK's world frame is LPS; RAS flips the first two world axes.
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
-
-def sitk_affine(image: sitk.Image) -> np.ndarray:
-    """RAS affine of a SimpleITK image for an array indexed (x, y, z)."""
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    spacing = np.asarray(image.GetSpacing(), dtype=float)
-    affine = np.eye(4)
-    affine[:3, :3] = direction * spacing
-    affine[:3, 3] = image.GetOrigin()
-    return _LPS_TO_RAS @ affine
+def image_affine(image: sitk.Image) -> np.ndarray:
+    """RAS affine of a SimpleITK image for its array indexed (x, y, z)."""
+    return sitk_affine(image.GetDirection(), image.GetSpacing(), image.GetOrigin())
 
 
 def list_series(folder: str | Path) -> dict[str, list[str]]:
     """DICOM series ids in ``folder`` -> their files, sorted by position (SimpleITK/GDCM)."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # large; imported only where DICOM is read
 
     folder = str(folder)
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
@@ -92,7 +85,7 @@ def load_dicom_series(folder: str | Path, series: str | None = None) -> Volume:
             ``series``, or unreadable slices.
     """
     folder = Path(folder)
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # large; imported only where DICOM is read
 
     series, files = choose_series(folder, series)
     reader = sitk.ImageSeriesReader()
@@ -101,10 +94,10 @@ def load_dicom_series(folder: str | Path, series: str | None = None) -> Volume:
         image = reader.Execute()
     except RuntimeError as exc:
         raise DataError(folder, f"cannot read DICOM series ({str(exc).strip().splitlines()[-1]})") from None
-    array = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))  # SimpleITK gives (z, y, x)
+    array = sitk_to_xyz(sitk.GetArrayFromImage(image))
     if array.ndim != 3:
         raise DataError(folder, f"expected a 3D series, got shape {array.shape}")
-    affine = sitk_affine(image)
+    affine = image_affine(image)
     check_affine(affine, folder)
     check_image_values(array, folder)
     ras, ras_affine = reorient_to_ras(array, affine)

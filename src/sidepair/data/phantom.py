@@ -23,9 +23,11 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations as nio
 from scipy import ndimage
+from tqdm import tqdm
 
 from sidepair.atomic import atomic_dir, write_json
 from sidepair.data.labels import KIDNEY, TUMOUR
+from sidepair.data.sides import assign_sides
 from sidepair.data.volume import load_nifti
 from sidepair.errors import DataError
 
@@ -339,8 +341,6 @@ def _from_masks(
     kidney = vol.array > 0
     if not kidney.any():
         raise DataError(mask_file, "no kidney in this label map")
-    from sidepair.data.sides import assign_sides
-
     side_map, _ = assign_sides(kidney, affine)
     centres = {}
     for name, code in (("right", 1), ("left", 2)):
@@ -476,8 +476,6 @@ def generate_phantom(
     Returns:
         The spec of every case.
     """
-    from tqdm import tqdm
-
     if cases < 1:
         raise DataError(out, f"--cases must be at least 1, got {cases}")
     if len(shape) != 3 or min(shape) < 16:

@@ -17,16 +17,16 @@ mirroring would turn a right kidney into a left one and destroy the label.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
+from sidepair.data.index import SIDES, CaseEntry
 from sidepair.data.labels import SIDE_CODES
 from sidepair.data.store import Store
 from sidepair.errors import StoreError
 
 Mode = Literal["masked", "bbox", "half"]
-SIDES = ("right", "left")
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class SectionSampler:
         for case_id in case_ids:
             entry = store.cases[case_id]
             for side in SIDES:
-                if mode == "half" or (entry.get("sides", {}).get(side) or {}).get("bbox"):
+                if mode == "half" or entry.side_box(side):
                     self.units.append((case_id, side))
         if not self.units:
             raise StoreError(
@@ -107,13 +107,13 @@ class SectionSampler:
         return {s: [i for i, u in enumerate(self.units) if u[1] == s] for s in SIDES}
 
     def _centre(
-        self, entry: dict[str, Any], side: str, rng: np.random.Generator | None, jitter: float
+        self, entry: CaseEntry, side: str, rng: np.random.Generator | None, jitter: float
     ) -> list[float]:
         sz, sy, sx = self.size
-        shape = entry["shape"]
+        shape = entry.shape
         if self.mode == "half":
-            mid = entry["midline"]["x_index"]
-            body = entry["body_centre"]["index"]
+            mid = entry.midline.x_index
+            body = entry.body_centre.index
             # Anchored at the midline and extending laterally: x grows toward the patient's right.
             cx = mid + sx / 2 if side == "right" else mid - sx / 2
             centre = [body[0], body[1], cx]
@@ -126,7 +126,8 @@ class SectionSampler:
             elif self.dims == 2:
                 centre[0] = shape[0] / 2
         else:
-            box = entry["sides"][side]["bbox"]
+            box = entry.side_box(side)
+            assert box is not None  # units hold only sides with a kidney
             centre = [(lo + hi) / 2 for lo, hi in box]
             if self.dims == 2:
                 lo, hi = box[0]
@@ -148,7 +149,7 @@ class SectionSampler:
         case_id, side = self.units[unit]
         centre = self._centre(self.store.cases[case_id], side, rng, self.jitter if jitter is None else jitter)
         if self.dims == 2:
-            start = (int(np.clip(round(centre[0]), 0, self.store.cases[case_id]["shape"][0] - 1)),)
+            start = (int(np.clip(round(centre[0]), 0, self.store.cases[case_id].shape[0] - 1)),)
             start += tuple(int(round(c - s / 2)) for c, s in zip(centre[1:], self.size[1:], strict=True))
         else:
             start = tuple(int(round(c - s / 2)) for c, s in zip(centre, self.size, strict=True))

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
+from sidepair.config import LABEL_MAPS
+from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES, map_label_values
+from sidepair.data.volume import load_nifti
+from sidepair.errors import DataError
 
 _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
@@ -246,11 +249,6 @@ def survey_label_file(path: str, label_map_name: str = "kits19") -> dict[str, ob
         Case name, axis codes, shape, sides present, volume and world centre per side, tiny
         components, midline splits and warnings; or ``error``.
     """
-    from sidepair.config import LABEL_MAPS
-    from sidepair.data.labels import map_label_values
-    from sidepair.data.volume import load_nifti
-    from sidepair.errors import DataError
-
     try:
         vol = load_nifti(path, role="label")
         labels = map_label_values(vol.array, LABEL_MAPS[label_map_name], path)

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nibabel import orientations as nio
 
+from sidepair.atomic import atomic_path
+from sidepair.data.axes import reorient_to_ras, spacing_of
 from sidepair.errors import DataError
-
-RAS = ("R", "A", "S")
 
 
 @dataclass
@@ -46,7 +45,7 @@ class Volume:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm along the array's axes (x, y, z)."""
-        return tuple(float(s) for s in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
+        return spacing_of(self.affine)  # type: ignore[return-value]
 
     @property
     def original_axcodes(self) -> str:
@@ -73,25 +72,6 @@ def check_affine(affine: np.ndarray, source: str | Path) -> None:
     det = abs(np.linalg.det(affine[:3, :3] / zooms))
     if det < 1e-3:
         raise DataError(source, "degenerate affine (axes are collinear, determinant ~0)")
-
-
-def reorient_to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flip and permute ``array`` so its axes run toward R, A, S; return it with its new affine."""
-    transform = orientation_to_ras(affine)
-    out = nio.apply_orientation(array, transform)
-    new_affine = affine @ nio.inv_ornt_aff(transform, array.shape)
-    return np.ascontiguousarray(out), new_affine
-
-
-def orientation_to_ras(affine: np.ndarray) -> np.ndarray:
-    """The nibabel orientation transform from ``affine``'s axes to RAS+."""
-    return nio.ornt_transform(nio.io_orientation(affine), nio.axcodes2ornt(RAS))
-
-
-def ras_to_original(array: np.ndarray, original_affine: np.ndarray) -> np.ndarray:
-    """Undo :func:`reorient_to_ras`: bring a RAS array back to the file's own axis order."""
-    back = nio.ornt_transform(nio.axcodes2ornt(RAS), nio.io_orientation(original_affine))
-    return np.ascontiguousarray(nio.apply_orientation(array, back))
 
 
 def _squeeze_to_3d(array: np.ndarray, source: Path) -> np.ndarray:
@@ -217,8 +197,6 @@ def check_same_grid(image: Volume, label: Volume) -> None:
 
 def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | Path) -> None:
     """Write a NIfTI file atomically with both qform and sform set to ``affine``."""
-    from sidepair.atomic import atomic_path
-
     img = nib.Nifti1Image(array, affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)

@@ -1,43 +1,61 @@
-"""``sidepair evaluate``: metrics in each scan's own geometry.
+"""``sidepair evaluate``: metrics in each scan's own geometry, of exactly what ``predict`` writes.
 
-For a run, every case of a split is predicted on the store grid, resampled back to the source file's
-grid, written as NIfTI with the source's shape and affine, and scored against the source's own label
-file. ``evaluate_predictions`` scores a folder of ready-made predictions the same way.
+For a run, every labelled case of a split is read from its source file and run through the same
+:class:`~sidepair.inference.predictor.Predictor` that ``sidepair predict`` uses; its output is written as
+NIfTI with the source's shape and affine (what ``predict`` would have written) and scored against the
+source's own label file, which must be the one the store recorded. ``evaluate_predictions`` scores a
+folder of ready-made predictions the same way.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from sidepair.atomic import write_json, write_text
 from sidepair.data.formats import DatasetFormat, LoadedCase, open_dataset
 from sidepair.data.sides import body_midline_x
 from sidepair.data.store import Store
-from sidepair.data.volume import check_same_grid, load_nifti, ras_to_original, save_nifti
+from sidepair.data.volume import check_same_grid, load_nifti
 from sidepair.errors import DataError, StoreError
+from sidepair.evaluation.figures import render_overlay
 from sidepair.evaluation.metrics import case_metrics, summarise
-from sidepair.inference import predict_array, to_original_ras
-from sidepair.pretrain import describe_store
-from sidepair.segmentation import load_segmentation_model
-from sidepair.training.loop import resolve_device
+from sidepair.inference.predictor import Prediction, Predictor, write_prediction
+from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample
+from sidepair.models.checkpoint import SegmentationCheckpoint, read_checkpoint
 
 
-def _score(loaded: LoadedCase, pred_ras: np.ndarray, tumour: bool) -> dict[str, Any]:
+def _score(
+    loaded: LoadedCase, kidney: np.ndarray, tumour: np.ndarray | None, pred_side: np.ndarray | None
+) -> dict[str, Any]:
     assert loaded.labels is not None
     midline = body_midline_x(loaded.image.array, loaded.image.affine)
     return case_metrics(
-        pred_ras,
+        kidney.astype(np.uint8),
         loaded.labels.label,
         loaded.image.affine,
         midline,
         gt_side=loaded.labels.declared_side,
-        tumour=tumour,
+        tumour_pred=tumour,
+        pred_side=pred_side,
     )
+
+
+def score_prediction(loaded: LoadedCase, prediction: Prediction, model_labels: str) -> dict[str, Any]:
+    """All metrics of one predicted case.
+
+    Kidney, each side (the model's own sides for a ``sides`` model, with the swap rate), and tumour for a
+    tumour model.
+    """
+    tumour = prediction.classes == 2 if model_labels == "kidney+tumour" else None
+    own_sides = prediction.side if model_labels == "sides" else None
+    return _score(loaded, prediction.classes > 0, tumour, own_sides)
 
 
 def _write_outputs(
@@ -62,8 +80,6 @@ def _write_outputs(
 
 
 def _plot_cases(rows, figures, path: Path, title: str) -> None:
-    from sidepair.viz import render_overlay
-
     order = sorted(range(len(rows)), key=lambda i: rows[i]["kidney_dice"])
     picks = {"worst": order[0], "median": order[len(order) // 2], "best": order[-1]}
     panels = []
@@ -74,66 +90,63 @@ def _plot_cases(rows, figures, path: Path, title: str) -> None:
 
 
 def evaluate_run(
-    run: str | Path, split: str = "test", which: str = "best", device: str = "auto", progress: bool = True
+    run: str | Path,
+    split: str = "test",
+    which: str = "best",
+    device: str = "auto",
+    progress: bool = True,
+    resample: Resample = DEFAULT_RESAMPLE,
 ) -> dict[str, Any]:
     """Predict and score every labelled case of ``split`` for a trained run.
 
-    Writes ``RUN/eval_<split>/`` with ``predictions/<case>.nii.gz`` (source shape and affine; 1 = kidney,
-    or 1/2 for right/left or kidney/tumour as the model was trained), ``metrics.json`` (mean, sd,
-    median), ``per_case.csv`` and ``cases.png`` (best, median and worst case).
+    Writes ``RUN/eval_<split>/`` with ``predictions/<case>.nii.gz`` (what ``sidepair predict --labels sides``
+    writes: source shape and affine, 1 right and 2 left kidney), ``metrics.json`` (mean, sd, median),
+    ``per_case.csv`` and ``cases.png`` (best, median and worst case).
+
+    Raises:
+        StoreError: No labelled case in the split, or a label file that is not the one the store recorded.
 
     Returns:
         The summary written to ``metrics.json``.
     """
-    import time
-
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     run = Path(run)
-    model, ckpt = load_segmentation_model(run, which)
-    config = ckpt["config"]
-    store = Store(config["store"])
-    dev = resolve_device(device)
-    model.to(dev)
-    case_ids = [c for c in store.split(split) if store.cases[c]["labelled"]]
+    ckpt = read_checkpoint(run / f"checkpoint_{which}.pt", SegmentationCheckpoint)
+    predictor = Predictor.load(run, device, which, resample=resample)
+    store = Store(str(ckpt.config["store"]))
+    case_ids = store.labelled(split)
     if not case_ids:
         raise StoreError(f"{store.path}: no labelled cases in split {split!r}")
     out = run / f"eval_{split}"
     rows, figures = [], []
     for case_id in tqdm(case_ids, desc=f"evaluate {split}", unit="case", disable=None if progress else True):
-        entry = store.cases[case_id]
-        pred = predict_array(
-            model,
-            store.array(case_id),
-            config["dims"],
-            tuple(config["patch_size"]),
-            dev,
-            batch_size=config["batch_size"],
-        )
-        pred_ras, _ = to_original_ras(pred, entry)
         dataset, source = store.source_of(case_id)
+        store.check_sources(case_id, source)
         loaded = dataset.load(source)
-        if pred_ras.shape != loaded.image.array.shape:
-            raise StoreError(
-                f"{source.image}: source changed since prepare (shape {loaded.image.array.shape})"
-            )
-        original = np.asarray(entry["original"]["affine"])
-        save_nifti(ras_to_original(pred_ras, original), original, out / "predictions" / f"{case_id}.nii.gz")
-        rows.append(
-            {"case_id": case_id, **_score(loaded, pred_ras, tumour=config["labels"] == "kidney+tumour")}
+        prediction = predictor.predict_volume(loaded.image, "sides")
+        write_prediction(
+            prediction,
+            out / "predictions" / f"{case_id}.nii.gz",
+            {"input": str(source.image), "case_id": case_id, "model": str(run)},
         )
-        figures.append((case_id, loaded.image.array, loaded.labels.label, pred_ras, loaded.image.spacing))
+        rows.append({"case_id": case_id, **score_prediction(loaded, prediction, ckpt.labels)})
+        assert loaded.labels is not None
+        figures.append(
+            (case_id, loaded.image.array, loaded.labels.label, prediction.classes, loaded.image.spacing)
+        )
     return _write_outputs(
         out,
         rows,
         figures,
-        f"{describe_store(store)}, split {split}",
+        f"{store.describe()}, split {split}",
         {
             "run": str(run),
+            "split": split,
             "checkpoint": which,
-            "checkpoint_epoch": int(ckpt["epoch"]),
-            "transfer": ckpt.get("transferred"),
+            "checkpoint_epoch": int(ckpt.epoch),
+            "transfer": ckpt.transferred,
+            "sides_from": "model" if ckpt.labels == "sides" else "world position",
+            "resample": resample,
             "wall_s": time.perf_counter() - t0,
         },
     )
@@ -162,7 +175,7 @@ def evaluate_predictions(
         loaded = dataset.load(source)
         pred = load_nifti(path, role="label")
         check_same_grid(loaded.image, pred)
-        rows.append({"case_id": source.case_id, **_score(loaded, pred.array, tumour=False)})
+        rows.append({"case_id": source.case_id, **_score(loaded, pred.array > 0, None, None)})
     if not rows:
         raise DataError(Path(data), "no labelled cases to score")
     kind = "phantom" if (Path(data) / "phantom.json").exists() else "real"

@@ -85,27 +85,35 @@ def case_metrics(
     affine: np.ndarray,
     midline_x: float,
     gt_side: np.ndarray | None = None,
-    tumour: bool = False,
+    tumour_pred: np.ndarray | None = None,
+    pred_side: np.ndarray | None = None,
 ) -> dict[str, float]:
     """All metrics of one case on one grid.
 
     Args:
-        pred: Predicted labels (0 background; 1 kidney, 2 tumour, or side codes: anything > 0 is kidney).
+        pred: Predicted labels (anything > 0 is kidney).
         gt: Reference canonical labels (0, 1 kidney, 2 tumour).
         affine: RAS affine of the grid (for spacing and sides).
         midline_x: World x of the body midline.
         gt_side: Declared reference sides, if the source has them.
-        tumour: Also score tumour (``pred == 2``) where the reference has tumour.
+        tumour_pred: Predicted tumour mask, to score tumour where the reference has it.
+        pred_side: The model's own side map (1 right, 2 left) for a model trained to say sides; without
+            it the prediction's sides are assigned by world position, as the reference's are.
 
     Returns:
-        ``kidney_dice``, ``kidney_hd95``, ``kidney_nsd``, the same for ``right_``/``left_`` where the
-        reference has that side, and ``tumour_`` where scored.
+        ``kidney_dice``, ``kidney_hd95``, ``kidney_nsd``; the same for ``right_``/``left_`` where the
+        reference has that side; with ``pred_side`` also ``side_swap`` (1 when the model's right and left
+        overlap the opposite reference kidneys more than their own) and ``side_voxel_error`` (share of the
+        voxels both call kidney that carry the wrong side); ``tumour_`` where scored.
     """
     spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
     out = {f"kidney_{k}": v for k, v in binary_metrics(pred > 0, gt > 0, spacing).items()}
     if gt_side is None:
         gt_side, _ = assign_sides(gt > 0, affine, midline_x)
-    pred_side, _ = assign_sides(pred > 0, affine, midline_x)
+    if pred_side is None:
+        pred_side, _ = assign_sides(pred > 0, affine, midline_x)
+    else:
+        out.update(side_agreement(pred_side, gt_side))
     for name, code in (("right", RIGHT), ("left", LEFT)):
         if (gt_side == code).any():
             out.update(
@@ -114,9 +122,32 @@ def case_metrics(
                     for k, v in binary_metrics(pred_side == code, gt_side == code, spacing).items()
                 }
             )
-    if tumour and (gt == 2).any():
-        out.update({f"tumour_{k}": v for k, v in binary_metrics(pred == 2, gt == 2, spacing).items()})
+    if tumour_pred is not None and (gt == 2).any():
+        out.update({f"tumour_{k}": v for k, v in binary_metrics(tumour_pred, gt == 2, spacing).items()})
     return out
+
+
+def side_agreement(pred_side: np.ndarray, gt_side: np.ndarray) -> dict[str, float]:
+    """How a model's own right/left labels agree with the reference sides.
+
+    Returns:
+        ``side_swap``: 1.0 when the summed Dice with the sides exchanged beats the Dice as labelled
+        (the model's right lies on the reference left), else 0.0; ``side_voxel_error``: the share of
+        voxels that both call kidney where the sides differ (NaN when there are none).
+    """
+    as_labelled = dice_score(pred_side == RIGHT, gt_side == RIGHT) + dice_score(
+        pred_side == LEFT, gt_side == LEFT
+    )
+    exchanged = dice_score(pred_side == RIGHT, gt_side == LEFT) + dice_score(
+        pred_side == LEFT, gt_side == RIGHT
+    )
+    both = (pred_side > 0) & (gt_side > 0)
+    n = int(both.sum())
+    wrong = int((both & (pred_side != gt_side)).sum())
+    return {
+        "side_swap": 1.0 if exchanged > as_labelled else 0.0,
+        "side_voxel_error": wrong / n if n else math.nan,
+    }
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:

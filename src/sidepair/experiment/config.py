@@ -12,8 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sidepair.config import get_preset, load_yaml, validated
+from sidepair.config import (
+    PretrainSettings,
+    SegmentSettings,
+    get_preset,
+    load_yaml,
+    overrides_model,
+    validated,
+)
 from sidepair.errors import ConfigError
+from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample
 from sidepair.training.performance import Performance
 
 InitMode = Literal["scratch", "finetune", "frozen", "frozen-then-unfrozen"]
@@ -55,37 +63,26 @@ class PrepareConfig(_Strict):
     split_seed: int = 0
 
 
-class ProxyVariant(_Strict):
-    """One side-pair pretraining run; unset fields keep the preset's values."""
-
+class _VariantBase(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    sections: Literal["masked", "bbox", "half"]
-    loss: Literal["contrastive", "bce"] | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    pairs_per_epoch: int | None = None
-    section_size: tuple[int, ...] | None = None
-    augment: bool | None = None
     seed: int = 0
 
 
-class SegmentationGrid(_Strict):
-    """The segmentation runs: every init x label fraction x seed; unset fields keep the preset's."""
+# One pretraining run: its name and seed, and any pretraining hyperparameter (unset keeps the preset's).
+ProxyVariant = overrides_model(
+    "ProxyVariant",
+    PretrainSettings,
+    _VariantBase,
+    "One proxy-task pretraining run; every field of PretrainSettings may be set, unset keeps the preset's.",
+)
 
+
+class _GridBase(_Strict):
     inits: list[InitMode] = ["scratch", "finetune"]
     transfer_from: list[str] | None = None
     unfreeze_after: int = 5
     fractions: list[float] = [0.1, 0.25, 1.0]
     seeds: list[int] = [0, 1, 2]
-    labels: Literal["kidney", "kidney+tumour", "sides"] = "kidney"
-    loss: Literal["dicece", "paper"] = "dicece"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    samples_per_epoch: int | None = None
-    patch_size: tuple[int, ...] | None = None
-    augment: bool | None = None
 
     @field_validator("fractions")
     @classmethod
@@ -102,11 +99,22 @@ class SegmentationGrid(_Strict):
         return v
 
 
+# The segmentation runs: every init x label fraction x seed, and any segmentation hyperparameter.
+SegmentationGrid = overrides_model(
+    "SegmentationGrid",
+    SegmentSettings,
+    _GridBase,
+    "The segmentation runs (every init x label fraction x seed); every field of SegmentSettings may be "
+    "set, unset keeps the preset's.",
+)
+
+
 class EvaluationConfig(_Strict):
-    """Which split the test metrics come from and which checkpoint is scored."""
+    """Which split the test metrics come from, which checkpoint is scored, how predictions go back."""
 
     split: Literal["val", "test"] = "test"
     checkpoint: Literal["best", "last"] = "best"
+    resample: Resample = DEFAULT_RESAMPLE
     bootstrap: int = Field(10_000, ge=100)
 
 
@@ -133,8 +141,8 @@ class ExperimentConfig(_Strict):
     preset: str
     data: DataConfig
     prepare: PrepareConfig = PrepareConfig()
-    pretrain: list[ProxyVariant] = []
-    segmentation: SegmentationGrid = SegmentationGrid()
+    pretrain: list[ProxyVariant] = []  # type: ignore[valid-type]
+    segmentation: SegmentationGrid = SegmentationGrid()  # type: ignore[valid-type]
     evaluation: EvaluationConfig = EvaluationConfig()
     jobs: int = Field(1, ge=1)
     threads_per_job: int | None = Field(None, ge=1)

@@ -6,13 +6,11 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sidepair.atomic import write_text
 from sidepair.errors import SidepairError
-
-if TYPE_CHECKING:
-    from sidepair.experiment.runner import RunSpec
+from sidepair.experiment.plan import RunSpec
 
 # The per-run columns of results.csv, in order; metric columns follow.
 RUN_COLUMNS = [

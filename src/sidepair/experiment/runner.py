@@ -9,68 +9,39 @@ dies with the experiment, so a killed experiment leaves no run writing behind it
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
+import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from tqdm import tqdm
 
 from sidepair.atomic import write_json, write_text
+from sidepair.config import PretrainSettings, SegmentSettings, get_label_map, get_preset, set_fields
+from sidepair.data.formats import open_dataset
+from sidepair.data.phantom import generate_phantom
+from sidepair.data.prepare import StoreSettings, dataset_record, prepare
+from sidepair.data.store import Store
 from sidepair.errors import SidepairError, StoreError
+from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.experiment.config import ExperimentConfig
+from sidepair.experiment.plan import RunSpec, plan_runs
+from sidepair.experiment.report import write_report
+from sidepair.models.checkpoint import load_checkpoint
+from sidepair.training.performance import Performance
+from sidepair.training.pretrain import PretrainConfig, resolve_config, run_pretrain
+from sidepair.training.segment import TrainConfig, resolve_train_config, run_train
 
 LOCK = ".experiment.lock"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One segmentation run of the grid.
-
-    Attributes:
-        name: Folder name under ``DIR/runs``.
-        init: ``scratch`` or ``ssl-<variant>[-frozen|-unfrozen]``: the row label in the report.
-        mode: scratch, finetune, frozen or frozen-then-unfrozen.
-        variant: The proxy variant whose encoder starts the run (None for scratch).
-        fraction: Label fraction.
-        seed: Seed.
-    """
-
-    name: str
-    init: str
-    mode: str
-    variant: str | None
-    fraction: float
-    seed: int
-
-
-def init_label(mode: str, variant: str | None) -> str:
-    """The report's name of an initialisation."""
-    if mode == "scratch":
-        return "scratch"
-    suffix = {"finetune": "", "frozen": "-frozen", "frozen-then-unfrozen": "-unfrozen"}[mode]
-    return f"ssl-{variant}{suffix}"
-
-
-def plan_runs(config: ExperimentConfig) -> list[RunSpec]:
-    """Every segmentation run, ordered by fraction, seed, then init (so a partial grid is balanced)."""
-    grid = config.segmentation
-    inits: list[tuple[str, str | None]] = []
-    for mode in grid.inits:
-        variants = [None] if mode == "scratch" else config.transfer_variants()
-        inits += [(mode, v) for v in variants]
-    runs = []
-    for fraction in grid.fractions:
-        for seed in grid.seeds:
-            for mode, variant in inits:
-                label = init_label(mode, variant)
-                runs.append(RunSpec(f"{label}_f{fraction:g}_s{seed}", label, mode, variant, fraction, seed))
-    return runs
 
 
 @contextlib.contextmanager
@@ -109,13 +80,7 @@ class _State:
 
 def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
     """Generate the phantom if asked, then write (or finish) the store named by its fingerprint."""
-    from sidepair.config import get_label_map, get_preset
-    from sidepair.data.formats import open_dataset
-    from sidepair.data.store import StoreSettings, dataset_record, prepare
-
     if config.data.phantom is not None:
-        from sidepair.data.phantom import generate_phantom
-
         ph = config.data.phantom
         folder = out / "phantom"
         if not (folder / "phantom.json").exists():
@@ -148,50 +113,29 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
         split_seed=config.prepare.split_seed,
         progress=progress,
         format_options=options,
+        preset=config.preset,
     )
 
 
 def _pretrain_config(config: ExperimentConfig, store: Path, variant_name: str) -> dict[str, Any]:
-    from sidepair.pretrain import resolve_config
-
     v = next(v for v in config.pretrain if v.name == variant_name)
-    resolved = resolve_config(
-        config.preset,
-        store,
-        sections=v.sections,
-        loss=v.loss,
-        epochs=v.epochs,
-        batch_size=v.batch_size,
-        lr=v.lr,
-        pairs_per_epoch=v.pairs_per_epoch,
-        section_size=v.section_size,
-        augment=v.augment,
-        seed=v.seed,
-        device=config.device,
-    )
+    hyper = {k: val for k, val in set_fields(v).items() if k in PretrainSettings.model_fields}
+    resolved = resolve_config(config.preset, store, **hyper, seed=v.seed, device=config.device)
     return json.loads(resolved.model_dump_json())
 
 
 def _train_config(config: ExperimentConfig, store: Path, out: Path, run: RunSpec) -> dict[str, Any]:
-    from sidepair.segmentation import resolve_train_config
-
     grid = config.segmentation
     init = "scratch" if run.variant is None else str(out / "pretrain" / run.variant / "checkpoint_best.pt")
+    hyper = {k: v for k, v in set_fields(grid).items() if k in SegmentSettings.model_fields}
     resolved = resolve_train_config(
         config.preset,
         store,
+        **hyper,
         init=init,
         freeze_encoder=run.mode in ("frozen", "frozen-then-unfrozen"),
         unfreeze_after=grid.unfreeze_after if run.mode == "frozen-then-unfrozen" else None,
         label_fraction=run.fraction,
-        labels=grid.labels,
-        loss=grid.loss,
-        patch_size=grid.patch_size,
-        epochs=grid.epochs,
-        batch_size=grid.batch_size,
-        lr=grid.lr,
-        samples_per_epoch=grid.samples_per_epoch,
-        augment=grid.augment,
         seed=run.seed,
         device=config.device,
     )
@@ -204,8 +148,6 @@ def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
     Raises:
         SidepairError: If it holds a run with other settings (the message names the folder).
     """
-    from sidepair.training.checkpoint import load_checkpoint
-
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return False
@@ -224,10 +166,8 @@ def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
     return int(ckpt["epoch"]) >= int(resolved["epochs"]) and (run_dir / "checkpoint_best.pt").exists()
 
 
-def evaluation_finished(run_dir: Path, split: str, which: str) -> bool:
-    """Whether ``eval_<split>/metrics.json`` was written from the run's current checkpoint."""
-    from sidepair.training.checkpoint import load_checkpoint
-
+def evaluation_finished(run_dir: Path, split: str, which: str, resample: str) -> bool:
+    """Whether ``eval_<split>/metrics.json`` was written from the run's current checkpoint, as asked."""
     metrics = run_dir / f"eval_{split}" / "metrics.json"
     if not metrics.exists():
         return False
@@ -236,16 +176,15 @@ def evaluation_finished(run_dir: Path, split: str, which: str) -> bool:
         ckpt = load_checkpoint(run_dir / f"checkpoint_{which}.pt")
     except (ValueError, OSError, SidepairError):
         return False
-    return summary.get("checkpoint") == which and summary.get("checkpoint_epoch") == int(ckpt["epoch"])
+    return (
+        summary.get("checkpoint") == which
+        and summary.get("checkpoint_epoch") == int(ckpt["epoch"])
+        and summary.get("resample", "labels") == resample
+    )
 
 
 def _init_worker(parent: int, threads: int) -> None:
     """Tie a worker to the experiment: it is killed with it (Linux), and uses ``threads`` threads."""
-    import ctypes
-    import signal
-
-    import torch
-
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:
@@ -256,13 +195,9 @@ def _init_worker(parent: int, threads: int) -> None:
 def _job(job: dict[str, Any]) -> dict[str, Any]:
     """One pretraining or segmentation job, in this process or a worker; errors come back as text."""
     try:
-        from sidepair.training.performance import Performance
-
         label = f"[{job['name']}] " if job["parallel"] else ""
         performance = Performance(**job.get("performance", {}))
         if job["kind"] == "pretrain":
-            from sidepair.pretrain import PretrainConfig, run_pretrain
-
             config = PretrainConfig.model_validate(job["config"])
             history = run_pretrain(
                 config,
@@ -274,9 +209,6 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
                 performance=performance,
             )
             return {"name": job["name"], "history": history}
-        from sidepair.evaluation.evaluate import evaluate_run
-        from sidepair.segmentation import TrainConfig, run_train
-
         config = TrainConfig.model_validate(job["config"])
         run_dir = Path(job["run_dir"])
         if not training_finished(run_dir, job["config"]):
@@ -289,8 +221,15 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
                 bar=not job["parallel"],
                 performance=performance,
             )
-        if not evaluation_finished(run_dir, job["split"], job["checkpoint"]):
-            evaluate_run(run_dir, job["split"], job["checkpoint"], job["device"], progress=False)
+        if not evaluation_finished(run_dir, job["split"], job["checkpoint"], job["resample"]):
+            evaluate_run(
+                run_dir,
+                job["split"],
+                job["checkpoint"],
+                job["device"],
+                progress=False,
+                resample=job["resample"],
+            )
         summary = json.loads((run_dir / f"eval_{job['split']}" / "metrics.json").read_text(encoding="utf-8"))
         return {"name": job["name"], "dice": summary["metrics"]["kidney_dice"]["mean"]}
     except SidepairError as exc:
@@ -306,8 +245,6 @@ class _Executor:
         self.threads = threads or max(1, cores // jobs)
         self.pool: ProcessPoolExecutor | None = None
         if jobs > 1:
-            import multiprocessing
-
             self.pool = ProcessPoolExecutor(
                 jobs,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -354,11 +291,6 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
     Raises:
         SidepairError: Bad data, a run made with other settings, or another experiment in ``out``.
     """
-    from tqdm import tqdm
-
-    from sidepair.data.store import Store
-    from sidepair.evaluation.report import write_report
-
     out = Path(out)
     with _exclusive(out):
         state = _State(out)
@@ -368,7 +300,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
             out / "experiment.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
         )
         store = Store(store_path)
-        if not [c for c in store.split(config.evaluation.split) if store.cases[c]["labelled"]]:
+        if not store.labelled(config.evaluation.split):
             raise StoreError(f"{store_path}: no labelled cases in split {config.evaluation.split!r}")
         executor = _Executor(config.jobs, config.threads_per_job)
         parallel = config.jobs > 1
@@ -393,7 +325,10 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
                 run_dir = out / "runs" / run.name
                 resolved = _train_config(config, store_path, out, run)
                 split, which = config.evaluation.split, config.evaluation.checkpoint
-                if training_finished(run_dir, resolved) and evaluation_finished(run_dir, split, which):
+                resample = config.evaluation.resample
+                if training_finished(run_dir, resolved) and evaluation_finished(
+                    run_dir, split, which, resample
+                ):
                     continue
                 todo.append(
                     {
@@ -403,6 +338,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
                         "run_dir": str(run_dir),
                         "split": split,
                         "checkpoint": which,
+                        "resample": config.evaluation.resample,
                         "device": config.device,
                         "performance": config.performance.model_dump(),
                         "progress": progress,

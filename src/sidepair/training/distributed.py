@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+from torch.distributed.nn.functional import all_gather
 from torch.utils.data import DataLoader, Sampler
 
 from sidepair.errors import ConfigError
@@ -128,8 +129,6 @@ def gather_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """
     if not (dist.is_available() and dist.is_initialized()):
         return tensors
-    from torch.distributed.nn.functional import all_gather
-
     out = []
     for t in tensors:
         if t.requires_grad:

@@ -10,6 +10,7 @@ where an uninterrupted one would.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterable
@@ -19,12 +20,15 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from sidepair import __version__
+from sidepair.devices import resolve_device
 from sidepair.errors import SidepairError
-from sidepair.training.checkpoint import BEST, LAST, PREV, load_resume_checkpoint, save_checkpoint
+from sidepair.models.checkpoint import BEST, LAST, PREV, Checkpoint, load_resume_checkpoint, save_checkpoint
+from sidepair.training import distributed as dd
 from sidepair.training.performance import Performance, StepModule
 from sidepair.training.runlog import RunLogger
+from sidepair.version import __version__
 
 
 class Task(Protocol):
@@ -32,6 +36,7 @@ class Task(Protocol):
 
     kind: str
     model: nn.Module
+    checkpoint_type: type[Checkpoint]
 
     def train_batches(self, epoch: int) -> Iterable[Any]:
         """Batches of one epoch (deterministic for the epoch)."""
@@ -42,8 +47,8 @@ class Task(Protocol):
     def validate(self, device: torch.device) -> dict[str, float]:
         """Validation metrics of the current model."""
 
-    def checkpoint_extra(self) -> dict[str, Any]:
-        """Plain data and tensors to add to every checkpoint (config, encoder weights ...)."""
+    def checkpoint_fields(self) -> dict[str, Any]:
+        """The task's own checkpoint fields (config, encoder description, store settings ...)."""
 
 
 @dataclass
@@ -71,15 +76,6 @@ class LoopSettings:
     seed: int = 0
     device: str = "auto"
     performance: Performance = field(default_factory=Performance)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SidepairError("--device cuda asked for, but no CUDA device is available")
-    return torch.device(name)
 
 
 def fit(
@@ -111,10 +107,6 @@ def fit(
     Raises:
         SidepairError: If the run folder already holds checkpoints and ``resume`` is not set.
     """
-    from tqdm import tqdm
-
-    from sidepair.training import distributed as dd
-
     device = resolve_device(settings.device)
     info = dd.setup(device)
     device = dd.rank_device(device, info)
@@ -132,12 +124,12 @@ def fit(
             f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out"
         )
     if state is not None:
-        if state["kind"] != task.kind:
-            raise SidepairError(f"{run_dir}: holds a {state['kind']} run, not a {task.kind} run")
-        model.load_state_dict(state["network_weights"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        scheduler.load_state_dict(state["scheduler_state"])
-        history, best, start = list(state["history"]), float(state["best_metric"]), int(state["epoch"])
+        if state.kind != task.kind:
+            raise SidepairError(f"{run_dir}: holds a {state.kind} run, not a {task.kind} run")
+        model.load_state_dict(state.network_weights)
+        optimizer.load_state_dict(state.optimizer_state)
+        scheduler.load_state_dict(state.scheduler_state)
+        history, best, start = list(state.history), float(state.best_metric), int(state.epoch)
     dd.barrier(info)  # every rank has checked the folder before rank 0 writes into it
     if info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -195,26 +187,25 @@ def fit(
             history.append(row)
             improved = math.isfinite(value) and value > best
             best = value if improved else best
-            payload = {
-                "kind": task.kind,
-                "network_weights": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict(),
-                "epoch": epoch + 1,
-                "best_metric": best,
-                "monitor": settings.monitor,
-                "history": history,
-                "seed": settings.seed,
-                "sidepair_version": __version__,
-                **task.checkpoint_extra(),
-            }
             # The best checkpoint first: a kill between the two writes then repeats this epoch on
             # resume, where the other order could leave a last checkpoint whose best was never written.
             if not info.main:
                 continue
+            checkpoint = task.checkpoint_type(
+                network_weights=model.state_dict(),
+                optimizer_state=optimizer.state_dict(),
+                scheduler_state=scheduler.state_dict(),
+                epoch=epoch + 1,
+                best_metric=best,
+                monitor=settings.monitor,
+                history=history,
+                seed=settings.seed,
+                sidepair_version=__version__,
+                **task.checkpoint_fields(),
+            )
             if improved:
-                save_checkpoint({**payload, "best_epoch": epoch + 1}, run_dir / BEST)
-            save_checkpoint(payload, run_dir / LAST, keep_previous=True)
+                save_checkpoint(dataclasses.replace(checkpoint, best_epoch=epoch + 1), run_dir / BEST)
+            save_checkpoint(checkpoint, run_dir / LAST, keep_previous=True)
             logger.log(history)
             if progress:
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from sidepair.training.distributed import wrap
 
 Precision = Literal["auto", "bf16", "fp32"]
 
@@ -31,10 +33,14 @@ class Performance(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    precision: Precision = "auto"
-    channels_last: bool = False
-    compile: bool = False
-    cudnn_benchmark: bool = True
+    precision: Precision = Field(
+        "auto", description="bf16 autocast, fp32, or auto (bf16 on CUDA, fp32 on CPU)."
+    )
+    channels_last: bool = Field(
+        False, description="Channels-last memory layout for the network and its inputs."
+    )
+    compile: bool = Field(False, description="torch.compile the training network.")
+    cudnn_benchmark: bool = Field(True, description="cuDNN autotuning of convolutions (CUDA).")
 
     def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         """The autocast dtype on ``device``, or ``None`` for fp32."""
@@ -115,8 +121,6 @@ class StepModule:
         if key != self._key:
             module = self._base
             if self.distributed:
-                from sidepair.training.distributed import wrap
-
                 module = wrap(module, self.device)
             if self.performance.compile:
                 module = torch.compile(module)

@@ -21,7 +21,7 @@ class RunLogger:
     """
 
     def __init__(self, run_dir: Path, start_epoch: int = 0) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # slow to import; only a writing rank needs it
 
         self.run_dir = run_dir
         self.writer = SummaryWriter(

@@ -10,7 +10,7 @@ from sidepair.data.formats.base import CaseSource, DatasetFormat, LoadedCase
 from sidepair.data.formats.dicom import DicomFormat
 from sidepair.data.formats.kits import KitsFormat
 from sidepair.data.formats.msd import MsdFormat
-from sidepair.data.formats.nnunet import NnUNetFormat
+from sidepair.data.formats.nnunet import NnUNetFormat, read_dataset_json
 from sidepair.data.formats.slices import SlicesFormat
 from sidepair.data.formats.totalseg import TotalSegFormat
 from sidepair.errors import DataError
@@ -60,8 +60,6 @@ def open_dataset(
     cls = FORMATS[name]
     if fmt != "auto" and not cls.detect(root):
         if name in ("nnunet", "msd") and (root / "dataset.json").is_file():
-            from sidepair.data.formats.nnunet import read_dataset_json
-
             read_dataset_json(root)  # an unreadable dataset.json is named as such
         raise DataError(root, f"does not look like the {name} format ({cls.description})")
     return cls(root, label_map, **options)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sidepair.config import LabelMap
+from sidepair.config import LABEL_MAPS, LabelMap
 from sidepair.data.labels import CaseLabels, map_label_values, merge_structure_masks
 from sidepair.data.volume import Volume, check_same_grid, load_nifti
 from sidepair.errors import DataError
@@ -90,8 +90,6 @@ class DatasetFormat(ABC):
 
     def default_label_map(self) -> LabelMap:
         """The label map this format implies when none is given."""
-        from sidepair.config import LABEL_MAPS
-
         return LABEL_MAPS["kits19"]
 
     @property

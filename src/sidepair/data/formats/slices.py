@@ -15,9 +15,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sidepair.config import LabelMap
+from sidepair.data.axes import reorient_to_ras
 from sidepair.data.formats.base import CaseSource, DatasetFormat, LoadedCase
 from sidepair.data.labels import KIDNEY, TUMOUR, CaseLabels, map_label_values
-from sidepair.data.volume import Volume, check_image_values, reorient_to_ras
+from sidepair.data.volume import Volume, check_image_values
 from sidepair.errors import DataError
 
 # KiTS-style colour masks: blue kidney, red tumour.

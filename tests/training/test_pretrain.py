@@ -10,7 +10,8 @@ import torch
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError, StoreError
 from sidepair.models import Encoder
-from sidepair.pretrain import SidePairTask, encoder_weights, resolve_config, run_pretrain
+from sidepair.models.checkpoint import checkpoint_from
+from sidepair.training.pretrain import SidePairTask, resolve_config, run_pretrain
 
 TINY = {
     "section_size": (24, 24),
@@ -31,7 +32,7 @@ def test_run_writes_checkpoints_loadable_weights_only(small_store, tmp_path):
     for name in ("checkpoint_last.pt", "checkpoint_best.pt"):
         ckpt = torch.load(tmp_path / "run" / name, weights_only=True)
         assert ckpt["kind"] == "pretrain"
-        weights = encoder_weights(ckpt)
+        weights = checkpoint_from(ckpt, name).encoder_weights()
         encoder = Encoder(**ckpt["encoder_config"])
         encoder.load_state_dict(weights, strict=True)
         assert len(weights) == len(encoder.state_dict())

@@ -6,19 +6,33 @@ import pytest
 import torch
 
 from sidepair.errors import SidepairError
-from sidepair.training.checkpoint import (
+from sidepair.models.checkpoint import (
     BEST,
     LAST,
     PREV,
+    PretrainCheckpoint,
+    SegmentationCheckpoint,
     load_checkpoint,
     load_resume_checkpoint,
+    read_checkpoint,
     save_checkpoint,
 )
 
 
 def payload(epoch):
     torch.manual_seed(epoch)
-    return {"kind": "segmentation", "epoch": epoch, "network_weights": {"w": torch.randn(64, 64)}}
+    return SegmentationCheckpoint(
+        network_weights={"w": torch.randn(64, 64)},
+        epoch=epoch,
+        best_metric=0.5,
+        monitor="val_dice",
+        history=[{"epoch": e} for e in range(1, epoch + 1)],
+        seed=0,
+        sidepair_version="test",
+        config={"dims": 2, "patch_size": [32, 32], "batch_size": 4},
+        encoder_config={"spatial_dims": 2},
+        store_fingerprint="abc",
+    )
 
 
 def tensor_offset(path):
@@ -46,7 +60,7 @@ def test_a_flipped_bit_in_a_tensor_is_refused_where_torch_would_load_it(tmp_path
     data[tensor_offset(path) + 100] ^= 0x10
     path.write_bytes(bytes(data))
     silently = torch.load(path, weights_only=True)["network_weights"]["w"]
-    assert not torch.equal(silently, payload(1)["network_weights"]["w"])  # torch alone does not notice
+    assert not torch.equal(silently, payload(1).network_weights["w"])  # torch alone does not notice
     with pytest.raises(SidepairError, match="corrupted checkpoint"):
         load_checkpoint(path)
 
@@ -66,14 +80,27 @@ def test_resume_falls_back_to_the_previous_then_the_best(tmp_path):
     for epoch in (1, 2, 3):
         save_checkpoint(payload(epoch), tmp_path / LAST, keep_previous=True)
     assert load_checkpoint(tmp_path / PREV)["epoch"] == 2
-    assert load_resume_checkpoint(tmp_path)["epoch"] == 3
+    assert load_resume_checkpoint(tmp_path).epoch == 3
     (tmp_path / LAST).write_bytes((tmp_path / LAST).read_bytes()[:500])
     with pytest.warns(UserWarning, match=f"{LAST}: .*checkpoint .*; resuming from {PREV}"):
-        assert load_resume_checkpoint(tmp_path)["epoch"] == 2
+        assert load_resume_checkpoint(tmp_path).epoch == 2
     (tmp_path / PREV).write_bytes(b"garbage")
     with pytest.warns(UserWarning, match=f"resuming from {BEST}"):
-        assert load_resume_checkpoint(tmp_path)["epoch"] == 1
+        assert load_resume_checkpoint(tmp_path).epoch == 1
     (tmp_path / BEST).unlink()
     with pytest.raises(SidepairError, match="no usable checkpoint to resume from"):
         load_resume_checkpoint(tmp_path)
     assert load_resume_checkpoint(tmp_path / "empty") is None
+
+
+def test_typed_reader_checks_kind_and_fields(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(payload(2), path)
+    ckpt = read_checkpoint(path, SegmentationCheckpoint)
+    assert ckpt.epoch == 2 and ckpt.dims == 2 and ckpt.patch_size == (32, 32) and ckpt.labels == "kidney"
+    with pytest.raises(SidepairError, match="a segmentation checkpoint, not a pretraining run"):
+        read_checkpoint(path, PretrainCheckpoint)
+    old = {k: v for k, v in payload(1).payload().items() if k != "store_fingerprint"}
+    save_checkpoint(old, path)
+    with pytest.raises(SidepairError, match="without 'store_fingerprint'.*rerun `sidepair train`"):
+        read_checkpoint(path)

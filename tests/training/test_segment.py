@@ -10,8 +10,8 @@ import torch
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError
 from sidepair.evaluation.evaluate import evaluate_run
-from sidepair.pretrain import encoder_weights
-from sidepair.segmentation import SegmentationTask, resolve_train_config, run_train, select_fraction
+from sidepair.models.checkpoint import read_checkpoint
+from sidepair.training.segment import SegmentationTask, resolve_train_config, run_train, select_fraction
 
 ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2)}
 SEG = {"patch_size": (32, 32), "epochs": 1, "batch_size": 8, "samples_per_epoch": 16, "device": "cpu"}
@@ -29,7 +29,7 @@ def test_transfer_run_records_every_tensor(small_store, pretrained, tmp_path):
     config = resolve_train_config("fast-2d", small_store, init=str(pretrained), **SEG)
     assert config.channels == ARCH["channels"]  # the architecture comes from the checkpoint
     task = SegmentationTask(config, Store(small_store))
-    reference = encoder_weights(torch.load(pretrained, weights_only=True))
+    reference = read_checkpoint(pretrained).encoder_weights()
     for name, tensor in task.model.encoder.state_dict().items():
         torch.testing.assert_close(tensor, reference[name], rtol=0, atol=0)
     run_train(config, tmp_path / "ssl", progress=False)
@@ -41,7 +41,7 @@ def test_transfer_run_records_every_tensor(small_store, pretrained, tmp_path):
 
 
 def test_frozen_encoder_stays_equal_unfrozen_changes(small_store, pretrained, tmp_path):
-    reference = encoder_weights(torch.load(pretrained, weights_only=True))
+    reference = read_checkpoint(pretrained).encoder_weights()
     frozen = resolve_train_config("fast-2d", small_store, init=str(pretrained), freeze_encoder=True, **SEG)
     run_train(frozen, tmp_path / "frozen", progress=False)
     for name, tensor in _encoder_state(tmp_path / "frozen").items():
@@ -96,11 +96,11 @@ def test_train_and_evaluate_write_predictions_in_source_geometry(small_store, sm
 def test_wrong_inits_are_refused(small_store, pretrained, tmp_path):
     config = resolve_train_config("fast-2d", small_store, **SEG)
     run_train(config, tmp_path / "seg", progress=False)
-    with pytest.raises(ConfigError, match="a segmentation checkpoint, not a pretraining one"):
+    with pytest.raises(SidepairError, match="a segmentation checkpoint, not a pretraining run"):
         resolve_train_config("fast-2d", small_store, init=str(tmp_path / "seg" / "checkpoint_last.pt"))
     with pytest.raises(ConfigError, match="freeze_encoder needs a pretrained --init checkpoint"):
         resolve_train_config("fast-2d", small_store, freeze_encoder=True)
-    with pytest.raises(SidepairError, match="a pretrain run, not a segmentation model"):
+    with pytest.raises(SidepairError, match="a pretrain checkpoint, not a segmentation model"):
         evaluate_run(pretrained.parent, "test", device="cpu", progress=False)
 
 
@@ -151,7 +151,7 @@ def test_encoder_architecture_is_validated_for_segmentation_too(small_store):
 
 
 def test_segmentation_counts_must_be_positive(small_store):
-    with pytest.raises(ConfigError, match="epochs must be at least 1"):
+    with pytest.raises(ConfigError, match="train.epochs: Input should be greater than or equal to 1"):
         resolve_train_config("fast-2d", small_store, epochs=0)
-    with pytest.raises(ConfigError, match="lr must be positive"):
+    with pytest.raises(ConfigError, match="train.lr: Input should be greater than 0"):
         resolve_train_config("fast-2d", small_store, lr=0.0)

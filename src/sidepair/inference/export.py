@@ -1,6 +1,6 @@
 """``sidepair export``: a trained segmentation model as one ONNX or TorchScript file.
 
-The file carries the packaging :func:`sidepair.prediction.package_info` (preprocessing, labels, dims,
+The file carries the model's :class:`~sidepair.inference.predictor.ModelInfo` (preprocessing, labels, dims,
 window size) as ONNX metadata or a TorchScript extra file, so ``sidepair predict --model FILE`` needs
 nothing else. Export checks the file against PyTorch on an input of another size than the one traced
 and reports the largest absolute difference of the logits.
@@ -8,7 +8,6 @@ and reports the largest absolute difference of the logits.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -18,15 +17,15 @@ import torch
 
 from sidepair.atomic import atomic_path
 from sidepair.errors import ConfigError, SidepairError
-from sidepair.prediction import PACKAGE_KEY, Predictor
+from sidepair.inference.predictor import PACKAGE_KEY, ModelInfo, Predictor
 
 ExportFormat = Literal["onnx", "torchscript"]
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
 
 
-def _example(info: dict[str, Any], batch: int, grow: int = 0) -> torch.Tensor:
+def _example(info: ModelInfo, batch: int, grow: int = 0) -> torch.Tensor:
     """A random input of the model's window size (plus ``grow`` strides per axis)."""
-    size = [p + grow * s for p, s in zip(info["patch_size"], info["stride"], strict=True)]
+    size = [p + grow * s for p, s in zip(info.patch_size, info.stride, strict=True)]
     generator = torch.Generator().manual_seed(0)
     return torch.randn(batch, 1, *size, generator=generator)
 
@@ -81,13 +80,13 @@ def export_model(
 
 def _export_onnx(net, info, traced_input, check_input, target: Path, opset: int) -> np.ndarray:
     try:
-        import onnx
-        import onnxruntime as ort
+        import onnx  # optional dependencies (the `export` extra)
+        import onnxruntime as ort  # optional dependency
     except ImportError:  # pragma: no cover - an optional dependency
         raise SidepairError(
             "ONNX export needs onnx and onnxruntime: pip install 'sidepair[export]'"
         ) from None
-    axes = {0: "batch", **{2 + i: f"axis{i}" for i in range(int(info["dims"]))}}
+    axes = {0: "batch", **{2 + i: f"axis{i}" for i in range(info.dims)}}
     with atomic_path(target, suffix=".onnx") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -102,7 +101,7 @@ def _export_onnx(net, info, traced_input, check_input, target: Path, opset: int)
         )
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
-        entry.key, entry.value = PACKAGE_KEY, json.dumps(info)
+        entry.key, entry.value = PACKAGE_KEY, info.model_dump_json()
         onnx.save(proto, str(tmp))
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     return session.run(None, {"image": check_input.numpy()})[0]
@@ -114,7 +113,7 @@ def _export_torchscript(net, info, traced_input, check_input, target: Path) -> n
         traced = torch.jit.trace(net, traced_input, check_trace=False)
     with atomic_path(target, suffix=".ts") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 marks TorchScript deprecated
-        torch.jit.save(traced, str(tmp), _extra_files={f"{PACKAGE_KEY}.json": json.dumps(info)})
+        torch.jit.save(traced, str(tmp), _extra_files={f"{PACKAGE_KEY}.json": info.model_dump_json()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         loaded = torch.jit.load(str(target))

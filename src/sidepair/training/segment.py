@@ -11,24 +11,32 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from torch.utils.data import DataLoader, Dataset
 
-from sidepair.config import EncoderFields, get_preset, validated, write_run_config
+from sidepair.config import (
+    ArchitectureSettings,
+    LabelMode,
+    PreprocessSettings,
+    PresetName,
+    SegmentSettings,
+    get_preset,
+    validated,
+)
 from sidepair.data.augment import Augmenter
 from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
-from sidepair.errors import ConfigError, SidepairError, StoreError
+from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.metrics import dice_score
-from sidepair.inference import predict_array
+from sidepair.inference.sliding import predict_array
 from sidepair.models import UNet
-from sidepair.pretrain import describe_store, encoder_weights, write_run_info
-from sidepair.training.checkpoint import load_checkpoint
+from sidepair.models.checkpoint import PretrainCheckpoint, SegmentationCheckpoint, read_checkpoint
+from sidepair.training.curves import plot_history
 from sidepair.training.distributed import (
     check_batch,
     dist_info,
@@ -39,34 +47,33 @@ from sidepair.training.distributed import (
 )
 from sidepair.training.loop import LoopSettings, fit
 from sidepair.training.performance import Performance
+from sidepair.training.runinfo import write_run_config, write_run_info
 
-LabelMode = Literal["kidney", "kidney+tumour", "sides"]
 N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
 
 
-class TrainConfig(EncoderFields):
-    """Resolved settings of one segmentation run (written to ``config.yaml``)."""
+class TrainConfig(SegmentSettings, ArchitectureSettings):
+    """Resolved settings of one segmentation run (written to ``config.yaml``).
+
+    The hyperparameters are :class:`~sidepair.config.SegmentSettings` and
+    :class:`~sidepair.config.ArchitectureSettings`; here are only the run's own fields.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     preset: str
     store: str
-    init: str = "scratch"
-    freeze_encoder: bool = False
-    unfreeze_after: int | None = None
-    label_fraction: float = 1.0
-    labels: LabelMode = "kidney"
-    loss: Literal["dicece", "paper"] = "dicece"
-    patch_size: tuple[int, ...]
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 3e-4
-    samples_per_epoch: int = 256
-    foreground_fraction: float = 0.6
-    augment: bool = False
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
+    init: str = Field("scratch", description="scratch, or a pretraining checkpoint (checkpoint_best.pt).")
+    freeze_encoder: bool = Field(False, description="Keep the pretrained encoder fixed.")
+    unfreeze_after: int | None = Field(None, description="With --freeze-encoder: unfreeze after E epochs.")
+    label_fraction: float = Field(1.0, description="Fraction of the labelled training cases used.")
+    accept_store_mismatch: bool = Field(
+        False,
+        description="Transfer an encoder pretrained on a store with other preprocessing (noted in run.json).",
+    )
+    seed: int = Field(0, description="Seed: model init, label subset and patches.")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -78,53 +85,72 @@ class TrainConfig(EncoderFields):
             raise ValueError("unfreeze_after needs freeze_encoder")
         if self.freeze_encoder and self.init == "scratch":
             raise ValueError("freeze_encoder needs a pretrained --init checkpoint")
-        for name in ("epochs", "batch_size", "samples_per_epoch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.lr <= 0:
-            raise ValueError("lr must be positive")
         return self
 
 
-def resolve_train_config(preset: str, store: str | Path, **overrides: Any) -> TrainConfig:
-    """Preset defaults; with a pretraining checkpoint as ``init``, its encoder architecture and dims.
+def resolve_train_config(preset: PresetName | str | None, store: str | Path, **overrides: Any) -> TrainConfig:
+    """The preset's defaults; with a pretraining checkpoint as ``init``, its encoder architecture and dims.
+
+    Args:
+        preset: Preset name; None takes the one the store was prepared with.
+        store: Store folder.
+        **overrides: Fields of :class:`TrainConfig` (None keeps the preset's).
 
     Raises:
         ConfigError: Naming the invalid field.
     """
-    p = get_preset(preset)
+    name = preset or Store(store).default_preset()
+    p = get_preset(name)
     base: dict[str, Any] = {
-        "preset": preset,
+        **p.architecture.model_dump(),
+        **p.segment.model_dump(),
+        "preset": name,
         "store": str(store),
-        "dims": p.dims,
-        "channels": p.channels,
-        "strides": p.strides,
-        "patch_size": p.seg_patch_size,
-        "epochs": p.seg_epochs,
-        "batch_size": p.seg_batch_size,
-        "lr": p.seg_lr,
-        "samples_per_epoch": p.seg_samples,
-        "augment": p.augment,
     }
     init = overrides.get("init")
     if init and init != "scratch":
-        ckpt = load_checkpoint(init)
-        if ckpt["kind"] != "pretrain":
-            raise ConfigError(f"{init}: a {ckpt['kind']} checkpoint, not a pretraining one")
-        enc = ckpt["encoder_config"]
+        enc = read_checkpoint(init, PretrainCheckpoint).encoder_config
         base.update(
             dims=enc["spatial_dims"],
             channels=tuple(enc["channels"]),
             strides=tuple(s if isinstance(s, int) else tuple(s) for s in enc["strides"]),
             norm=enc["norm"],
         )
-        if enc["spatial_dims"] != p.dims and overrides.get("patch_size") is None:
+        if enc["spatial_dims"] != p.architecture.dims and overrides.get("patch_size") is None:
             raise ConfigError(
-                f"{init}: {enc['spatial_dims']}D encoder, but preset {preset} is {p.dims}D; "
+                f"{init}: {enc['spatial_dims']}D encoder, but preset {name} is {p.architecture.dims}D; "
                 "give --patch-size or use a preset with the encoder's dims"
             )
     base.update({k: v for k, v in overrides.items() if v is not None})
     return validated(TrainConfig, base, "train")
+
+
+def pretrained_preprocess(checkpoint: PretrainCheckpoint, path: str) -> PreprocessSettings:
+    """The preprocessing of the store an encoder was pretrained on.
+
+    Checkpoints written before it was recorded fall back to that store's own header, if it is still there.
+
+    Raises:
+        StoreError: Neither is available (rerun the pretraining).
+    """
+    if checkpoint.preprocess is not None:
+        return PreprocessSettings.model_validate(checkpoint.preprocess)
+    store = Path(str(checkpoint.config.get("store", "")))
+    if (store / "store.json").is_file():
+        return Store(store).settings
+    raise StoreError(
+        f"{path}: the checkpoint does not record its store's preprocessing and that store is gone; "
+        "rerun `sidepair pretrain`"
+    )
+
+
+def store_mismatch(pretrained: PreprocessSettings, store: PreprocessSettings) -> str | None:
+    """The first preprocessing setting that differs between two stores, with both values, or None."""
+    for name in PreprocessSettings.model_fields:
+        a, b = getattr(pretrained, name), getattr(store, name)
+        if a != b:
+            return f"{name} {a} in pretraining, {b} in this store"
+    return None
 
 
 def select_fraction(case_ids: list[str], fraction: float, seed: int) -> list[str]:
@@ -171,10 +197,11 @@ class PatchDataset(Dataset):
         for _ in range(config.samples_per_epoch):
             case_id = case_ids[int(rng.integers(len(case_ids)))]
             entry = store.cases[case_id]
-            shape = entry["shape"]
+            shape = entry.shape
             if rng.random() < config.foreground_fraction:
-                side = rng.choice([s for s, v in entry["sides"].items() if v and v.get("bbox")])
-                box = entry["sides"][side]["bbox"]
+                side = rng.choice(entry.kidney_sides)
+                box = entry.side_box(side)
+                assert box is not None
                 centre = [rng.uniform(lo, hi) for lo, hi in box]
             else:
                 centre = [rng.uniform(0, n) for n in shape]
@@ -209,14 +236,15 @@ class SegmentationTask:
     """Segmentation for the training loop."""
 
     kind = "segmentation"
+    checkpoint_type = SegmentationCheckpoint
 
     def __init__(self, config: TrainConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        labelled = [c for c in store.split("train") if store.cases[c]["labelled"]]
+        labelled = store.labelled("train")
         if not labelled:
             raise StoreError(f"{store.path}: no labelled training cases")
-        self.val_ids = [c for c in store.split("val") if store.cases[c]["labelled"]]
+        self.val_ids = store.labelled("val")
         if not self.val_ids:
             raise StoreError(f"{store.path}: no labelled validation cases in the store's split")
         self.train_ids = select_fraction(labelled, config.label_fraction, config.seed)
@@ -224,10 +252,16 @@ class SegmentationTask:
         self.model = UNet(config.encoder_config(), N_CLASSES[config.labels])
         self.transferred = 0
         self.encoder_tensors = len(self.model.encoder.state_dict())
+        self.mismatch: str | None = None
         if config.init != "scratch":
-            self.transferred = self.model.load_encoder(
-                encoder_weights(load_checkpoint(config.init)), config.init
-            )
+            pretrained = read_checkpoint(config.init, PretrainCheckpoint)
+            self.mismatch = store_mismatch(pretrained_preprocess(pretrained, config.init), store.settings)
+            if self.mismatch and not config.accept_store_mismatch:
+                raise ConfigError(
+                    f"{config.init}: encoder pretrained on a store with other preprocessing "
+                    f"({self.mismatch}); pass --accept-store-mismatch to transfer it knowingly"
+                )
+            self.transferred = self.model.load_encoder(pretrained.encoder_weights(), config.init)
         if config.freeze_encoder:
             self.model.set_encoder_trainable(False)
         dice_weight = 0.8 if config.loss == "paper" else 1.0
@@ -287,15 +321,15 @@ class SegmentationTask:
             dices.append(dice_score(pred > 0, gt > 0))
         return {"dice": float(np.mean(gather_lists(dices)))}
 
-    def checkpoint_extra(self) -> dict[str, Any]:
+    def checkpoint_fields(self) -> dict[str, Any]:
         """What prediction needs besides the weights: config, encoder, labels, preprocessing."""
         return {
             "config": json.loads(self.config.model_dump_json()),
             "encoder_config": self.config.encoder_config(),
             "out_channels": N_CLASSES[self.config.labels],
             "labels": self.config.labels,
-            "preprocess": self.store.header["preprocess"],
-            "store_fingerprint": self.store.header["fingerprint"],
+            "preprocess": self.store.settings.model_dump(mode="json"),
+            "store_fingerprint": self.store.fingerprint,
             "train_cases": self.train_ids,
             "transferred": f"{self.transferred}/{self.encoder_tensors} encoder tensors transferred",
         }
@@ -345,6 +379,7 @@ def run_train(
         label_fraction=config.label_fraction,
         train_cases=task.train_ids,
         val_cases=task.val_ids,
+        store_mismatch_accepted=task.mismatch,
         performance=performance.model_dump(),
     )
     if progress and is_main_process():
@@ -362,29 +397,11 @@ def run_train(
     )
     history = fit(task, out, settings, resume=resume, progress=progress, label=label, bar=bar)
     if history and is_main_process():
-        from sidepair.viz import plot_history
-
         plot_history(
             history,
             ["train_loss", "val_dice"],
             out / "learning_curves.png",
             f"segmentation, init {Path(config.init).parent.name if config.init != 'scratch' else 'scratch'}, "
-            f"fraction {config.label_fraction}, data: {describe_store(store)}",
+            f"fraction {config.label_fraction}, data: {store.describe()}",
         )
     return history
-
-
-def load_segmentation_model(run: str | Path, which: str = "best") -> tuple[UNet, dict[str, Any]]:
-    """The trained U-Net of a run folder (or a checkpoint file) and its checkpoint.
-
-    Raises:
-        SidepairError: If the folder holds no segmentation run (e.g. a pretraining run).
-    """
-    run = Path(run)
-    path = run if run.is_file() else run / f"checkpoint_{which}.pt"
-    ckpt = load_checkpoint(path)
-    if ckpt["kind"] != "segmentation":
-        raise SidepairError(f"{path}: a {ckpt['kind']} run, not a segmentation model")
-    model = UNet(ckpt["encoder_config"], int(ckpt["out_channels"]))
-    model.load_state_dict(ckpt["network_weights"])
-    return model, ckpt

@@ -10,7 +10,7 @@ from scipy import ndimage
 import sidepair
 from sidepair.data.sides import voxel_volume_ml
 from sidepair.errors import ConfigError
-from sidepair.prediction import Predictor, predict_paths
+from sidepair.inference.predictor import Predictor, predict_paths
 from tests.conftest import run_cli as cli
 from tests.conftest import write_dicom_series
 
@@ -77,8 +77,8 @@ def test_sides_follow_world_coordinates(seg_run, small_phantom, tmp_path):
         # Build the input so that only kidney voxels are positive after normalisation.
         hu = np.where(ref, 300.0, -1000.0).astype(np.float32)
         scan = nib.Nifti1Image(hu, img.affine)
-        oracle = Predictor(Oracle(), {**predictor.info, "preprocess": {**predictor.info["preprocess"]}})
-        oracle.info["preprocess"]["normalize"] = "zscore"
+        preprocess = predictor.info.preprocess.model_copy(update={"normalize": "zscore"})
+        oracle = Predictor(Oracle(), predictor.info.model_copy(update={"preprocess": preprocess}))
         mask = sidepair.predict(scan, oracle)
         out = np.asarray(mask.dataobj)
         np.testing.assert_allclose(mask.affine, img.affine, atol=1e-6)
@@ -99,7 +99,7 @@ def test_python_api_returns_a_nibabel_image(seg_run, small_phantom):
 def test_dicom_series_output_has_the_series_geometry(seg_run, tmp_path):
     import SimpleITK as sitk
 
-    from sidepair.data.dicom import sitk_affine
+    from sidepair.data.dicom import image_affine
 
     vol = np.full((12, 48, 56), -1000, np.int16)
     vol[:, 8:40, 6:50] = 40
@@ -112,4 +112,4 @@ def test_dicom_series_output_has_the_series_geometry(seg_run, tmp_path):
     reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
     image = reader.Execute()
     assert mask.shape == image.GetSize() == (56, 48, 12)
-    np.testing.assert_allclose(mask.affine, sitk_affine(image), atol=1e-5)
+    np.testing.assert_allclose(mask.affine, image_affine(image), atol=1e-5)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sidepair.errors import SidepairError
-from sidepair.export import export_model
-from sidepair.prediction import Predictor, predict_paths
+from sidepair.inference.export import export_model
+from sidepair.inference.predictor import Predictor, predict_paths
 
 
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".ts")])
@@ -51,7 +51,7 @@ def test_cli_export_reports_the_difference(seg_run, tmp_path):
 
 
 def test_export_refuses_what_is_not_a_segmentation_model(pretrained, tmp_path):
-    with pytest.raises(SidepairError, match="a pretrain run, not a segmentation model"):
+    with pytest.raises(SidepairError, match="a pretrain checkpoint, not a segmentation model"):
         export_model(pretrained.parent, "onnx", tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
     with pytest.raises(SidepairError, match="unknown export format 'tflite'"):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sidepair.losses import ContrastiveLoss, PairBCELoss, pair_distance
+from sidepair.training.losses import ContrastiveLoss, PairBCELoss, pair_distance
 
 
 def test_contrastive_loss_matches_hand_computed_values():

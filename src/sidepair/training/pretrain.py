@@ -10,56 +10,51 @@ weights are what the segmentation U-Net loads), ``metrics.jsonl``, ``tensorboard
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from torch.utils.data import DataLoader
 
-from sidepair import __version__
-from sidepair.atomic import write_json
-from sidepair.config import EncoderFields, get_preset, validated, write_run_config
+from sidepair.config import ArchitectureSettings, PresetName, PretrainSettings, get_preset, validated
 from sidepair.data.augment import Augmenter
 from sidepair.data.pairs import PairDataset, sample_pairs
 from sidepair.data.sections import SectionSampler
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.proxy import pair_metrics
-from sidepair.losses import ContrastiveLoss, PairBCELoss, pair_distance
-from sidepair.models import Encoder, Siamese
+from sidepair.models import Siamese
+from sidepair.models.checkpoint import PretrainCheckpoint
+from sidepair.models.encoder import Encoder
+from sidepair.training.curves import plot_history
 from sidepair.training.distributed import check_batch, dist_info, gather_lists, is_main_process, shard
 from sidepair.training.loop import LoopSettings, fit
+from sidepair.training.losses import ContrastiveLoss, PairBCELoss, pair_distance
 from sidepair.training.performance import Performance
+from sidepair.training.runinfo import write_run_config, write_run_info
 
 VAL_EPOCH = 1_000_000  # validation pairs use a fixed "epoch" of their own
 
 
-class PretrainConfig(EncoderFields):
-    """Resolved settings of one pretraining run (written to ``config.yaml``)."""
+class PretrainConfig(PretrainSettings, ArchitectureSettings):
+    """Resolved settings of one pretraining run (written to ``config.yaml``).
+
+    The hyperparameters are :class:`~sidepair.config.PretrainSettings` and
+    :class:`~sidepair.config.ArchitectureSettings`; here are only the run's own fields.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     preset: str
     store: str
-    sections: Literal["masked", "bbox", "half"]
-    loss: Literal["contrastive", "bce"]
-    section_size: tuple[int, ...]
-    embedding_dim: int = 128
-    margin: float = 1.0
-    threshold: float = 0.75
-    epochs: int
-    batch_size: int
-    lr: float
-    pairs_per_epoch: int
-    val_pairs: int = 256
-    jitter: float = 0.1
-    augment: bool = False
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
+    section_size: tuple[int, ...] = Field(
+        description="Section size, one value per axis (repeat the option); the preset's for the mode."
+    )
+    seed: int = Field(0, description="Seed: model init, pairs and crops.")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
 
     @model_validator(mode="after")
     def _check(self) -> PretrainConfig:
@@ -67,93 +62,52 @@ class PretrainConfig(EncoderFields):
             raise ValueError(
                 f"section_size {self.section_size} must have {self.dims} sizes for dims={self.dims}"
             )
-        for name in ("epochs", "batch_size", "pairs_per_epoch", "val_pairs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.lr <= 0:
-            raise ValueError("lr must be positive")
         return self
 
 
-def resolve_config(preset: str, store: str | Path, **overrides: Any) -> PretrainConfig:
-    """Preset defaults, then the given overrides (None means "keep the preset's").
+def resolve_config(preset: PresetName | str | None, store: str | Path, **overrides: Any) -> PretrainConfig:
+    """The preset's defaults, then the given overrides (None means "keep the preset's").
+
+    Args:
+        preset: Preset name; None takes the one the store was prepared with.
+        store: Store folder.
+        **overrides: Fields of :class:`PretrainConfig`.
 
     Raises:
         ConfigError: Naming the invalid field.
     """
-    p = get_preset(preset)
-    sections = overrides.get("sections") or p.sections
+    name = preset or Store(store).default_preset()
+    p = get_preset(name)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    sections = given.get("sections", p.pretrain.sections)
     base = {
-        "preset": preset,
+        **p.architecture.model_dump(),
+        **p.pretrain.model_dump(),
+        "preset": name,
         "store": str(store),
-        "sections": p.sections,
-        "dims": p.dims,
-        "loss": p.loss,
-        "section_size": p.half_section_size if sections == "half" else p.section_size,
-        "channels": p.channels,
-        "strides": p.strides,
-        "epochs": p.epochs,
-        "batch_size": p.batch_size,
-        "lr": p.lr,
-        "pairs_per_epoch": p.pairs_per_epoch,
-        "augment": p.augment,
+        "section_size": p.section_size_for(sections),
     }
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    if (
-        overrides.get("dims") is not None
-        and overrides["dims"] != p.dims
-        and overrides.get("section_size") is None
-    ):
+    if given.get("dims") is not None and given["dims"] != p.architecture.dims and "section_size" not in given:
         raise ConfigError(
-            f"--dims {overrides['dims']} differs from preset {preset} (dims {p.dims}); "
+            f"--dims {given['dims']} differs from preset {name} (dims {p.architecture.dims}); "
             "give --section-size too, or pick a preset with those dims"
         )
-    return validated(PretrainConfig, base, "pretrain")
-
-
-def describe_store(store: Store) -> str:
-    """What data a store holds, for figure titles: phantom or real, and how many cases."""
-    kinds = []
-    for record in store.header.get("datasets", []):
-        root = Path(record["data_root"])
-        if (root / "phantom.json").exists():
-            kinds.append("phantom" if root.name == "phantom" else f"phantom {root.name}")
-        else:
-            kinds.append(f"real {root.name}")
-    return f"{' + '.join(kinds) or 'unknown data'} ({len(store)} cases)"
-
-
-def write_run_info(out: Path, kind: str, store: Store, seed: int, **extra: Any) -> None:
-    """Write ``run.json``: kind, versions, seed, the data (phantom or real) and run-specific fields."""
-    if not is_main_process():
-        return
-    write_json(
-        out / "run.json",
-        {
-            "kind": kind,
-            "sidepair_version": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "seed": seed,
-            "data": describe_store(store),
-            "store_fingerprint": store.header["fingerprint"],
-            **extra,
-        },
-    )
+    return validated(PretrainConfig, {**base, **given}, "pretrain")
 
 
 class SidePairTask:
     """The side-pair task for the training loop."""
 
     kind = "pretrain"
+    checkpoint_type = PretrainCheckpoint
 
     def __init__(self, config: PretrainConfig, store: Store) -> None:
         self.config = config
         self.store = store
         train, val = store.split("train"), store.split("val")
         if config.sections != "half":
-            train = [c for c in train if store.cases[c]["labelled"]]
-            val = [c for c in val if store.cases[c]["labelled"]]
+            train = [c for c in train if store.cases[c].labelled]
+            val = [c for c in val if store.cases[c].labelled]
         if not val:
             raise StoreError(
                 f"{store.path}: no validation cases in the store's split (it needs at least 3 "
@@ -219,20 +173,14 @@ class SidePairTask:
             metrics = pair_metrics(y, prob_same=s)
         return {"loss": sum(losses) / len(y), **metrics}
 
-    def checkpoint_extra(self) -> dict[str, Any]:
-        """Config and encoder description, so the U-Net can rebuild and load the encoder."""
+    def checkpoint_fields(self) -> dict[str, Any]:
+        """Config, encoder description and store settings, so the U-Net can rebuild and check the encoder."""
         return {
             "config": json.loads(self.config.model_dump_json()),
             "encoder_config": self.config.encoder_config(),
-            "store_fingerprint": self.store.header["fingerprint"],
+            "store_fingerprint": self.store.fingerprint,
+            "preprocess": self.store.settings.model_dump(mode="json"),
         }
-
-
-def encoder_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The encoder tensors of a pretraining checkpoint, with the ``encoder.`` prefix removed."""
-    return {
-        k[len("encoder.") :]: v for k, v in checkpoint["network_weights"].items() if k.startswith("encoder.")
-    }
 
 
 def run_pretrain(
@@ -272,6 +220,7 @@ def run_pretrain(
         store,
         config.seed,
         sections={"train": len(task.train_sampler.units), "val": len(task.val_sampler.units)},
+        preprocess=store.settings.model_dump(mode="json"),
         encoder_tensors=len(task.model.encoder.state_dict()),
         performance=performance.model_dump(),
     )
@@ -287,11 +236,9 @@ def run_pretrain(
         task, out, settings, resume=resume, progress=progress, stop_after=stop_after, label=label, bar=bar
     )
     if history and stop_after is None and is_main_process():
-        from sidepair.viz import plot_history
-
         keys = ["train_loss", "val_loss", "val_acc", "val_auc"] + (
             ["val_acc_best"] if config.loss == "contrastive" else []
         )
         title = f"side-pair pretraining, {config.sections} {config.dims}D {config.loss}"
-        plot_history(history, keys, out / "learning_curves.png", f"{title}, data: {describe_store(store)}")
+        plot_history(history, keys, out / "learning_curves.png", f"{title}, data: {store.describe()}")
     return history

@@ -1,0 +1,156 @@
+"""Check the package's imports: no import cycles, and no imports of its own modules inside functions.
+
+Usage: python scripts/check_imports.py [src/sidepair]
+
+Reads every module's syntax tree (nothing is imported). Prints the module-level import graph's cycles,
+the function-local imports of ``sidepair`` modules, and function-local imports of other packages that
+lack a comment saying why (heavy optional dependencies such as onnxruntime, SimpleITK or nnunetv2 may
+stay local, with the reason on the line). Exits 1 when it finds any, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = "sidepair"
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def targets(node: ast.AST, module: str, is_package: bool, modules: set[str]) -> list[str]:
+    """The package modules an import statement loads (``from a import b`` loads ``a.b`` if it is one)."""
+    out = []
+    if isinstance(node, ast.Import):
+        out = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        base = resolve(node, module, is_package)
+        out = [base] + [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules]
+    return [t for t in out if t == PACKAGE or t.startswith(PACKAGE + ".")]
+
+
+class Scanner(ast.NodeVisitor):
+    """Collects module-level and function-local imports, skipping ``if TYPE_CHECKING:`` blocks."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.top: list[ast.AST] = []
+        self.local: list[ast.AST] = []
+
+    def visit_If(self, node: ast.If) -> None:  # noqa: N802
+        test = ast.unparse(node.test)
+        if test in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            return
+        self.generic_visit(node)
+
+    def _function(self, node: ast.AST) -> None:
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function  # noqa: N815
+
+    def _import(self, node: ast.AST) -> None:
+        (self.local if self.depth else self.top).append(node)
+
+    visit_Import = visit_ImportFrom = _import  # noqa: N815
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm: the components with more than one module (or a self-loop)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in graph.get(v, ()):
+                out.append(sorted(component))
+
+    sys.setrecursionlimit(10_000)
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[1] / "src" / PACKAGE))
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    files = sorted(root.rglob("*.py"))
+    modules = {module_name(p, root) for p in files}
+    graph: dict[str, set[str]] = {}
+    problems: list[str] = []
+    for path in files:
+        module = module_name(path, root)
+        is_package = path.name == "__init__.py"
+        source = path.read_text(encoding="utf-8")
+        lines = source.splitlines()
+        scanner = Scanner()
+        scanner.visit(ast.parse(source))
+        edges = set()
+        for node in scanner.top:
+            for t in targets(node, module, is_package, modules):
+                # A package's own ``__init__`` is loaded before any submodule: count the edge to it, but an
+                # import of a submodule is an edge to that submodule only.
+                if t in modules and t != module:
+                    edges.add(t)
+        graph[module] = edges
+        for node in scanner.local:
+            line = lines[node.lineno - 1]
+            own = targets(node, module, is_package, modules)
+            where = f"{path}:{node.lineno}: {line.strip()}"
+            if own:
+                problems.append(f"function-local import of the package's own module: {where}")
+            elif "#" not in line:
+                problems.append(f"function-local import without a comment saying why: {where}")
+    cycles = strongly_connected(graph)
+    for cycle in cycles:
+        problems.append("import cycle: " + " -> ".join(cycle))
+    for problem in problems:
+        print(problem)
+    n_imports = sum(len(e) for e in graph.values())
+    print(f"{len(files)} modules, {n_imports} internal imports, {len(cycles)} cycles, ", end="")
+    print(f"{len(problems) - len(cycles)} local-import problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""``prepare``: read a dataset once, orient, resample, window, normalise, and write the store.
+
+Each case becomes ``STORE/cases/<id>/`` (written to a temporary folder and renamed); ``index.json`` and
+``splits.json`` come last, so their presence means the store is complete. A rerun skips finished cases
+whose sources are unchanged; a store prepared with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from sidepair.atomic import atomic_dir, write_json
+from sidepair.config import PreprocessSettings
+from sidepair.data.axes import affine_xyz_to_zyx, box_xyz_to_zyx, shape_xyz_to_zyx, spacing_of, xyz_to_zyx
+from sidepair.data.formats import CaseSource, DatasetFormat, LoadedCase
+from sidepair.data.index import (
+    STORE_VERSION,
+    CaseEntry,
+    SourceFile,
+    StoreHeader,
+    read_record,
+)
+from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
+from sidepair.data.preprocess import normalize, resample_case
+from sidepair.data.sides import SideReport, assign_sides, body_centre, kept_mask, side_boxes, voxel_volume_ml
+from sidepair.data.splits import make_splits
+from sidepair.errors import DataError, StoreError
+from sidepair.version import __version__
+
+
+def source_files(source: CaseSource) -> list[SourceFile]:
+    """The records of a case's files; label files also get a content hash (``evaluate`` checks it)."""
+    labels = {p for p in [source.label, *source.structures.values()] if p is not None}
+    return [SourceFile.of(p, content_hash=p in labels) for p in source.files]
+
+
+def dataset_record(dataset: DatasetFormat, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What identifies a dataset's contribution to a store: format, folder, label map, options."""
+    return {
+        "format": dataset.name,
+        "data_root": str(dataset.root.resolve()),
+        "label_map": dataset.label_map.model_dump(mode="json"),
+        "format_options": {k: str(v) for k, v in sorted((options or {}).items())},
+    }
+
+
+@dataclass
+class StoreSettings:
+    """Everything that decides a store's content; its fingerprint names the store.
+
+    Attributes:
+        preprocess: Resampling and normalisation.
+        datasets: One :func:`dataset_record` per source dataset.
+        split_seed: Seed of the split.
+        val_fraction: Validation fraction of labelled groups.
+        test_fraction: Test fraction of labelled groups.
+    """
+
+    preprocess: PreprocessSettings
+    datasets: list[dict[str, Any]]
+    split_seed: int = 0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.2
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-data form, as written to ``store.json``."""
+        return {
+            "preprocess": self.preprocess.model_dump(mode="json"),
+            "datasets": self.datasets,
+            "split": {
+                "seed": self.split_seed,
+                "val_fraction": self.val_fraction,
+                "test_fraction": self.test_fraction,
+            },
+        }
+
+    def fingerprint(self) -> str:
+        """Short hash of :meth:`as_dict` minus the preprocessing (which the hash covers itself)."""
+        extra = {k: v for k, v in self.as_dict().items() if k != "preprocess"}
+        return self.preprocess.fingerprint(extra)
+
+
+def _declared_report(side: np.ndarray, affine: np.ndarray, midline: float) -> SideReport:
+    """The side report of a label that states its sides itself."""
+    report = SideReport(midline_x=midline, midline_from="declared")
+    vox = voxel_volume_ml(affine)
+    for code in (RIGHT, LEFT):
+        kept = kept_mask(side, affine, code)
+        if kept.any():
+            report.components[SIDE_NAMES[code]] = 1
+            report.volumes_ml[SIDE_NAMES[code]] = float(kept.sum()) * vox
+    return report
+
+
+def process_case(loaded: LoadedCase, settings: PreprocessSettings) -> tuple[dict[str, np.ndarray], CaseEntry]:
+    """Turn one loaded case into store arrays and its index entry.
+
+    Returns:
+        Arrays (``image``, and ``label``/``side`` when labelled) in ``(z, y, x)`` order, and the entry.
+    """
+    image = loaded.image
+    labels = loaded.labels
+    res = resample_case(
+        image.array,
+        image.affine,
+        settings,
+        labels.label if labels else None,
+        labels.declared_side if labels else None,
+    )
+    body = body_centre(res.image, res.affine)
+    midline = float(body[0])
+    report: SideReport | None = None
+    side = res.side
+    if res.label is not None:
+        kidney = res.label > 0
+        if not kidney.any():
+            raise DataError(loaded.source.label or loaded.source.image, "no kidney voxels in the label")
+        if side is None:
+            side, report = assign_sides(kidney, res.affine, midline)
+        else:
+            side = np.where(kidney, side, 0).astype(np.uint8)
+            report = _declared_report(side, res.affine, midline)
+    norm, stats = normalize(res.image, settings)
+    affine = affine_xyz_to_zyx(res.affine)
+    # Store indices (z, y, x) of the body centre; its x is where the midline falls.
+    body_index = (np.linalg.inv(affine) @ np.array([*body, 1.0]))[:3]
+    original_affine = np.asarray(image.original_affine)
+    meta: dict[str, Any] = {
+        "case_id": loaded.source.case_id,
+        "group": loaded.source.group or loaded.source.case_id,
+        "labelled": res.label is not None,
+        "shape": list(shape_xyz_to_zyx(norm.shape)),
+        "spacing": list(spacing_of(affine)),
+        "affine": affine.tolist(),
+        "original": {
+            "shape": list(image.original_shape),
+            "affine": original_affine.tolist(),
+            "axcodes": image.original_axcodes,
+            "spacing": list(spacing_of(original_affine)),
+        },
+        "midline": {"world_x": midline, "x_index": float(body_index[2])},
+        "body_centre": {"world": [float(v) for v in body], "index": [float(v) for v in body_index]},
+        "normalization": stats,
+        "sources": [s.model_dump() for s in source_files(loaded.source)],
+    }
+    arrays = {"image": xyz_to_zyx(norm)}
+    if res.label is not None and side is not None and report is not None:
+        boxes = side_boxes(side, res.affine)
+        meta["sides"] = {
+            name: {
+                "bbox": box_xyz_to_zyx(box),
+                "volume_ml": round(report.volumes_ml.get(name, 0.0), 3),
+                "components": report.components.get(name, 0),
+            }
+            for name, box in boxes.items()
+        }
+        z_any = np.nonzero((res.label > 0).any(axis=(0, 1)))[0]
+        meta["kidney_slices"] = [int(z_any.min()), int(z_any.max()) + 1]
+        meta["side_report"] = {
+            "midline_from": report.midline_from,
+            "tiny_components": report.tiny,
+            "split_at_midline": report.split_at_midline,
+            "warnings": report.warnings,
+        }
+        meta["has_tumour"] = bool((res.label == 2).any())
+        arrays["label"] = xyz_to_zyx(res.label)
+        arrays["side"] = xyz_to_zyx(side)
+    return arrays, CaseEntry.model_validate(meta)
+
+
+def _case_complete(case_dir: Path, source: CaseSource) -> bool:
+    meta_path = case_dir / "meta.json"
+    if not meta_path.is_file():
+        return False
+    try:
+        entry = read_record(CaseEntry, meta_path)
+        now = [SourceFile.of(p) for p in source.files]
+        if len(now) != len(entry.sources) or not all(
+            a.same_stamp(b) for a, b in zip(entry.sources, now, strict=True)
+        ):
+            return False
+        names = ["image"] + (["label", "side"] if entry.labelled else [])
+        return all(np.load(case_dir / f"{n}.npy", mmap_mode="r").shape == tuple(entry.shape) for n in names)
+    except (OSError, ValueError, StoreError):
+        return False
+
+
+def prepare(
+    datasets: DatasetFormat | list[DatasetFormat],
+    out: str | Path,
+    settings: PreprocessSettings,
+    split_seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    progress: bool = False,
+    format_options: dict[str, Any] | None = None,
+    preset: str | None = None,
+) -> Path:
+    """Write (or finish) a store for one dataset or several together.
+
+    Cases already complete with unchanged sources are skipped; each new case is written to a
+    temporary folder and renamed. ``index.json`` and ``splits.json`` come last. With several datasets,
+    case ids and groups are prefixed with the dataset folder's name.
+
+    Args:
+        datasets: One opened dataset, or several (e.g. unlabelled scans beside a labelled set).
+        out: Store folder.
+        settings: Preprocessing settings.
+        split_seed: Seed of the split.
+        val_fraction: Validation fraction of labelled groups.
+        test_fraction: Test fraction of labelled groups.
+        progress: Show a progress bar.
+        format_options: Format options, recorded in the fingerprint.
+        preset: The preset the settings came from, recorded so that training defaults to it.
+
+    Returns:
+        The store folder.
+
+    Raises:
+        StoreError: If ``out`` holds a store made with other settings.
+        DataError: For a bad case, naming its file; completed cases are kept for a rerun.
+    """
+    out = Path(out)
+    datasets = datasets if isinstance(datasets, list) else [datasets]
+    work: list[tuple[DatasetFormat, CaseSource, str, str]] = []
+    for dataset in datasets:
+        sources = dataset.cases()
+        if not sources:
+            raise DataError(dataset.root, "no cases found")
+        prefix = f"{dataset.root.resolve().name}__" if len(datasets) > 1 else ""
+        work += [(dataset, s, prefix + s.case_id, prefix + (s.group or s.case_id)) for s in sources]
+    ids = [w[2] for w in work]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise DataError(datasets[0].root, f"duplicate case ids {dup}")
+    store_settings = StoreSettings(
+        settings,
+        [dataset_record(d, format_options) for d in datasets],
+        split_seed,
+        val_fraction,
+        test_fraction,
+    )
+    fingerprint = store_settings.fingerprint()
+    header = {
+        "store_version": STORE_VERSION,
+        "fingerprint": fingerprint,
+        **store_settings.as_dict(),
+        "sidepair_version": __version__,
+        "preset": preset,
+    }
+    created = not out.exists()
+    if out.exists():
+        _check_existing(out, header)
+        remove_tmp(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / "store.json").exists():
+            write_json(out / "store.json", {**header, "created": datetime.now(timezone.utc).isoformat()})
+        entries = []
+        for dataset, source, case_id, group in tqdm(
+            work, desc="prepare", unit="case", disable=None if progress else True
+        ):
+            case_dir = out / "cases" / case_id
+            if not _case_complete(case_dir, source):
+                arrays, entry = process_case(dataset.load(source), settings)
+                entry = entry.model_copy(update={"case_id": case_id, "group": group})
+                with atomic_dir(case_dir) as tmp:
+                    for name, array in arrays.items():
+                        np.save(tmp / f"{name}.npy", array)
+                    write_json(tmp / "meta.json", entry.model_dump(mode="json"))
+            entries.append(read_record(CaseEntry, case_dir / "meta.json"))
+    except BaseException:
+        if created and not any((out / "cases").glob("*/meta.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    splits = make_splits(
+        ((e.case_id, e.group, e.labelled) for e in entries), split_seed, val_fraction, test_fraction
+    )
+    write_json(
+        out / "splits.json",
+        {"seed": split_seed, "val_fraction": val_fraction, "test_fraction": test_fraction, **splits},
+    )
+    write_json(
+        out / "index.json",
+        {"fingerprint": fingerprint, "cases": [e.model_dump(mode="json") for e in entries]},
+    )
+    return out
+
+
+def _check_existing(out: Path, header: dict[str, Any]) -> None:
+    if not out.is_dir():
+        raise StoreError(f"{out}: exists and is not a folder")
+    path = out / "store.json"
+    if not path.exists():
+        if any(out.iterdir()):
+            raise StoreError(f"{out}: folder is not empty and holds no store; choose another --out")
+        return
+    old = read_record(StoreHeader, path).model_dump(mode="json")
+    if old.get("fingerprint") != header["fingerprint"]:
+        changed = [k for k in ("preprocess", "datasets", "split") if old.get(k) != header.get(k)]
+        raise StoreError(
+            f"{out}: store was prepared with other settings (changed: {', '.join(changed) or 'version'}); "
+            "a changed setting needs a new store: choose another --out"
+        )
+
+
+def remove_tmp(out: Path) -> None:
+    """Remove temporary folders a killed ``prepare`` may have left (they are never read)."""
+    for tmp in (out / "cases").glob(".*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""The experiment's report: ``report.md``, figures, ``results.csv``, ``per_case.csv``, ``summary.json``.
+
+Everything is computed from the run folders, so a report can be rewritten at any time. Every table and
+figure names the data it was measured on (phantom or real, how many cases). ``analysis`` computes,
+``figures`` draws, ``markdown`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sidepair.atomic import write_json, write_text
+from sidepair.data.store import Store
+from sidepair.experiment.config import ExperimentConfig
+from sidepair.experiment.plan import RunSpec
+from sidepair.experiment.report.analysis import (
+    comparisons,
+    convergence,
+    environment,
+    main_table,
+    proxy_results,
+)
+from sidepair.experiment.report.figures import write_figures
+from sidepair.experiment.report.markdown import render_markdown
+from sidepair.experiment.results import collect, write_csv
+
+
+def write_report(
+    config: ExperimentConfig, out: Path, store: Store, runs: list[RunSpec], stages: dict[str, float]
+) -> Path:
+    """Write the tables, figures and ``report.md`` of a finished experiment.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    split = config.evaluation.split
+    rows, cases = collect(out, runs, split)
+    write_csv(out / "results.csv", rows)
+    write_csv(out / "per_case.csv", cases)
+    inits = list(dict.fromkeys(r.init for r in runs))
+    fractions = list(config.segmentation.fractions)
+    table = main_table(rows, inits, fractions)
+    compared = comparisons(cases, inits, fractions, config.evaluation.bootstrap)
+    conv, curves = convergence(out, runs, inits, fractions)
+    proxies = proxy_results(out, config)
+    figs = write_figures(out, store, config, table, rows, curves, proxies, cases, inits, fractions)
+    env = environment()
+    data = store.describe()
+    kind = "phantom" if data.startswith("phantom") else "real"
+    counts = {s: len(store.split(s)) for s in ("train", "val", "test")}
+    summary = {
+        "name": config.name,
+        "data": data,
+        "data_kind": kind,
+        "store": str(store.path),
+        "split_sizes": counts,
+        "runs": len(rows),
+        "main_table": table,
+        "comparisons": compared,
+        "convergence": conv,
+        "proxy": [{k: v for k, v in p.items() if k != "history"} for p in proxies],
+        "stages_s": stages,
+        "environment": env,
+        "config": json.loads(config.model_dump_json()),
+    }
+    write_json(out / "summary.json", summary)
+    write_text(out / "report.md", render_markdown(config, summary, figs, rows))
+    return out / "report.md"
+
+
+__all__ = ["write_report"]

@@ -1,0 +1,71 @@
+"""Run bookkeeping shared by both training tasks: ``config.yaml`` and ``run.json`` of a run folder.
+
+``config.yaml`` is the run's resolved config: what the run *is* (a resume must match it). ``run.json``
+records the circumstances: versions, seed, the data, the store's fingerprint, speed options, and the
+task's own facts (the cases whose labels it read, transfers, mismatches accepted).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from pydantic import BaseModel
+
+from sidepair.atomic import write_json, write_text
+from sidepair.data.store import Store
+from sidepair.errors import ConfigError
+from sidepair.training.distributed import is_main_process
+from sidepair.version import __version__
+
+
+def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
+    """Write ``out/config.yaml``; on ``resume`` first refuse settings other than the run's own.
+
+    Raises:
+        ConfigError: When resuming with different settings, or when ``out`` already holds a run and
+            ``resume`` is not set.
+    """
+    resolved = json.loads(config.model_dump_json())
+    saved = out / "config.yaml"
+    if not resume and any(out.glob("checkpoint_*.pt")):
+        # Checked before anything is written: the run's own config.yaml and run.json must stay its own.
+        raise ConfigError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+    if resume and saved.exists() and yaml.safe_load(saved.read_text(encoding="utf-8")) != resolved:
+        raise ConfigError(
+            f"{saved}: --resume with settings other than the run's own; rerun with the same options"
+        )
+    if is_main_process():  # under torchrun, rank 0 writes the run folder
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(saved, yaml.safe_dump(resolved, sort_keys=False))
+
+
+def write_run_info(out: Path, kind: str, store: Store, seed: int, **extra: Any) -> None:
+    """Write ``run.json``: kind, versions, seed, the data (phantom or real) and run-specific fields."""
+    if not is_main_process():
+        return
+    write_json(
+        out / "run.json",
+        {
+            "kind": kind,
+            "sidepair_version": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "seed": seed,
+            "data": store.describe(),
+            "store_fingerprint": store.fingerprint,
+            **extra,
+        },
+    )
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """A run folder's ``run.json`` (empty when it has none)."""
+    path = run_dir / "run.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
