@@ -9,9 +9,16 @@ side by side in one run, repeated and interleaved (the machine is shared and noi
 - ``MONAI NIfTI``: a plain MONAI pipeline that loads and transforms the NIfTI files every epoch
   (LoadImaged, EnsureChannelFirstd, Orientationd RAS, Spacingd to the preset's spacing, the HU window,
   z-score, RandCropByPosNegLabeld with 4 patches per loaded case, as the MONAI tutorials do), the same
-  number of patches per epoch, with 0 and 2 workers.
+  number of patches per epoch, with 0 and 2 workers;
+- ``MONAI CacheDataset``: the same transforms, the deterministic ones cached in memory once (built before
+  the timing; the build time and the cache's size are reported), only the random crop per epoch;
+- ``MONAI PersistentDataset``: the same, cached on disk (warm: filled by one pass before the timing).
 
-Targets (issue #7): store loader / in memory <= 1.1; MONAI NIfTI / store loader >= 2.
+Every MONAI pipeline draws its cases with replacement, as many loads per epoch as patches / 4. Memory
+beside each: what it holds besides the network (the cache in RAM, the cache on disk, or the store on
+disk, which training memory-maps and reads only where it crops).
+
+Targets: store loader / in memory <= 1.1; the fastest MONAI pipeline / store loader >= 2.
 
 Usage: python benchmarks/data_path.py [--preset fast-2d] [--cases 8] [--shape 160 160 64] [--repeats 3]
 """
@@ -37,9 +44,8 @@ from sidepair.data.store import Store
 from sidepair.training.segment import SegmentationTask, resolve_train_config
 
 
-def monai_loader(data: Path, case_ids: list[str], preset: str, patch: tuple[int, ...], batch: int):
-    """A plain MONAI pipeline over the NIfTI files: every epoch loads, resamples and crops them again."""
-    from monai.data import Dataset
+def monai_pipeline(data: Path, case_ids: list[str], preset: str, patch: tuple[int, ...]):
+    """The MONAI tutorials' pipeline over the NIfTI files: items, transforms, patches per load."""
     from monai.transforms import (
         Compose,
         EnsureChannelFirstd,
@@ -95,7 +101,20 @@ def monai_loader(data: Path, case_ids: list[str], preset: str, patch: tuple[int,
         {"image": str(data / c / "imaging.nii.gz"), "label": str(data / c / "segmentation.nii.gz")}
         for c in case_ids
     ]
-    return Dataset(items, Compose(steps)), per_case, batch // per_case
+    return items, Compose(steps), per_case
+
+
+def cache_bytes(dataset) -> int:
+    """Bytes of the tensors a CacheDataset holds."""
+    total = 0
+    for item in dataset._cache:
+        for value in item.values() if isinstance(item, dict) else []:
+            total += int(getattr(value, "nbytes", 0))
+    return total
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def run_epoch(
@@ -123,7 +142,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
-    from monai.data import DataLoader, list_data_collate
+    from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset, list_data_collate
+    from torch.utils.data import RandomSampler
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sidepair-datapath-"))
     data, store_dir = work / "phantom", work / "store"
@@ -137,12 +157,29 @@ def main() -> None:
     task = SegmentationTask(config, store)
     opt = torch.optim.Adam(task.model.parameters(), lr=config.lr)
     task.model.train()
-    dataset, per_case, cases_per_batch = monai_loader(
-        data, task.train_ids, args.preset, tuple(config.patch_size), config.batch_size
-    )
-    # The same patches per epoch: samples / per_case case loads.
-    monai_items = [dataset.data[i % len(dataset.data)] for i in range(args.samples // per_case)]
-    dataset.data = monai_items
+    items, transforms, per_case = monai_pipeline(data, task.train_ids, args.preset, tuple(config.patch_size))
+    cases_per_batch = config.batch_size // per_case
+    t0 = time.perf_counter()
+    cached = CacheDataset(items, transforms, cache_rate=1.0, num_workers=0, progress=False)
+    cache_build_s = time.perf_counter() - t0
+    persistent_dir = work / "persistent_cache"
+    persistent = PersistentDataset(items, transforms, cache_dir=persistent_dir)
+    t0 = time.perf_counter()
+    for i in range(len(persistent)):  # warm the disk cache
+        persistent[i]
+    persistent_build_s = time.perf_counter() - t0
+    datasets = {
+        "MONAI NIfTI": Dataset(items, transforms),
+        "MONAI CacheDataset": cached,
+        "MONAI PersistentDataset": persistent,
+    }
+    memory = {
+        "MONAI NIfTI": "none",
+        "MONAI CacheDataset": f"{cache_bytes(cached) / 2**20:.0f} MiB RAM",
+        "MONAI PersistentDataset": f"{folder_bytes(persistent_dir) / 2**20:.0f} MiB disk",
+        "store loader": f"{folder_bytes(store_dir) / 2**20:.0f} MiB disk (memory-mapped)",
+    }
+    loads = args.samples // per_case  # the same patches per epoch
     timings: dict[str, list[float]] = {}
     steps: dict[str, int] = {}
 
@@ -160,14 +197,21 @@ def main() -> None:
             record(
                 f"store loader, {workers} workers", *run_epoch(task, task.train_batches(epoch), opt, device)
             )
-            loader = DataLoader(
-                dataset,
-                batch_size=cases_per_batch,
-                shuffle=True,
-                num_workers=workers,
-                collate_fn=list_data_collate,
-            )
-            record(f"MONAI NIfTI, {workers} workers", *run_epoch(task, loader, opt, device))
+            for name, dataset in datasets.items():
+                sampler = RandomSampler(
+                    dataset,
+                    replacement=True,
+                    num_samples=loads,
+                    generator=torch.Generator().manual_seed(epoch),
+                )
+                loader = DataLoader(
+                    dataset,
+                    batch_size=cases_per_batch,
+                    sampler=sampler,
+                    num_workers=workers,
+                    collate_fn=list_data_collate,
+                )
+                record(f"{name}, {workers} workers", *run_epoch(task, loader, opt, device))
         task.config = config
         print(
             f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in timings.items())
@@ -188,6 +232,7 @@ def main() -> None:
                 "vs_store_loader": round(med / statistics.median(loader_same_workers), 2)
                 if loader_same_workers
                 else "",
+                "memory": memory.get(name.split(",")[0], ""),
             }
         )
     extra = {
@@ -199,6 +244,8 @@ def main() -> None:
         "patch_size": list(config.patch_size),
         "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(),
+        "cache_build_s": round(cache_build_s, 1),
+        "persistent_warm_s": round(persistent_build_s, 1),
         "store_bytes_per_case": int(
             np.mean(
                 [sum(f.stat().st_size for f in (store_dir / "cases" / c).glob("*.npy")) for c in store.cases]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -113,10 +114,31 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def strict(payload: Any) -> Any:
+    """``payload`` with every NaN or infinite float replaced by None: strict JSON has no NaN token."""
+    if isinstance(payload, float):
+        return payload if math.isfinite(payload) else None
+    if isinstance(payload, dict):
+        return {k: strict(v) for k, v in payload.items()}
+    if isinstance(payload, list | tuple):
+        return [strict(v) for v in payload]
+    return payload
+
+
+def dumps(payload: Any, indent: int | None = None) -> str:
+    """Strict JSON text of ``payload`` (NaN and infinities become ``null``)."""
+    return json.dumps(strict(payload), indent=indent, allow_nan=False)
+
+
+def number(value: Any) -> float:
+    """A JSON number back as a float: ``null`` (a NaN when written) becomes NaN."""
+    return math.nan if value is None else float(value)
+
+
 def write_json(path: str | Path, payload: Any) -> None:
-    """Write ``payload`` as indented JSON, atomically."""
+    """Write ``payload`` as indented strict JSON (NaN as ``null``), atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.write_text(dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -33,7 +33,7 @@ from sidepair.config import (
 )
 from sidepair.data.formats import FORMATS, open_dataset
 from sidepair.data.montage import montage_from_folder
-from sidepair.data.phantom import generate_phantom
+from sidepair.data.phantom import PhantomLayout, generate_phantom, write_slices
 from sidepair.data.prepare import prepare as run_prepare
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError
@@ -173,8 +173,16 @@ def phantom(
         typer.Option(help="Folder of real label maps (e.g. KiTS19 segmentations) for kidney shapes."),
     ] = None,
     montage: Annotated[bool, typer.Option(help="Also write montage.png of the first cases.")] = True,
+    layout: Annotated[
+        PhantomLayout, typer.Option(help="kits: case folders of NIfTI; slices: a folder of PNG slices.")
+    ] = "kits",
+    slices_per_case: Annotated[int, typer.Option(help="With --layout slices: slices per case.")] = 4,
 ) -> None:
-    """Write synthetic abdominal CT cases (KiTS layout) with kidney labels."""
+    """Write synthetic abdominal CT cases with kidney labels, as KiTS case folders or a slice folder."""
+    if layout == "slices":
+        specs = write_slices(out, cases, seed, shape, slices_per_case, progress=True)
+        typer.echo(f"wrote {len(specs)} phantom cases as slices to {out}")
+        return
     specs = generate_phantom(out, cases, seed, shape, masks_from, progress=True)
     typer.echo(f"wrote {len(specs)} phantom cases to {out}")
     if montage:

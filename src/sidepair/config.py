@@ -193,6 +193,16 @@ class PretrainSettings(_Strict):
         0.1, ge=0, description="Random shift of a section's centre, a fraction of its size."
     )
     augment: bool = Field(False, description="On-the-fly MONAI augmentation (rotation, scaling, intensity).")
+    side_labels: Literal["true", "random"] = Field(
+        "true",
+        description="true: same/different from the sides; random: a seeded, balanced random target per "
+        "training pair (the random-target control).",
+    )
+
+    @field_validator("side_labels", mode="before")
+    @classmethod
+    def _yaml_true(cls, v: Any) -> Any:
+        return "true" if v is True else v
 
 
 class SegmentSettings(_Strict):
@@ -217,6 +227,18 @@ class SegmentSettings(_Strict):
         0.6, ge=0, le=1, description="Share of patches centred on a kidney voxel."
     )
     augment: bool = Field(False, description="On-the-fly MONAI augmentation (rotation, scaling, intensity).")
+    plateau_window: int = Field(
+        5,
+        ge=1,
+        description="A plateau: this many epochs without a gain of more than plateau_min_delta in "
+        "validation Dice. Decides the run's convergence flag, and its stop with stop_on_plateau.",
+    )
+    plateau_min_delta: float = Field(
+        0.005, ge=0, description="The smallest validation Dice gain that counts."
+    )
+    stop_on_plateau: bool = Field(
+        False, description="Stop at the first plateau; epochs is then the largest budget."
+    )
 
 
 class Preset(_Strict):

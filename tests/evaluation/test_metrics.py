@@ -12,7 +12,7 @@ def _sphere(shape, centre, radius, spacing):
 
 def test_identical_masks_give_dice_one():
     a = _sphere((30, 30, 30), (15, 15, 15), 8, (1, 1, 1))
-    assert binary_metrics(a, a, (1, 1, 1)) == {"dice": 1.0, "hd95": 0.0, "nsd": 1.0}
+    assert binary_metrics(a, a, (1, 1, 1)) == {"dice": 1.0, "hd95": 0.0, "nsd": 1.0, "failed": 0.0}
 
 
 def test_disjoint_masks_give_dice_zero():
@@ -40,13 +40,40 @@ def test_shifted_spheres_with_anisotropic_spacing_give_the_known_hd95(axis, shif
         assert ignoring_spacing < hd95 / 2  # the spacing is really used
 
 
-def test_empty_cases():
-    empty = np.zeros((5, 5, 5), bool)
+def test_failures_are_scored_and_counted():
+    """Nothing predicted where the reference has a kidney: Dice 0, NSD 0, HD95 the image's diagonal."""
+    spacing = (2.0, 1.0, 4.0)
+    empty = np.zeros((10, 20, 5), bool)
     full = empty.copy()
-    full[2, 2, 2] = True
-    assert binary_metrics(empty, empty, (1, 1, 1))["dice"] == 1.0
-    m = binary_metrics(empty, full, (1, 1, 1))
-    assert m["dice"] == 0.0 and np.isnan(m["hd95"])
+    full[4:6, 8:12, 2] = True
+    diagonal = float(np.sqrt(20.0**2 + 20.0**2 + 20.0**2))
+    m = binary_metrics(empty, full, spacing)
+    assert m == {"dice": 0.0, "hd95": pytest.approx(diagonal), "nsd": 0.0, "failed": 1.0}
+    assert binary_metrics(full, empty, spacing)["hd95"] == pytest.approx(diagonal)  # a false alarm too
+    both = binary_metrics(empty, empty, spacing)  # nothing to find, nothing found: not scored
+    assert all(np.isnan(both[k]) for k in ("dice", "hd95", "nsd")) and both["failed"] == 0.0
+    good = binary_metrics(full, full, spacing)
+    assert good["dice"] == 1.0 and good["failed"] == 0.0
+    # The failure enters the mean, with its n; the unscored case does not, and n says so.
+    s = summarise(
+        [
+            {"case_id": "a", "kidney_dice": good["dice"]},
+            {"case_id": "b", "kidney_dice": m["dice"]},
+            {"case_id": "c", "kidney_dice": both["dice"]},
+        ]
+    )
+    assert s["kidney_dice"]["mean"] == 0.5 and s["kidney_dice"]["n"] == 2 and s["kidney_dice"]["of"] == 3
+
+
+def test_json_outputs_are_strict(tmp_path):
+    import json
+
+    from sidepair.atomic import write_json
+
+    write_json(tmp_path / "m.json", {"hd95": float("nan"), "rows": [1.0, float("inf")], "n": 0})
+    text = (tmp_path / "m.json").read_text(encoding="utf-8")
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"hd95": None, "rows": [1.0, None], "n": 0}
 
 
 def test_case_metrics_per_side_and_summary():
@@ -62,7 +89,9 @@ def test_case_metrics_per_side_and_summary():
     assert m["right_dice"] == 1.0 and m["left_dice"] == 0.0
     assert 0.6 < m["kidney_dice"] < 0.7
     s = summarise([{"case_id": "a", **m}, {"case_id": "b", **m}])
-    assert s["kidney_dice"]["n"] == 2 and s["kidney_dice"]["sd"] == 0.0 and s["left_hd95"]["n"] == 0
+    assert s["kidney_dice"]["n"] == 2 and s["kidney_dice"]["sd"] == 0.0
+    # the missed left kidney is a failure: it counts, with the HD95 penalty, not a dropped NaN
+    assert s["left_hd95"]["n"] == 2 and s["left_failed"]["mean"] == 1.0 and m["left_hd95"] > 80
 
 
 def _two_kidneys(shape=(60, 30, 30)):

@@ -3,7 +3,7 @@ import yaml
 
 from sidepair.errors import ConfigError
 from sidepair.experiment.config import bundled_configs, load_experiment_config
-from sidepair.experiment.plan import plan_runs
+from sidepair.experiment.plan import PretrainSpec, plan_runs
 
 
 def write(tmp_path, data):
@@ -22,16 +22,23 @@ BASE = {
 
 
 def test_bundled_configs_load_and_hold_the_papers_settings():
-    assert set(bundled_configs()) == {"demo", "kits19-2d", "kits19-paper-3d"}
+    assert set(bundled_configs()) == {"demo", "kits19-2d", "kits19-paper-3d", "real-2d"}
     paper = load_experiment_config("kits19-paper-3d")
     assert paper.preset == "kits19-paper"
     assert paper.prepare.spacing_zyx == (3.22, 1.62, 1.62) and paper.prepare.window == (-79, 304)
-    assert [(v.sections, v.loss) for v in paper.pretrain] == [("masked", "contrastive")]
+    # the paper's variant reads every training mask; the label-matched one is listed beside it
+    assert [(v.sections, v.loss, v.mask_cases) for v in paper.pretrain] == [
+        ("masked", "contrastive", "all"),
+        ("masked", "contrastive", "matched"),
+    ]
     assert paper.segmentation.loss == "paper" and paper.data.format == "kits"
     demo = load_experiment_config("demo")
     assert demo.data.phantom is not None
     assert len(demo.segmentation.fractions) >= 3 and len(demo.segmentation.seeds) >= 3
     assert {"scratch", "finetune"} <= set(demo.segmentation.inits)
+    assert [(v.sections, v.mask_cases) for v in demo.pretrain] == [("masked", "matched")]
+    real = load_experiment_config("real-2d")
+    assert real.segmentation.stop_on_plateau and real.segmentation.epochs == 60
     assert {v.sections for v in load_experiment_config("kits19-2d").pretrain} == {"masked", "bbox", "half"}
 
 
@@ -97,7 +104,7 @@ def test_augment_and_speed_options_reach_the_runs(tmp_path):
     config = load_experiment_config(write(tmp_path, data))
     run = plan_runs(config)[0]
     assert _train_config(config, tmp_path / "store", tmp_path, run)["augment"] is True
-    assert _pretrain_config(config, tmp_path / "store", "masked")["augment"] is True
+    assert _pretrain_config(config, tmp_path / "store", PretrainSpec("masked", "masked"))["augment"] is True
     assert config.performance.compile and config.performance.precision == "fp32"
     # Left out, nothing augments and the defaults hold.
     plain = load_experiment_config(write(tmp_path, BASE))

@@ -12,6 +12,8 @@ import yaml
 
 from sidepair.experiment import load_experiment_config, run_experiment
 from sidepair.experiment.plan import plan_runs
+from sidepair.experiment.report import report_rules
+from sidepair.experiment.report.markdown import render_markdown
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -30,7 +32,7 @@ TINY = {
         "samples_per_epoch": 64,
     },
     # The way back of the code before the one-prediction-path redesign, for the golden comparison below.
-    "evaluation": {"bootstrap": 500, "resample": "labels"},
+    "evaluation": {"resample": "labels"},
     "jobs": 1,
 }
 
@@ -81,34 +83,34 @@ def test_report_tables_agree_with_results_csv(tiny):
     text = report.read_text(encoding="utf-8")
     rows = read_csv(out / "results.csv")
     assert "phantom" in text.splitlines()[4] and "These are phantom results" in text
+    main = text.split("## Test metrics")[1].split("\n## ")[0]
     table = [
-        line for line in text.splitlines() if re.match(r"\| (scratch|ssl-masked) \| [\d.]+ \(\d+\) \|", line)
+        line for line in main.splitlines() if re.match(r"\| (scratch|ssl-masked)( †)? \| [\d.]+ \|", line)
     ]
     assert len(table) == 4
     for line in table:
         cells = [c.strip() for c in line.strip("|").split("|")]
-        init, fraction = cells[0], float(cells[1].split()[0])
-        dice = [
-            float(r["kidney_dice_mean"])
-            for r in rows
-            if r["init"] == init and float(r["fraction"]) == fraction
+        init, fraction = cells[0].split()[0], float(cells[1])
+        sel = [r for r in rows if r["init"] == init and float(r["fraction"]) == fraction]
+        dice = [float(r["kidney_dice_mean"]) for r in sel]
+        hd95 = [float(r["kidney_hd95_mean"]) for r in sel]
+        # the label accounting: segmentation, pretraining, union, selection
+        assert cells[2:6] == [
+            sel[0][k]
+            for k in ("seg_train_labels", "pretrain_train_labels", "train_labels_union", "selection_labels")
         ]
-        hd95 = [
-            float(r["kidney_hd95_mean"])
-            for r in rows
-            if r["init"] == init and float(r["fraction"]) == fraction
-        ]
-        assert cells[2] == str(len(dice)) == "2"
-        assert cells[4] == f"{np.mean(dice):.3f} ± {np.std(dice, ddof=1):.3f}"
-        assert cells[5] == f"{np.mean(hd95):.1f} ± {np.std(hd95, ddof=1):.1f}"
-    # the paired Dice difference, recomputed from per_case.csv (seeds averaged per case)
+        assert cells[6] == str(len(dice)) == "2"
+        assert cells[9] == f"{np.mean(dice):.3f} ± {np.std(dice, ddof=1):.3f}"
+        assert cells[10] == f"{np.mean(hd95):.1f} ± {np.std(hd95, ddof=1):.1f}"
+        assert cells[0].endswith("†")  # two epochs: no run converged, and the row says so
+    # the paired Dice difference, recomputed from per_case.csv (per patient, seeds averaged first)
     cases = read_csv(out / "per_case.csv")
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     for fraction in (0.5, 1.0):
         per = {}
         for c in cases:
             if float(c["fraction"]) == fraction:
-                per.setdefault((c["init"], c["case_id"]), []).append(float(c["kidney_dice"]))
+                per.setdefault((c["init"], c["group"]), []).append(float(c["kidney_dice"]))
         ids = sorted({k[1] for k in per})
         diff = np.mean([np.mean(per[("ssl-masked", i)]) - np.mean(per[("scratch", i)]) for i in ids])
         entry = next(
@@ -116,11 +118,35 @@ def test_report_tables_agree_with_results_csv(tiny):
         )
         assert entry["mean_diff"] == pytest.approx(diff) and entry["n"] == len(ids)
         assert f"| ssl-masked | {fraction:g} | dice | {len(ids)} | {diff:+.3f}" in text
+    assert "No comparison here can reach p < 0.05 after Holm's correction" in text  # 2 test patients
     for name in ("dice_vs_fraction", "learning_curves", "proxy_curves", "overlays"):
         png = out / "figures" / f"{name}.png"
         assert png.stat().st_size > 10_000 and f"figures/{name}.png" in text
     assert "torch 2.13" in text and "CPU cores" in text and "segmentation" in summary["stages_s"]
     assert summary["data_kind"] == "phantom"
+    # strict JSON: no NaN tokens anywhere
+    json.loads((out / "summary.json").read_text(encoding="utf-8"), parse_constant=_refuse)
+    for path in out.glob("runs/*/eval_test/metrics.json"):
+        json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse)
+
+
+def _refuse(token):
+    raise AssertionError(f"non-strict JSON token {token}")
+
+
+def test_runs_record_every_label_they_read(tiny):
+    config, out, _ = tiny
+    for run in read_csv(out / "results.csv"):
+        info = json.loads((out / "runs" / run["run"] / "run.json").read_text(encoding="utf-8"))
+        assert info["labels_read"]["train"] == info["train_cases"]
+        assert info["labels_read"]["selection"] == info["val_cases"]
+        test = set(json.loads((out / next(out.glob("store_*")).name / "splits.json").read_text())["test"])
+        assert not test & set(info["labels_read"]["train"] + info["labels_read"]["selection"])
+        if run["init"] == "scratch":
+            assert info["pretrain_labels_read"] is None
+        else:  # masked pretraining on all labelled training cases (mask_cases: all)
+            assert len(info["pretrain_labels_read"]["train"]) == 6
+            assert info["pretrain_labels_read"]["selection"] == info["val_cases"]
 
 
 def test_rerun_skips_finished_runs(tiny, capsys):
@@ -192,3 +218,60 @@ def test_experiment_dice_equals_what_predict_writes(tiny, tmp_path):
     for row in rows:
         for column in ("kidney_dice", "kidney_hd95", "kidney_nsd"):
             assert float(scored[row["case_id"]][column]) == pytest.approx(float(row[column]), rel=1e-9)
+
+
+def test_report_text_comes_from_the_config_and_the_code(tiny):
+    config, out, report = tiny
+    runs = plan_runs(config)
+    rules = report_rules(config, out, runs)
+    assert rules["checkpoint"] == "the checkpoint of the epoch with the best validation Dice"
+    assert "from the checkpoint of the epoch with the best validation Dice" in report.read_text(
+        encoding="utf-8"
+    )
+    last = config.model_copy(
+        update={"evaluation": config.evaluation.model_copy(update={"checkpoint": "last"})}
+    )
+    assert report_rules(last, out, runs)["checkpoint"] == "the last epoch's checkpoint"
+    # the convergence rule is the one the runs applied, with the preset's window and threshold
+    info = json.loads((out / "runs" / runs[0].name / "run.json").read_text(encoding="utf-8"))
+    assert rules["convergence"] == info["convergence_rule"] and "last 5 epochs" in rules["convergence"]
+    # the split's name comes from the config
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    on_val = config.model_copy(update={"evaluation": config.evaluation.model_copy(update={"split": "val"})})
+    text = render_markdown(on_val, {**summary, "rules": report_rules(last, out, runs)}, {}, read_rows(out))
+    assert "## Validation metrics" in text and "Test metrics" not in text
+    assert "metrics on the val split" in text and "from the last epoch's checkpoint" in text
+    assert "the mean of its per-epoch values" in text  # what curve_area computes (tested in statistics)
+
+
+def read_rows(out):
+    rows = read_csv(out / "results.csv")
+    return [{**r, "train_s": float(r["train_s"]), "eval_s": float(r["eval_s"])} for r in rows]
+
+
+SLICES = {
+    "name": "slices",
+    "preset": "demo",
+    "data": {
+        "phantom": {"cases": 10, "seed": 5, "shape": [96, 96, 32], "layout": "slices", "slices_per_case": 3}
+    },
+    "prepare": {"test_fraction": 0.3},
+    "pretrain": [{"name": "half", "sections": "half", "epochs": 1, "pairs_per_epoch": 32}],
+    "segmentation": {"fractions": [1.0], "seeds": [0, 1], "epochs": 1, "samples_per_epoch": 32},
+}
+
+
+def test_a_slice_folder_experiment_counts_and_pairs_patients_not_slices(tmp_path):
+    path = tmp_path / "slices.yaml"
+    path.write_text(yaml.safe_dump(SLICES), encoding="utf-8")
+    out = tmp_path / "out"
+    report = run_experiment(load_experiment_config(path), out, progress=False)
+    cases = read_csv(out / "per_case.csv")
+    patients = {c["group"] for c in cases}
+    slices = {c["case_id"] for c in cases}
+    assert len(patients) == 3 and len(slices) == 9  # 3 test patients of 3 slices each
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert {c["n"] for c in summary["comparisons"]} == {3}  # paired per patient, not per slice
+    assert summary["main_table"][0]["test_patients"] == 3 and summary["main_table"][0]["test_cases"] == 9
+    text = report.read_text(encoding="utf-8")
+    assert "| 3 (9) |" in text and "n = 3: 0.25" in text

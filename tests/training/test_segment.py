@@ -12,6 +12,7 @@ from sidepair.errors import ConfigError, SidepairError
 from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.models.checkpoint import read_checkpoint
 from sidepair.training.segment import SegmentationTask, resolve_train_config, run_train, select_fraction
+from tests.conftest import tiny_train_config
 
 ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2)}
 SEG = {"patch_size": (32, 32), "epochs": 1, "batch_size": 8, "samples_per_epoch": 16, "device": "cpu"}
@@ -155,3 +156,27 @@ def test_segmentation_counts_must_be_positive(small_store):
         resolve_train_config("fast-2d", small_store, epochs=0)
     with pytest.raises(ConfigError, match="train.lr: Input should be greater than 0"):
         resolve_train_config("fast-2d", small_store, lr=0.0)
+
+
+def test_convergence_flag_and_stop_on_plateau(small_store, tmp_path):
+    """A short run has not converged; a run stopped on a plateau has, ends early, and stays finished."""
+    short = tiny_train_config(small_store, epochs=2, samples_per_epoch=16)
+    run_train(short, tmp_path / "short", progress=False)
+    info = json.loads((tmp_path / "short" / "run.json").read_text(encoding="utf-8"))
+    assert info["converged"] is False and info["stopped_on_plateau"] is False and info["epochs_run"] == 2
+    # A plateau of one epoch without a gain of 0.5 in Dice: reached at epoch 2 of a budget of 10.
+    long = tiny_train_config(
+        small_store,
+        epochs=10,
+        samples_per_epoch=16,
+        stop_on_plateau=True,
+        plateau_window=1,
+        plateau_min_delta=0.5,
+    )
+    history = run_train(long, tmp_path / "long", progress=False)
+    assert len(history) == 2
+    info = json.loads((tmp_path / "long" / "run.json").read_text(encoding="utf-8"))
+    assert info["converged"] is True and info["stopped_on_plateau"] is True and info["epochs_run"] == 2
+    assert "last 1 epochs did not raise the best validation Dice by more than 0.5" in info["convergence_rule"]
+    assert torch.load(tmp_path / "long" / "checkpoint_last.pt", weights_only=True)["stopped"] is True
+    assert len(run_train(long, tmp_path / "long", resume=True, progress=False)) == 2  # finished, not resumed

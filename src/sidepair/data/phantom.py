@@ -17,15 +17,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import nibabel as nib
 import numpy as np
 from nibabel import orientations as nio
+from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
-from sidepair.atomic import atomic_dir, write_json
+from sidepair.atomic import atomic_dir, atomic_path, write_json
 from sidepair.data.labels import KIDNEY, TUMOUR
 from sidepair.data.sides import assign_sides
 from sidepair.data.volume import load_nifti
@@ -499,6 +500,76 @@ def generate_phantom(
             "seed": seed,
             "shape": list(shape),
             "masks_from": str(masks_from) if masks_from else None,
+            "note": "synthetic phantom, not patient data",
+            "cases": [asdict(s) for s in specs],
+        },
+    )
+    return specs
+
+
+PhantomLayout = Literal["kits", "slices"]
+SLICE_AXCODES = "SPL"  # axis 0 the slices; rows toward posterior, columns toward the patient's left
+
+
+def _png(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def write_slices(
+    out: str | Path,
+    cases: int = 20,
+    seed: int = 0,
+    shape: tuple[int, int, int] = DEFAULT_SHAPE,
+    slices_per_case: int = 4,
+    progress: bool = False,
+) -> list[CaseSpec]:
+    """Write phantom cases as a slice folder: ``images/*.png``, colour ``masks/*.png``, ``slices.json``.
+
+    The layout of real 2D kidney sets such as ``kits19_slices``: an 8-bit grey PNG holding HU clipped to
+    [0, 255], an RGB mask (blue kidney, red tumour), and per file its source case (the patient: the unit of
+    splitting), slice index, spacing and axis codes, in the radiological convention. Slices are spread over
+    each case's kidneys.
+
+    Returns:
+        The spec of every case drawn.
+    """
+    if slices_per_case < 1:
+        raise DataError(out, f"slices per case must be at least 1, got {slices_per_case}")
+    out = Path(out)
+    specs, meta = [], {}
+    transform = nio.ornt_transform(nio.axcodes2ornt(("R", "A", "S")), nio.axcodes2ornt(tuple(SLICE_AXCODES)))
+    for i in tqdm(range(cases), desc="phantom slices", unit="case", disable=None if progress else True):
+        case_id = f"case_{i:05d}"
+        image, label, spec = generate_case(case_id, seed, i, tuple(shape), axcodes="RAS")  # type: ignore[arg-type]
+        hu = nio.apply_orientation(np.asarray(image.dataobj), transform)
+        lab = nio.apply_orientation(np.asarray(label.dataobj), transform)
+        spacing = [float(v) for v in np.asarray(spec.spacing)[[2, 1, 0]]]
+        with_kidney = np.flatnonzero((lab > 0).any(axis=(1, 2)))
+        picks = np.unique(
+            np.linspace(with_kidney[0], with_kidney[-1], slices_per_case + 2).round().astype(int)[1:-1]
+        )
+        for k in picks:
+            name = f"{case_id}_{k:03d}.png"
+            _png(out / "images" / name, np.clip(hu[k], 0, 255).astype(np.uint8))
+            rgb = np.zeros((*lab[k].shape, 3), np.uint8)
+            rgb[lab[k] == KIDNEY] = (0, 0, 255)
+            rgb[lab[k] == TUMOUR] = (255, 0, 0)
+            _png(out / "masks" / name, rgb)
+            meta[name] = {
+                "axcodes": SLICE_AXCODES,
+                "kits19_case": case_id,
+                "slice_index_axis0": int(k),
+                "voxel_spacing_mm_axis0_1_2": spacing,
+            }
+        specs.append(spec)
+    write_json(out / "slices.json", meta)
+    write_json(
+        out / "phantom.json",
+        {
+            "generator": "sidepair phantom --layout slices",
+            "seed": seed,
+            "shape": list(shape),
             "note": "synthetic phantom, not patient data",
             "cases": [asdict(s) for s in specs],
         },

@@ -53,6 +53,25 @@ class Store:
             raise StoreError(f"{self.path}: index.json does not match store.json; rerun `sidepair prepare`")
         self.cases: dict[str, CaseEntry] = {c.case_id: c for c in index.cases}
         self.splits: Splits = read_record(Splits, self.path / "splits.json")
+        self._protected: set[str] = set()
+
+    def protect_test_labels(self) -> None:
+        """From now on, refuse to read the label or side map of a test case (training runs call this)."""
+        self._protected = set(self.split("test"))
+
+    def check_label_access(self, case_ids: list[str] | tuple[str, ...]) -> None:
+        """Refuse, before anything is read, the cases whose labels a run would read, if one is a test case.
+
+        Raises:
+            StoreError: Naming the first test case.
+        """
+        test = set(self.split("test"))
+        for case_id in case_ids:
+            if case_id in test:
+                raise StoreError(
+                    f"{self.path}: the run would read the label of test case {case_id}; test labels are "
+                    "read only by `sidepair evaluate`"
+                )
 
     @property
     def settings(self) -> PreprocessSettings:
@@ -99,6 +118,8 @@ class Store:
         """A case's ``image``, ``label`` or ``side`` array, ``(z, y, x)``, memory-mapped by default."""
         if case_id not in self.cases:
             raise StoreError(f"{self.path}: no case {case_id!r}")
+        if name != "image":
+            self.check_label_access([case_id] if case_id in self._protected else [])
         path = self.path / "cases" / case_id / f"{name}.npy"
         if not path.is_file():
             raise StoreError(f"{path}: missing (is case {case_id} unlabelled?)")

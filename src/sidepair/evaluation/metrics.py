@@ -3,6 +3,15 @@
 Distances are in millimetres on the grid given (the scan's own geometry in ``evaluate``). Both masks
 are cropped to their joint bounding box plus a margin first, which changes no metric and keeps
 KiTS-sized volumes cheap.
+
+Failures count. Where exactly one of the two masks is empty (nothing predicted where the reference has a
+kidney, or a kidney predicted where it has none), Dice and NSD are 0 and HD95 is the diagonal of the
+image in millimetres, the largest distance two points of the image can have (the BraTS challenges' rule
+for an empty segmentation: HD95 = 373.13 mm, the diagonal of their 240 x 240 x 155 mm volume). Such a case
+is flagged (``<structure>_failed``) and counted in every summary. Where both are empty there is nothing
+to score: the metrics are NaN and the case is left out of that structure's means, with the count of
+scored cases beside every mean (nnU-Net's rule; KiTS would score it 1). The same rule applies in
+``evaluate``, in validation and in the experiment's report.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ def _onehot(mask: np.ndarray) -> torch.Tensor:
 
 
 def dice_score(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Dice of two binary masks (both empty: 1), without the surface distances of ``binary_metrics``.
+    """Dice of two binary masks (both empty: NaN, not scored), without the surface distances.
 
     Validation calls this every epoch, when early predictions are scattered and surface distances
     would cost more than the epoch's training.
@@ -45,14 +54,19 @@ def dice_score(pred: np.ndarray, gt: np.ndarray) -> float:
     pred, gt = pred.astype(bool), gt.astype(bool)
     total = int(pred.sum()) + int(gt.sum())
     if total == 0:
-        return 1.0
+        return math.nan
     return 2.0 * int(np.logical_and(pred, gt).sum()) / total
 
 
-def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...]) -> dict[str, float]:
-    """Dice, HD95 (mm) and NSD at 2 mm of two binary masks.
+def hd95_penalty(shape: tuple[int, ...], spacing: tuple[float, ...]) -> float:
+    """The HD95 given to a failure: the image's diagonal in millimetres."""
+    return float(np.linalg.norm(np.asarray(shape, dtype=float) * np.asarray(spacing, dtype=float)))
 
-    Both empty: Dice and NSD 1, HD95 0. One empty: Dice and NSD 0, HD95 NaN (undefined).
+
+def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...]) -> dict[str, float]:
+    """Dice, HD95 (mm) and NSD at 2 mm of two binary masks, and whether it is a failure.
+
+    Both empty: NaN (not scored). One empty: Dice and NSD 0, HD95 the image diagonal, ``failed`` 1.
 
     Args:
         pred: Predicted mask.
@@ -61,9 +75,9 @@ def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...])
     """
     pred, gt = pred.astype(bool), gt.astype(bool)
     if not pred.any() and not gt.any():
-        return {"dice": 1.0, "hd95": 0.0, "nsd": 1.0}
+        return {"dice": math.nan, "hd95": math.nan, "nsd": math.nan, "failed": 0.0}
     if not pred.any() or not gt.any():
-        return {"dice": 0.0, "hd95": math.nan, "nsd": 0.0}
+        return {"dice": 0.0, "hd95": hd95_penalty(pred.shape, spacing), "nsd": 0.0, "failed": 1.0}
     pred, gt = _crop(pred, gt)
     p, g = _onehot(pred), _onehot(gt)
     sp = [float(s) for s in spacing]
@@ -76,7 +90,7 @@ def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...])
         nsd = float(
             compute_surface_dice(p, g, [NSD_TOLERANCE_MM], include_background=False, spacing=sp)[0, 0]
         )
-    return {"dice": dice, "hd95": hd95, "nsd": nsd}
+    return {"dice": dice, "hd95": hd95, "nsd": nsd, "failed": 0.0}
 
 
 def case_metrics(
@@ -101,10 +115,11 @@ def case_metrics(
             it the prediction's sides are assigned by world position, as the reference's are.
 
     Returns:
-        ``kidney_dice``, ``kidney_hd95``, ``kidney_nsd``; the same for ``right_``/``left_`` where the
-        reference has that side; with ``pred_side`` also ``side_swap`` (1 when the model's right and left
-        overlap the opposite reference kidneys more than their own) and ``side_voxel_error`` (share of the
-        voxels both call kidney that carry the wrong side); ``tumour_`` where scored.
+        ``kidney_dice``, ``kidney_hd95``, ``kidney_nsd``, ``kidney_failed``; the same for
+        ``right_``/``left_`` where the reference has that side; with ``pred_side`` also ``side_swap``
+        (1 when the model's right and left overlap the opposite reference kidneys more than their own)
+        and ``side_voxel_error`` (share of the voxels both call kidney that carry the wrong side);
+        ``tumour_`` where scored.
     """
     spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
     out = {f"kidney_{k}": v for k, v in binary_metrics(pred > 0, gt > 0, spacing).items()}
@@ -151,7 +166,12 @@ def side_agreement(pred_side: np.ndarray, gt_side: np.ndarray) -> dict[str, floa
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean, sd, median and count of every metric over cases (NaN values skipped)."""
+    """Mean, sd, median and count ``n`` of every metric over the cases that have it scored.
+
+    NaN (not scored: both masks empty, or no such structure in the reference) is left out and ``n`` says
+    how many values the mean holds; failures are in it (Dice 0, the HD95 penalty). ``of`` is the number of
+    cases.
+    """
     keys = sorted({k for r in rows for k, v in r.items() if isinstance(v, float | int) and k != "case_id"})
     out = {}
     for key in keys:
@@ -162,5 +182,6 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
             "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
             "median": float(np.median(values)) if len(values) else math.nan,
             "n": int(len(values)),
+            "of": len(rows),
         }
     return out

@@ -38,6 +38,8 @@ class PhantomData(_Strict):
     seed: int = 0
     shape: tuple[int, int, int] = (256, 256, 100)
     masks_from: str | None = None
+    layout: Literal["kits", "slices"] = "kits"
+    slices_per_case: int = Field(4, ge=1)
 
 
 class DataConfig(_Strict):
@@ -56,16 +58,21 @@ class DataConfig(_Strict):
 
 
 class PrepareConfig(_Strict):
-    """Store settings beyond the preset's: spacing and window overrides, the split seed."""
+    """Store settings beyond the preset's: spacing and window overrides, the split."""
 
     spacing_zyx: tuple[float | None, float | None, float | None] | None = None
     window: tuple[float, float] | None = None
     split_seed: int = 0
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
 
 
 class _VariantBase(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
+    # matched: one pretraining per (fraction, seed) from exactly that segmentation run's labelled cases, so
+    # the SSL arm reads no more labels than the scratch arm; all: the masks of every labelled training case.
+    mask_cases: Literal["all", "matched"] = "all"
 
 
 # One pretraining run: its name and seed, and any pretraining hyperparameter (unset keeps the preset's).
@@ -115,7 +122,6 @@ class EvaluationConfig(_Strict):
     split: Literal["val", "test"] = "test"
     checkpoint: Literal["best", "last"] = "best"
     resample: Resample = DEFAULT_RESAMPLE
-    bootstrap: int = Field(10_000, ge=100)
 
 
 class ExperimentConfig(_Strict):

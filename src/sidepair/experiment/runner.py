@@ -25,16 +25,16 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from sidepair.atomic import write_json, write_text
+from sidepair.atomic import number, write_json, write_text
 from sidepair.config import PretrainSettings, SegmentSettings, get_label_map, get_preset, set_fields
 from sidepair.data.formats import open_dataset
-from sidepair.data.phantom import generate_phantom
+from sidepair.data.phantom import generate_phantom, write_slices
 from sidepair.data.prepare import StoreSettings, dataset_record, prepare
 from sidepair.data.store import Store
 from sidepair.errors import SidepairError, StoreError
 from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.experiment.config import ExperimentConfig
-from sidepair.experiment.plan import RunSpec, plan_runs
+from sidepair.experiment.plan import PretrainSpec, RunSpec, plan_pretraining, plan_runs
 from sidepair.experiment.report import write_report
 from sidepair.models.checkpoint import load_checkpoint
 from sidepair.training.performance import Performance
@@ -83,10 +83,12 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
     if config.data.phantom is not None:
         ph = config.data.phantom
         folder = out / "phantom"
-        if not (folder / "phantom.json").exists():
+        if not (folder / "phantom.json").exists() and ph.layout == "slices":
+            write_slices(folder, ph.cases, ph.seed, ph.shape, ph.slices_per_case, progress=progress)
+        elif not (folder / "phantom.json").exists():
             masks = Path(ph.masks_from) if ph.masks_from else None
             generate_phantom(folder, ph.cases, ph.seed, ph.shape, masks, progress=progress)
-        roots, fmt = [folder], "kits"
+        roots, fmt = [folder], ph.layout
     else:
         roots, fmt = [Path(p) for p in config.data.paths], config.data.format
     label_map = get_label_map(config.data.label_map) if config.data.label_map is not None else None
@@ -103,30 +105,39 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
     if updates:
         settings = type(settings).model_validate({**settings.model_dump(), **updates})
     options = {"convention": "radiological"}
+    split = config.prepare
     fingerprint = StoreSettings(
-        settings, [dataset_record(d, options) for d in datasets], config.prepare.split_seed
+        settings,
+        [dataset_record(d, options) for d in datasets],
+        split.split_seed,
+        split.val_fraction,
+        split.test_fraction,
     ).fingerprint()
     return prepare(
         datasets,
         out / f"store_{fingerprint}",
         settings,
-        split_seed=config.prepare.split_seed,
+        split_seed=split.split_seed,
+        val_fraction=split.val_fraction,
+        test_fraction=split.test_fraction,
         progress=progress,
         format_options=options,
         preset=config.preset,
     )
 
 
-def _pretrain_config(config: ExperimentConfig, store: Path, variant_name: str) -> dict[str, Any]:
-    v = next(v for v in config.pretrain if v.name == variant_name)
+def _pretrain_config(config: ExperimentConfig, store: Path, spec: PretrainSpec) -> dict[str, Any]:
+    v = next(v for v in config.pretrain if v.name == spec.variant)
     hyper = {k: val for k, val in set_fields(v).items() if k in PretrainSettings.model_fields}
-    resolved = resolve_config(config.preset, store, **hyper, seed=v.seed, device=config.device)
+    resolved = resolve_config(
+        config.preset, store, **hyper, label_cases=spec.label_cases, seed=v.seed, device=config.device
+    )
     return json.loads(resolved.model_dump_json())
 
 
 def _train_config(config: ExperimentConfig, store: Path, out: Path, run: RunSpec) -> dict[str, Any]:
     grid = config.segmentation
-    init = "scratch" if run.variant is None else str(out / "pretrain" / run.variant / "checkpoint_best.pt")
+    init = "scratch" if run.pretrain is None else str(out / "pretrain" / run.pretrain / "checkpoint_best.pt")
     hyper = {k: v for k, v in set_fields(grid).items() if k in SegmentSettings.model_fields}
     resolved = resolve_train_config(
         config.preset,
@@ -163,7 +174,8 @@ def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
         ckpt = load_checkpoint(last)
     except SidepairError:
         return False  # a damaged checkpoint: the run resumes, falling back to the best one
-    return int(ckpt["epoch"]) >= int(resolved["epochs"]) and (run_dir / "checkpoint_best.pt").exists()
+    done = int(ckpt["epoch"]) >= int(resolved["epochs"]) or bool(ckpt.get("stopped", False))
+    return done and (run_dir / "checkpoint_best.pt").exists()
 
 
 def evaluation_finished(run_dir: Path, split: str, which: str, resample: str) -> bool:
@@ -231,7 +243,7 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
                 resample=job["resample"],
             )
         summary = json.loads((run_dir / f"eval_{job['split']}" / "metrics.json").read_text(encoding="utf-8"))
-        return {"name": job["name"], "dice": summary["metrics"]["kidney_dice"]["mean"]}
+        return {"name": job["name"], "dice": number(summary["metrics"]["kidney_dice"]["mean"])}
     except SidepairError as exc:
         return {"name": job["name"], "error": str(exc)}
 
@@ -309,17 +321,17 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
                 jobs = [
                     {
                         "kind": "pretrain",
-                        "name": f"pretrain-{v.name}",
-                        "config": _pretrain_config(config, store_path, v.name),
-                        "run_dir": str(out / "pretrain" / v.name),
+                        "name": f"pretrain-{spec.name}",
+                        "config": _pretrain_config(config, store_path, spec),
+                        "run_dir": str(out / "pretrain" / spec.name),
                         "performance": config.performance.model_dump(),
                         "progress": progress,
                         "parallel": parallel,
                     }
-                    for v in config.pretrain
+                    for spec in plan_pretraining(config, store)
                 ]
                 executor.run(jobs, lambda r: print(f"{r['name']}: done") if progress else None)
-            runs = plan_runs(config)
+            runs = plan_runs(config, store)
             todo = []
             for run in runs:
                 run_dir = out / "runs" / run.name

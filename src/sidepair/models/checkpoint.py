@@ -67,6 +67,7 @@ class Checkpoint:
         optimizer_state: Adam's state (for a resume).
         scheduler_state: The LR schedule's state.
         best_epoch: The epoch of the best checkpoint (set in ``checkpoint_best.pt``).
+        stopped: Whether the run stopped before its last epoch (a plateau); it is then finished.
     """
 
     kind: ClassVar[str] = ""
@@ -84,6 +85,7 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None = None
     scheduler_state: dict[str, Any] | None = None
     best_epoch: int | None = None
+    stopped: bool = False
 
     def payload(self) -> dict[str, Any]:
         """The plain dictionary written to disk (no copy of the tensors)."""
@@ -96,9 +98,16 @@ class Checkpoint:
 
 @dataclass
 class PretrainCheckpoint(Checkpoint):
-    """A pretraining run's checkpoint: the siamese network, whose ``encoder.*`` the U-Net loads."""
+    """A pretraining run's checkpoint: the siamese network, whose ``encoder.*`` the U-Net loads.
+
+    Attributes:
+        labels_read: The case ids whose labels the pretraining read, as ``train`` (masks that cut its
+            training sections) and ``selection`` (masks of its validation sections); empty for sections
+            cut without labels. None in checkpoints written before it was recorded.
+    """
 
     kind: ClassVar[str] = "pretrain"
+    labels_read: dict[str, list[str]] | None = None
 
 
 @dataclass

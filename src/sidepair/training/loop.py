@@ -32,7 +32,11 @@ from sidepair.version import __version__
 
 
 class Task(Protocol):
-    """What the loop needs from pretraining or segmentation."""
+    """What the loop needs from pretraining or segmentation.
+
+    A task may also have ``on_epoch_start(epoch)`` (e.g. to release a frozen encoder) and
+    ``should_stop(history) -> bool`` (a plateau ends the run before its last epoch).
+    """
 
     kind: str
     model: nn.Module
@@ -130,6 +134,8 @@ def fit(
         optimizer.load_state_dict(state.optimizer_state)
         scheduler.load_state_dict(state.scheduler_state)
         history, best, start = list(state.history), float(state.best_metric), int(state.epoch)
+        if state.stopped:  # it ended on a plateau: finished
+            return history
     dd.barrier(info)  # every rank has checked the folder before rank 0 writes into it
     if info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -187,32 +193,36 @@ def fit(
             history.append(row)
             improved = math.isfinite(value) and value > best
             best = value if improved else best
-            # The best checkpoint first: a kill between the two writes then repeats this epoch on
-            # resume, where the other order could leave a last checkpoint whose best was never written.
-            if not info.main:
-                continue
-            checkpoint = task.checkpoint_type(
-                network_weights=model.state_dict(),
-                optimizer_state=optimizer.state_dict(),
-                scheduler_state=scheduler.state_dict(),
-                epoch=epoch + 1,
-                best_metric=best,
-                monitor=settings.monitor,
-                history=history,
-                seed=settings.seed,
-                sidepair_version=__version__,
-                **task.checkpoint_fields(),
-            )
-            if improved:
-                save_checkpoint(dataclasses.replace(checkpoint, best_epoch=epoch + 1), run_dir / BEST)
-            save_checkpoint(checkpoint, run_dir / LAST, keep_previous=True)
-            logger.log(history)
-            if progress:
-                shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
-                tqdm.write(
-                    f"{label}{task.kind} epoch {epoch + 1}/{settings.epochs}: "
-                    f"loss {row['train_loss']:.4f}, {shown}"
+            # Decided on every rank from the same (broadcast) history, so all ranks stop together.
+            stop = hasattr(task, "should_stop") and task.should_stop(history) and epoch + 1 < settings.epochs
+            if info.main:
+                checkpoint = task.checkpoint_type(
+                    network_weights=model.state_dict(),
+                    optimizer_state=optimizer.state_dict(),
+                    scheduler_state=scheduler.state_dict(),
+                    epoch=epoch + 1,
+                    best_metric=best,
+                    monitor=settings.monitor,
+                    history=history,
+                    seed=settings.seed,
+                    sidepair_version=__version__,
+                    stopped=stop,
+                    **task.checkpoint_fields(),
                 )
+                # The best checkpoint first: a kill between the two writes then repeats this epoch on
+                # resume, where the other order could leave a last checkpoint whose best was never written.
+                if improved:
+                    save_checkpoint(dataclasses.replace(checkpoint, best_epoch=epoch + 1), run_dir / BEST)
+                save_checkpoint(checkpoint, run_dir / LAST, keep_previous=True)
+                logger.log(history)
+                if progress:
+                    shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+                    tqdm.write(
+                        f"{label}{task.kind} epoch {epoch + 1}/{settings.epochs}: "
+                        f"loss {row['train_loss']:.4f}, {shown}" + (" (plateau: stopped)" if stop else "")
+                    )
+            if stop:
+                break
     finally:
         task.model = model
         if logger is not None:

@@ -9,6 +9,7 @@ weights are what the segmentation U-Net loads), ``metrics.jsonl``, ``tensorboard
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from sidepair.config import ArchitectureSettings, PresetName, PretrainSettings, get_preset, validated
 from sidepair.data.augment import Augmenter
-from sidepair.data.pairs import PairDataset, sample_pairs
+from sidepair.data.pairs import Pair, PairDataset, sample_pairs
 from sidepair.data.sections import SectionSampler
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, StoreError
@@ -51,6 +52,11 @@ class PretrainConfig(PretrainSettings, ArchitectureSettings):
     store: str
     section_size: tuple[int, ...] = Field(
         description="Section size, one value per axis (repeat the option); the preset's for the mode."
+    )
+    label_cases: tuple[str, ...] | None = Field(
+        None,
+        description="masked/bbox sections only from these training cases' labels (the label-matched arm); "
+        "default: every labelled training case.",
     )
     seed: int = Field(0, description="Seed: model init, pairs and crops.")
     workers: int = Field(0, ge=0, description="DataLoader worker processes.")
@@ -104,10 +110,13 @@ class SidePairTask:
     def __init__(self, config: PretrainConfig, store: Store) -> None:
         self.config = config
         self.store = store
+        store.protect_test_labels()
         train, val = store.split("train"), store.split("val")
         if config.sections != "half":
             train = [c for c in train if store.cases[c].labelled]
             val = [c for c in val if store.cases[c].labelled]
+            if config.label_cases is not None:
+                train = label_subset(store, config.label_cases)
         if not val:
             raise StoreError(
                 f"{store.path}: no validation cases in the store's split (it needs at least 3 "
@@ -119,6 +128,12 @@ class SidePairTask:
         )
         self.val_sampler = SectionSampler(store, val, config.sections, config.dims, size)
         self.val_pairs = sample_pairs(self.val_sampler, config.val_pairs, config.seed, VAL_EPOCH)
+        # Masks read: those that cut the sections (none for half sections, which read no label).
+        with_labels = config.sections != "half"
+        self.labels_read = {
+            "train": sorted(train) if with_labels else [],
+            "selection": sorted(val) if with_labels else [],
+        }
         torch.manual_seed(config.seed)
         encoder = Encoder(**config.encoder_config())
         self.model = Siamese(encoder, config.embedding_dim, head=config.loss)
@@ -133,9 +148,22 @@ class SidePairTask:
             pin_memory=torch.cuda.is_available(),
         )
 
+    def train_pairs(self, epoch: int) -> list[Pair]:
+        """The training pairs of ``epoch``, drawn from ``(seed, epoch)``.
+
+        With ``side_labels: random`` the pairs are the same and only their targets change: a balanced,
+        seeded random same/different for each pair, drawn apart from the sides (the random-target control).
+        """
+        pairs = sample_pairs(self.train_sampler, self.config.pairs_per_epoch, self.config.seed, epoch)
+        if self.config.side_labels == "random":
+            rng = np.random.default_rng([self.config.seed, epoch, 4049])
+            targets = rng.permutation([1] * (len(pairs) // 2) + [0] * (len(pairs) - len(pairs) // 2))
+            pairs = [dataclasses.replace(p, same=int(t)) for p, t in zip(pairs, targets, strict=True)]
+        return pairs
+
     def train_batches(self, epoch: int) -> DataLoader:
         """The pairs of ``epoch``, drawn from ``(seed, epoch)``."""
-        pairs = sample_pairs(self.train_sampler, self.config.pairs_per_epoch, self.config.seed, epoch)
+        pairs = self.train_pairs(epoch)
         augment = Augmenter(self.config.dims, with_label=False) if self.config.augment else None
         return self._loader(PairDataset(self.train_sampler, pairs, augment, (self.config.seed, epoch)))
 
@@ -180,6 +208,7 @@ class SidePairTask:
             "encoder_config": self.config.encoder_config(),
             "store_fingerprint": self.store.fingerprint,
             "preprocess": self.store.settings.model_dump(mode="json"),
+            "labels_read": self.labels_read,
         }
 
 
@@ -221,6 +250,7 @@ def run_pretrain(
         config.seed,
         sections={"train": len(task.train_sampler.units), "val": len(task.val_sampler.units)},
         preprocess=store.settings.model_dump(mode="json"),
+        labels_read=task.labels_read,
         encoder_tensors=len(task.model.encoder.state_dict()),
         performance=performance.model_dump(),
     )
@@ -242,3 +272,22 @@ def run_pretrain(
         title = f"side-pair pretraining, {config.sections} {config.dims}D {config.loss}"
         plot_history(history, keys, out / "learning_curves.png", f"{title}, data: {store.describe()}")
     return history
+
+
+def label_subset(store: Store, case_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """The cases a label-matched pretraining may read masks of, checked before anything is read.
+
+    Raises:
+        StoreError: A test case (its label is read only by evaluation), naming it.
+        ConfigError: An unknown, unlabelled or non-training case, naming it.
+    """
+    store.check_label_access(list(case_ids))
+    train = set(store.split("train"))
+    for case_id in case_ids:
+        if case_id not in store.cases:
+            raise ConfigError(f"label_cases: {case_id!r} is not a case of {store.path}")
+        if case_id not in train or not store.cases[case_id].labelled:
+            raise ConfigError(f"label_cases: {case_id} is not a labelled training case of {store.path}")
+    if not case_ids:
+        raise ConfigError("label_cases: empty; give at least one labelled training case")
+    return sorted(set(case_ids))

@@ -63,6 +63,13 @@ def write_run_info(out: Path, kind: str, store: Store, seed: int, **extra: Any) 
     )
 
 
+def update_run_info(out: Path, **fields: Any) -> None:
+    """Add (or replace) fields of ``run.json``, e.g. what a finished run found out about itself."""
+    if not is_main_process():
+        return
+    write_json(out / "run.json", {**read_run_info(out), **fields})
+
+
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     """A run folder's ``run.json`` (empty when it has none)."""
     path = run_dir / "run.json"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from sidepair.atomic import write_text
+from sidepair.atomic import dumps, write_text
 
 
 class RunLogger:
@@ -35,7 +34,7 @@ class RunLogger:
             if key != "epoch" and isinstance(value, int | float):
                 self.writer.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
         self.writer.flush()
-        write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+        write_text(self.run_dir / "metrics.jsonl", "".join(dumps(r) + "\n" for r in history))
 
     def close(self) -> None:
         """Flush and close TensorBoard."""

@@ -33,6 +33,7 @@ from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.metrics import dice_score
+from sidepair.evaluation.statistics import plateaued
 from sidepair.inference.sliding import predict_array
 from sidepair.models import UNet
 from sidepair.models.checkpoint import PretrainCheckpoint, SegmentationCheckpoint, read_checkpoint
@@ -47,7 +48,7 @@ from sidepair.training.distributed import (
 )
 from sidepair.training.loop import LoopSettings, fit
 from sidepair.training.performance import Performance
-from sidepair.training.runinfo import write_run_config, write_run_info
+from sidepair.training.runinfo import update_run_info, write_run_config, write_run_info
 
 N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
 
@@ -241,6 +242,7 @@ class SegmentationTask:
     def __init__(self, config: TrainConfig, store: Store) -> None:
         self.config = config
         self.store = store
+        store.protect_test_labels()
         labelled = store.labelled("train")
         if not labelled:
             raise StoreError(f"{store.path}: no labelled training cases")
@@ -253,8 +255,10 @@ class SegmentationTask:
         self.transferred = 0
         self.encoder_tensors = len(self.model.encoder.state_dict())
         self.mismatch: str | None = None
+        self.pretrain_labels_read: dict[str, list[str]] | None = None
         if config.init != "scratch":
             pretrained = read_checkpoint(config.init, PretrainCheckpoint)
+            self.pretrain_labels_read = pretrained.labels_read
             self.mismatch = store_mismatch(pretrained_preprocess(pretrained, config.init), store.settings)
             if self.mismatch and not config.accept_store_mismatch:
                 raise ConfigError(
@@ -276,6 +280,13 @@ class SegmentationTask:
             include_background=False,
             lambda_dice=dice_weight,
             lambda_ce=ce_weight,
+        )
+
+    def should_stop(self, history: list[dict[str, Any]]) -> bool:
+        """With ``stop_on_plateau``: stop at the first plateau of the validation Dice."""
+        curve = [float(h["val_dice"]) for h in history]
+        return self.config.stop_on_plateau and plateaued(
+            curve, self.config.plateau_window, self.config.plateau_min_delta
         )
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -319,7 +330,9 @@ class SegmentationTask:
             pred = self.predict_case(case_id, device)
             gt = np.asarray(self.store.array(case_id, "label"))
             dices.append(dice_score(pred > 0, gt > 0))
-        return {"dice": float(np.mean(gather_lists(dices)))}
+        # A case with nothing to find and nothing found is not scored (metrics.py states the rule).
+        scored = [d for d in gather_lists(dices) if math.isfinite(d)]
+        return {"dice": float(np.mean(scored)) if scored else math.nan}
 
     def checkpoint_fields(self) -> dict[str, Any]:
         """What prediction needs besides the weights: config, encoder, labels, preprocessing."""
@@ -379,6 +392,8 @@ def run_train(
         label_fraction=config.label_fraction,
         train_cases=task.train_ids,
         val_cases=task.val_ids,
+        labels_read={"train": task.train_ids, "selection": task.val_ids},
+        pretrain_labels_read=task.pretrain_labels_read,
         store_mismatch_accepted=task.mismatch,
         performance=performance.model_dump(),
     )
@@ -397,6 +412,7 @@ def run_train(
     )
     history = fit(task, out, settings, resume=resume, progress=progress, label=label, bar=bar)
     if history and is_main_process():
+        update_run_info(out, **convergence(history, config))
         plot_history(
             history,
             ["train_loss", "val_dice"],
@@ -405,3 +421,17 @@ def run_train(
             f"fraction {config.label_fraction}, data: {store.describe()}",
         )
     return history
+
+
+def convergence(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
+    """Whether a run converged, by the plateau rule, and whether it stopped early (for run.json)."""
+    curve = [float(h["val_dice"]) for h in history]
+    return {
+        "epochs_run": len(history),
+        "stopped_on_plateau": config.stop_on_plateau and len(history) < config.epochs,
+        "converged": plateaued(curve, config.plateau_window, config.plateau_min_delta),
+        "convergence_rule": (
+            f"converged: the last {config.plateau_window} epochs did not raise the best validation Dice by "
+            f"more than {config.plateau_min_delta:g}"
+        ),
+    }

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from sidepair.atomic import write_json, write_text
 from sidepair.data.store import Store
 from sidepair.experiment.config import ExperimentConfig
-from sidepair.experiment.plan import RunSpec
+from sidepair.experiment.plan import RunSpec, plan_pretraining
 from sidepair.experiment.report.analysis import (
     comparisons,
     convergence,
@@ -24,6 +25,27 @@ from sidepair.experiment.report.analysis import (
 from sidepair.experiment.report.figures import write_figures
 from sidepair.experiment.report.markdown import render_markdown
 from sidepair.experiment.results import collect, write_csv
+from sidepair.training.runinfo import read_run_info
+
+RESAMPLE_TEXT = {
+    "probabilities": "probabilities resampled linearly, then the argmax",
+    "labels": "labels resampled by nearest neighbour",
+}
+
+
+def report_rules(config: ExperimentConfig, out: Path, runs: list[RunSpec]) -> dict[str, Any]:
+    """The rules the report states, each from the config or from the code that applied it."""
+    return {
+        "checkpoint": (
+            "the checkpoint of the epoch with the best validation Dice"
+            if config.evaluation.checkpoint == "best"
+            else "the last epoch's checkpoint"
+        ),
+        # Stated by the code that applied it (each run's run.json), not restated here.
+        "convergence": read_run_info(out / "runs" / runs[0].name).get("convergence_rule", "") if runs else "",
+        "stop_on_plateau": bool(config.segmentation.stop_on_plateau),
+        "resample": RESAMPLE_TEXT[config.evaluation.resample],
+    }
 
 
 def write_report(
@@ -35,26 +57,31 @@ def write_report(
         The path of ``report.md``.
     """
     split = config.evaluation.split
-    rows, cases = collect(out, runs, split)
+    groups = {case_id: entry.group for case_id, entry in store.cases.items()}
+    rows, cases = collect(out, runs, split, groups)
     write_csv(out / "results.csv", rows)
     write_csv(out / "per_case.csv", cases)
     inits = list(dict.fromkeys(r.init for r in runs))
     fractions = list(config.segmentation.fractions)
-    table = main_table(rows, inits, fractions)
-    compared = comparisons(cases, inits, fractions, config.evaluation.bootstrap)
-    conv, curves = convergence(out, runs, inits, fractions)
-    proxies = proxy_results(out, config)
+    table = main_table(rows, cases, inits, fractions)
+    compared = comparisons(cases, inits, fractions)
+    conv, curves = convergence(out, runs, rows, inits, fractions)
+    proxies = proxy_results(out, plan_pretraining(config, store))
     figs = write_figures(out, store, config, table, rows, curves, proxies, cases, inits, fractions)
     env = environment()
     data = store.describe()
     kind = "phantom" if data.startswith("phantom") else "real"
     counts = {s: len(store.split(s)) for s in ("train", "val", "test")}
+    patients = {s: len({store.cases[c].group for c in store.split(s)}) for s in ("train", "val", "test")}
+    rules = report_rules(config, out, runs)
     summary = {
         "name": config.name,
         "data": data,
         "data_kind": kind,
         "store": str(store.path),
         "split_sizes": counts,
+        "split_patients": patients,
+        "rules": rules,
         "runs": len(rows),
         "main_table": table,
         "comparisons": compared,

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import yaml
 
-from sidepair.evaluation.statistics import epochs_to_reach, paired_comparison
-from sidepair.experiment.config import ExperimentConfig
-from sidepair.experiment.plan import RunSpec
+from sidepair.evaluation.statistics import epochs_to_reach, holm, paired_comparison
+from sidepair.experiment.plan import PretrainSpec, RunSpec
 from sidepair.experiment.results import curve_area, read_history
+from sidepair.training.runinfo import read_run_info
 
 PACKAGES = ["sidepair", "torch", "monai", "numpy", "scipy", "nibabel", "SimpleITK", "matplotlib"]
 
@@ -58,78 +58,102 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 
-def main_table(rows: list[dict[str, Any]], inits: list[str], fractions: list[float]) -> list[dict[str, Any]]:
-    """Per init and fraction: mean and sd over seeds of each run's mean over the test cases."""
+PAIRED_METRICS = ("kidney_dice", "kidney_hd95", "kidney_nsd")
+ALPHA = 0.05
+
+
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def main_table(
+    rows: list[dict[str, Any]], cases: list[dict[str, Any]], inits: list[str], fractions: list[float]
+) -> list[dict[str, Any]]:
+    """Per init and fraction: mean and sd over seeds of each run's mean over the test cases.
+
+    Beside them, every label the row used (segmentation's training labels, pretraining's, their union, the
+    validation labels that selected models), the test patients and cases, failures, and whether every run
+    of the row and of scratch at that fraction converged.
+    """
     out = []
     for fraction in fractions:
+        scratch_converged = all(
+            r["converged"] for r in rows if r["init"] == "scratch" and r["fraction"] == fraction
+        )
         for init in inits:
             sel = [r for r in rows if r["init"] == init and r["fraction"] == fraction]
             if not sel:
                 continue
+            mine = [c for c in cases if c["init"] == init and c["fraction"] == fraction]
             entry: dict[str, Any] = {
                 "init": init,
                 "fraction": fraction,
-                "train_cases": sel[0]["train_cases"],
+                "seg_train_labels": _span([r["seg_train_labels"] for r in sel]),
+                "pretrain_train_labels": _span([r["pretrain_train_labels"] for r in sel]),
+                "train_labels_union": _span([r["train_labels_union"] for r in sel]),
+                "selection_labels": _span([r["selection_labels"] for r in sel]),
                 "seeds": len(sel),
                 "test_cases": sel[0]["test_cases"],
+                "test_patients": len({c["group"] for c in mine}),
+                "failures": sum(r["failures"] for r in sel),
+                "case_seed_pairs": len(mine),
+                "converged": sum(r["converged"] for r in sel),
+                "all_converged": all(r["converged"] for r in sel) and scratch_converged,
             }
-            for metric in ("kidney_dice", "kidney_hd95", "kidney_nsd"):
+            for metric in PAIRED_METRICS:
                 entry[metric], entry[f"{metric}_sd"] = mean_sd([r[f"{metric}_mean"] for r in sel])
             out.append(entry)
     return out
 
 
-def comparisons(
-    cases: list[dict[str, Any]], inits: list[str], fractions: list[float], n_boot: int
-) -> list[dict[str, Any]]:
-    """Each SSL init against scratch, per fraction, paired per test case (seeds averaged first).
+def per_patient(cases: list[dict[str, Any]], init: str, fraction: float, metric: str) -> dict[str, float]:
+    """One value per test patient: its cases and seeds averaged (the unit of the paired statistics)."""
+    values: dict[str, list[float]] = {}
+    for c in cases:
+        if c["init"] == init and c["fraction"] == fraction and math.isfinite(c[metric]):
+            values.setdefault(c["group"], []).append(c[metric])
+    return {g: float(np.mean(v)) for g, v in values.items()}
 
-    A second pairing, per test case and seed, is given beside it: the same seed means the same
-    labelled cases and the same patches for both inits.
+
+def comparisons(
+    cases: list[dict[str, Any]], inits: list[str], fractions: list[float], reference: str = "scratch"
+) -> list[dict[str, Any]]:
+    """Each other init against ``reference``, per fraction and metric, paired per test patient.
+
+    Seeds and a patient's cases are averaged first. Exact Wilcoxon p with its floor for that n, a 95 %
+    t-interval, and Holm's adjustment over the whole family (every row returned).
     """
     out = []
     for fraction in fractions:
-        for init in (i for i in inits if i != "scratch"):
-            for metric in ("kidney_dice", "kidney_hd95", "kidney_nsd"):
-                by = {}
-                for which in (init, "scratch"):
-                    sel = [c for c in cases if c["init"] == which and c["fraction"] == fraction]
-                    per_case: dict[str, list[float]] = {}
-                    for c in sel:
-                        per_case.setdefault(c["case_id"], []).append(c[metric])
-                    by[which] = (
-                        {
-                            k: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
-                            for k, v in per_case.items()
-                        },
-                        {(c["case_id"], c["seed"]): c[metric] for c in sel},
-                    )
-                higher = metric != "kidney_hd95"
-                result = paired_comparison(by[init][0], by["scratch"][0], n_boot, higher_is_better=higher)
-                by_seed = paired_comparison(by[init][1], by["scratch"][1], n_boot, higher_is_better=higher)
-                out.append(
-                    {
-                        "init": init,
-                        "fraction": fraction,
-                        "metric": metric,
-                        **result,
-                        "n_case_seed": by_seed["n"],
-                        "mean_diff_case_seed": by_seed["mean_diff"],
-                        "ci_low_case_seed": by_seed["ci_low"],
-                        "ci_high_case_seed": by_seed["ci_high"],
-                        "p_case_seed": by_seed["p"],
-                    }
+        for init in (i for i in inits if i != reference):
+            for metric in PAIRED_METRICS:
+                result = paired_comparison(
+                    per_patient(cases, init, fraction, metric),
+                    per_patient(cases, reference, fraction, metric),
+                    higher_is_better=metric != "kidney_hd95",
                 )
+                out.append(
+                    {"init": init, "reference": reference, "fraction": fraction, "metric": metric, **result}
+                )
+    adjusted = holm([c["p"] for c in out])
+    family = sum(math.isfinite(c["p"]) for c in out)
+    for c, p in zip(out, adjusted, strict=True):
+        c["p_holm"] = p
+        c["family"] = family
+        # Even the family's first Holm step multiplies by its size: below that the floor cannot reach alpha.
+        c["attainable"] = bool(math.isfinite(c["p_floor"]) and c["p_floor"] * family <= ALPHA)
     return out
 
 
 def convergence(
-    out: Path, runs: list[RunSpec], inits: list[str], fractions: list[float]
+    out: Path, runs: list[RunSpec], rows: list[dict[str, Any]], inits: list[str], fractions: list[float]
 ) -> tuple[list[dict[str, Any]], dict[tuple[str, float], list[list[float]]]]:
     """Convergence per init and fraction, and the validation curves themselves.
 
     Epochs to reach 95 % of the best validation Dice of the scratch run with the same fraction and
-    seed, and the area under the validation Dice curve.
+    seed, the mean height of the validation Dice curve (the mean of its per-epoch values), and how many
+    runs converged by the plateau rule.
     """
     curves: dict[tuple[str, float], list[list[float]]] = {}
     by_run: dict[tuple[str, float, int], list[float]] = {}
@@ -137,18 +161,20 @@ def convergence(
         curve = [float(h["val_dice"]) for h in read_history(out / "runs" / run.name)]
         curves.setdefault((run.init, run.fraction), []).append(curve)
         by_run[(run.init, run.fraction, run.seed)] = curve
+    converged = {(r["init"], r["fraction"], r["seed"]): r["converged"] for r in rows}
+    epochs = {(r["init"], r["fraction"], r["seed"]): r["epochs"] for r in rows}
     table = []
     for fraction in fractions:
         for init in inits:
-            reached, areas, best = [], [], []
+            reached, heights, best = [], [], []
             seeds = sorted({s for (i, f, s) in by_run if i == init and f == fraction})
             for seed in seeds:
                 curve = by_run[(init, fraction, seed)]
-                scratch = by_run.get(("scratch", fraction, seed), [])
+                scratch = [v for v in by_run.get(("scratch", fraction, seed), []) if math.isfinite(v)]
                 if scratch and curve:
                     reached.append(epochs_to_reach(curve, 0.95 * max(scratch)))
-                areas.append(curve_area(curve))
-                best.append(max(curve) if curve else math.nan)
+                heights.append(curve_area(curve))
+                best.append(max((v for v in curve if math.isfinite(v)), default=math.nan))
             hits = [r for r in reached if r is not None]
             table.append(
                 {
@@ -157,37 +183,45 @@ def convergence(
                     "seeds": len(seeds),
                     "reached": len(hits),
                     "epochs_to_95": float(np.mean(hits)) if hits else math.nan,
-                    "auc": mean_sd(areas)[0],
-                    "auc_sd": mean_sd(areas)[1],
+                    "mean_height": mean_sd(heights)[0],
+                    "mean_height_sd": mean_sd(heights)[1],
                     "best_val_dice": mean_sd(best)[0],
+                    "converged": sum(bool(converged.get((init, fraction, s))) for s in seeds),
+                    "epochs": _span([int(epochs.get((init, fraction, s), 0)) for s in seeds])
+                    if seeds
+                    else "",
                 }
             )
     return table, curves
 
 
-def proxy_results(out: Path, config: ExperimentConfig) -> list[dict[str, Any]]:
-    """Final and best held-out pair accuracy and AUC of each proxy variant."""
+def proxy_results(out: Path, specs: list[PretrainSpec]) -> list[dict[str, Any]]:
+    """Final and best held-out pair accuracy and AUC of each pretraining run, with its labels."""
     rows = []
-    for v in config.pretrain:
-        run_dir = out / "pretrain" / v.name
+    for spec in specs:
+        run_dir = out / "pretrain" / spec.name
         history = read_history(run_dir)
-        resolved = (
-            yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-            if (run_dir / "config.yaml").exists()
-            else {}
-        )
         if not history:
             continue
+        resolved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        info = read_run_info(run_dir)
+        labels = info.get("labels_read") or {"train": [], "selection": []}
         rows.append(
             {
-                "variant": v.name,
-                "sections": resolved.get("sections", v.sections),
-                "loss": resolved.get("loss", v.loss),
+                "run": spec.name,
+                "variant": spec.variant,
+                "sections": resolved.get("sections"),
+                "loss": resolved.get("loss"),
+                "side_labels": resolved.get("side_labels", "true"),
+                "train_labels": len(labels["train"]),
+                "selection_labels": len(labels["selection"]),
                 "epochs": len(history),
                 "final_acc": history[-1]["val_acc"],
                 "best_acc": max(h["val_acc"] for h in history),
                 "final_auc": history[-1]["val_auc"],
-                "best_auc": max(h["val_auc"] for h in history),
+                "best_auc": max(
+                    (h["val_auc"] for h in history if math.isfinite(h["val_auc"])), default=math.nan
+                ),
                 "train_s": sum(float(h.get("time_s", 0.0)) for h in history),
                 "history": history,
             }

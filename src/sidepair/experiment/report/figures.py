@@ -50,8 +50,8 @@ def write_figures(
             ax.plot(r["fraction"], r["kidney_dice_mean"], ".", color=colours[init], alpha=0.35)
     ax.set_xscale("log")
     ax.set_xticks(fractions)
-    counts = {t["fraction"]: t["train_cases"] for t in table}
-    ax.set_xticklabels([f"{f:g}\n({counts[f]} case{'s' if counts[f] != 1 else ''})" for f in fractions])
+    counts = {t["fraction"]: t["seg_train_labels"] for t in table if t["init"] == "scratch"}
+    ax.set_xticklabels([f"{f:g}\n({counts[f]} case{'s' if counts[f] != '1' else ''})" for f in fractions])
     ax.set_xlabel("label fraction (labelled training cases)")
     ax.set_ylabel(f"{split} kidney Dice (mean over cases)")
     ax.grid(alpha=0.3)
@@ -91,22 +91,20 @@ def write_figures(
         fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
         for p in proxies:
             epochs = [h["epoch"] for h in p["history"]]
-            ax_loss.plot(
-                epochs, [h["train_loss"] for h in p["history"]], marker="o", ms=3, label=p["variant"]
-            )
+            ax_loss.plot(epochs, [h["train_loss"] for h in p["history"]], marker="o", ms=3, label=p["run"])
             line = ax_acc.plot(
                 epochs,
                 [h["val_acc"] for h in p["history"]],
                 marker="o",
                 ms=3,
-                label=f"{p['variant']} accuracy",
+                label=f"{p['run']} accuracy",
             )
             ax_acc.plot(
                 epochs,
                 [h["val_auc"] for h in p["history"]],
                 ls="--",
                 color=line[0].get_color(),
-                label=f"{p['variant']} AUC",
+                label=f"{p['run']} AUC",
             )
         ax_loss.set_xlabel("epoch")
         ax_loss.set_ylabel("train loss")

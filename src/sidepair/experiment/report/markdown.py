@@ -1,4 +1,8 @@
-"""``report.md``: the experiment's tables and figures in Markdown, every number from ``summary.json``."""
+"""``report.md``: the experiment's tables and figures in Markdown, every number from ``summary.json``.
+
+Every sentence that states a rule (which checkpoint was scored, which split, how convergence and the
+statistics were defined) is built from the config or from the code that applied the rule.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,11 @@ from typing import Any
 
 import yaml
 
+from sidepair.evaluation.statistics import wilcoxon_floor
 from sidepair.experiment.config import ExperimentConfig
+
+SPLIT_NAMES = {"test": "Test", "val": "Validation", "train": "Training"}
+NOT_CONVERGED = "†"
 
 
 def _pm(mean: float, sd: float, digits: int = 3) -> str:
@@ -23,117 +31,161 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(
-    config: ExperimentConfig, s: dict[str, Any], figs: dict[str, Path], rows: list[dict[str, Any]]
-) -> str:
-    """The report as Markdown, from the summary, the figures and the per-run rows."""
+def _ci(mean: float, low: float, high: float) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    if not math.isfinite(low):
+        return f"{mean:+.3f}"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def _p(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else f"{p:.3g}"
+
+
+def _metric(name: str) -> str:
+    return name.replace("kidney_", "")
+
+
+def _main_section(config: ExperimentConfig, s: dict[str, Any]) -> list[str]:
     split = config.evaluation.split
-    data = s["data"]
-    warn = (
-        "**These are phantom results** (synthetic CT from `sidepair phantom`): they show that the pipeline "
-        "works, not how the method does on patients."
-        if s["data_kind"] == "phantom"
-        else "Real data."
-    )
-    counts = s["split_sizes"]
-    parts = [
-        f"# Experiment `{config.name}`: side-pair SSL against scratch",
-        "",
-        config.description.strip(),
-        "",
-        f"Data: **{data}**; split train {counts['train']} / val {counts['val']} / test "
-        f"{counts['test']} cases. {warn}",
-        f"{s['runs']} segmentation runs; metrics on the {split} split, in each scan's own geometry, "
-        f"from each run's `{config.evaluation.checkpoint}` checkpoint (chosen by validation Dice).",
-        "",
-        f"## Test metrics ({data})",
-        "",
-        f"Mean ± sd over seeds of each run's mean over the {split} cases (`results.csv` holds one row "
-        "per run). HD95 in mm; NSD at 2 mm.",
-        "",
-        _table(
-            ["init", "label fraction (cases)", "seeds", f"{split} cases", "Dice", "HD95 mm", "NSD"],
+    rows = []
+    for t in s["main_table"]:
+        mark = "" if t["all_converged"] else f" {NOT_CONVERGED}"
+        rows.append(
             [
-                [
-                    t["init"],
-                    f"{t['fraction']:g} ({t['train_cases']})",
-                    str(t["seeds"]),
-                    str(t["test_cases"]),
-                    _pm(t["kidney_dice"], t["kidney_dice_sd"]),
-                    _pm(t["kidney_hd95"], t["kidney_hd95_sd"], 1),
-                    _pm(t["kidney_nsd"], t["kidney_nsd_sd"]),
-                ]
-                for t in s["main_table"]
-            ],
-        ),
+                t["init"] + mark,
+                f"{t['fraction']:g}",
+                t["seg_train_labels"],
+                t["pretrain_train_labels"],
+                t["train_labels_union"],
+                t["selection_labels"],
+                str(t["seeds"]),
+                f"{t['test_patients']} ({t['test_cases']})",
+                f"{t['failures']}/{t['case_seed_pairs']}",
+                _pm(t["kidney_dice"], t["kidney_dice_sd"]),
+                _pm(t["kidney_hd95"], t["kidney_hd95_sd"], 1),
+                _pm(t["kidney_nsd"], t["kidney_nsd_sd"]),
+            ]
+        )
+    unconverged = [t for t in s["main_table"] if not t["all_converged"]]
+    lines = [
+        f"## {SPLIT_NAMES[split]} metrics ({s['data']})",
         "",
-    ]
-    if "dice_vs_fraction" in figs:
-        parts += ["![Dice by label fraction](figures/dice_vs_fraction.png)", ""]
-    if s["comparisons"]:
-        parts += [
-            f"## Paired comparison per {split} case: SSL minus scratch ({data})",
-            "",
-            "Per case, the metric is first averaged over seeds; n is the number of cases. The Wilcoxon "
-            "signed-rank test is two-sided; the 95 % interval of the mean difference is a percentile "
-            f"bootstrap ({config.evaluation.bootstrap} resamples). Beside it, the same pairing per case and "
-            "seed (the same seed gives both inits the same labelled cases and patches). "
-            "For HD95 lower is better; wins count the cases where SSL is better.",
-            "",
-            _table(
-                [
-                    "init",
-                    "fraction",
-                    "metric",
-                    "n",
-                    "mean diff [95 % CI]",
-                    "wins",
-                    "Wilcoxon p",
-                    "n (case×seed)",
-                    "mean diff [95 % CI] (case×seed)",
-                    "p (case×seed)",
-                ],
-                [
-                    [
-                        c["init"],
-                        f"{c['fraction']:g}",
-                        c["metric"].replace("kidney_", ""),
-                        str(c["n"]),
-                        _ci(c["mean_diff"], c["ci_low"], c["ci_high"]),
-                        f"{c['wins']}/{c['n']}",
-                        _p(c["p"]),
-                        str(c["n_case_seed"]),
-                        _ci(c["mean_diff_case_seed"], c["ci_low_case_seed"], c["ci_high_case_seed"]),
-                        _p(c["p_case_seed"]),
-                    ]
-                    for c in s["comparisons"]
-                ],
-            ),
-            "",
-        ]
-    parts += [
-        f"## Convergence ({data}, validation split)",
-        "",
-        "Epochs to reach 95 % of the best validation Dice of the scratch run with the same fraction and seed "
-        "(mean over the seeds that reached it), and the area under the validation Dice curve (its mean "
-        "height over the epochs, 1 is perfect from the first epoch).",
+        f"Mean ± sd over seeds of each run's mean over the {split} cases (`results.csv` holds one row per "
+        "run). HD95 in mm; NSD at 2 mm. **Labels used**, per row: training labels read by segmentation, by "
+        "pretraining (the masks that cut its sections), their union (the row's label budget), and the "
+        "validation labels that selected models (checkpoints, learning-rate schedule, stopping), the same "
+        "for every arm. A failure is a case where nothing was predicted and the reference has a kidney: it "
+        "scores Dice 0, NSD 0 and HD95 the image's diagonal, and it is in the means.",
         "",
         _table(
             [
                 "init",
                 "fraction",
+                "seg. labels",
+                "pretrain labels",
+                "union",
+                "selection labels",
+                "seeds",
+                f"{split} patients (cases)",
+                "failures (case×seed)",
+                "Dice",
+                "HD95 mm",
+                "NSD",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    if unconverged:
+        lines += [
+            f"{NOT_CONVERGED} Not every run of this row, or of scratch at its fraction, converged ("
+            f"{s['rules']['convergence'] or 'the plateau rule'}). Differences in such rows measure the speed "
+            "of training, not final quality.",
+            "",
+        ]
+    return lines
+
+
+def _comparison_section(config: ExperimentConfig, s: dict[str, Any]) -> list[str]:
+    split = config.evaluation.split
+    compared = s["comparisons"]
+    if not compared:
+        return []
+    family = compared[0]["family"]
+    ns = sorted({c["n"] for c in compared})
+    floors = ", ".join(f"n = {n}: {wilcoxon_floor(n):.3g}" for n in ns)
+    attainable = [c for c in compared if c["attainable"]]
+    lines = [
+        f"## Paired comparison per {split} patient: each init minus {compared[0]['reference']} ({s['data']})",
+        "",
+        "The unit is the test patient (the split's group): its cases and its seeds are averaged first, so "
+        "n counts patients. p is the exact two-sided Wilcoxon signed-rank test (zero differences dropped); "
+        f"beside it the smallest p its n can reach ({floors}); p (Holm) is adjusted over all {family} "
+        "comparisons of this table. The interval is a 95 % t-interval of the mean difference, whose coverage "
+        "a test checks by simulation. For HD95 lower is better; wins count the patients where the init is "
+        "better.",
+        "",
+        _table(
+            ["init", "fraction", "metric", "n", "mean diff [95 % CI]", "wins", "p", "smallest p", "p (Holm)"],
+            [
+                [
+                    c["init"],
+                    f"{c['fraction']:g}",
+                    _metric(c["metric"]),
+                    str(c["n"]),
+                    _ci(c["mean_diff"], c["ci_low"], c["ci_high"]),
+                    f"{c['wins']}/{c['n']}",
+                    _p(c["p"]),
+                    _p(c["p_floor"]),
+                    _p(c["p_holm"]),
+                ]
+                for c in compared
+            ],
+        ),
+        "",
+    ]
+    if not attainable:
+        lines += [
+            f"**No comparison here can reach p < 0.05 after Holm's correction**: with {family} comparisons "
+            "even the smallest attainable p times the family size stays above 0.05. More test patients are "
+            "needed to test; the differences above are descriptive.",
+            "",
+        ]
+    return lines
+
+
+def _convergence_section(s: dict[str, Any]) -> list[str]:
+    return [
+        f"## Convergence ({s['data']}, validation split)",
+        "",
+        "Epochs to reach 95 % of the best validation Dice of the scratch run with the same fraction and seed "
+        "(mean over the seeds that reached it); the mean height of the validation Dice curve (the mean of "
+        "its per-epoch values; 1 is perfect from the first epoch); how many runs converged: "
+        f"{s['rules']['convergence'] or 'see run.json'}"
+        + ("; runs stopped at their first plateau." if s["rules"]["stop_on_plateau"] else "."),
+        "",
+        _table(
+            [
+                "init",
+                "fraction",
+                "epochs",
+                "converged / seeds",
                 "reached / seeds",
                 "epochs to 95 % of scratch best",
-                "area under val Dice curve",
+                "mean height of val Dice",
                 "best val Dice",
             ],
             [
                 [
                     c["init"],
                     f"{c['fraction']:g}",
+                    c["epochs"],
+                    f"{c['converged']}/{c['seeds']}",
                     f"{c['reached']}/{c['seeds']}",
                     f"{c['epochs_to_95']:.1f}" if math.isfinite(c["epochs_to_95"]) else "not reached",
-                    _pm(c["auc"], c["auc_sd"]),
+                    _pm(c["mean_height"], c["mean_height_sd"]),
                     f"{c['best_val_dice']:.3f}",
                 ]
                 for c in s["convergence"]
@@ -141,54 +193,64 @@ def render_markdown(
         ),
         "",
     ]
-    if "learning_curves" in figs:
-        parts += ["![Validation Dice per epoch](figures/learning_curves.png)", ""]
-    if s["proxy"]:
-        parts += [
-            f"## Proxy task: side pairs ({data}, held-out pairs from the validation cases)",
-            "",
-            _table(
+
+
+def _proxy_section(s: dict[str, Any], figs: dict[str, Path]) -> list[str]:
+    if not s["proxy"]:
+        return []
+    lines = [
+        f"## Proxy task ({s['data']}, held-out pairs from the validation cases, with their true sides)",
+        "",
+        "One row per pretraining run (a label-matched variant has one per labelled subset). A random-target "
+        "control learns targets drawn apart from the sides, so its accuracy on true pairs should stay near "
+        "0.5.",
+        "",
+        _table(
+            [
+                "run",
+                "sections",
+                "loss",
+                "targets",
+                "train labels",
+                "epochs",
+                "final accuracy",
+                "best accuracy",
+                "final AUC",
+                "train s",
+            ],
+            [
                 [
-                    "variant",
-                    "sections",
-                    "loss",
-                    "epochs",
-                    "final accuracy",
-                    "best accuracy",
-                    "final AUC",
-                    "best AUC",
-                    "train s",
-                ],
-                [
-                    [
-                        p["variant"],
-                        p["sections"],
-                        p["loss"],
-                        str(p["epochs"]),
-                        f"{p['final_acc']:.3f}",
-                        f"{p['best_acc']:.3f}",
-                        f"{p['final_auc']:.3f}",
-                        f"{p['best_auc']:.3f}",
-                        f"{p['train_s']:.0f}",
-                    ]
-                    for p in s["proxy"]
-                ],
-            ),
-            "",
-        ]
-        if "proxy_curves" in figs:
-            parts += ["![Proxy task curves](figures/proxy_curves.png)", ""]
-    if "overlays" in figs:
-        parts += [f"## Example {split} cases ({data})", "", "![Overlays](figures/overlays.png)", ""]
+                    p["run"],
+                    str(p["sections"]),
+                    str(p["loss"]),
+                    "sides" if p["side_labels"] == "true" else "random",
+                    str(p["train_labels"]),
+                    str(p["epochs"]),
+                    f"{p['final_acc']:.3f}",
+                    f"{p['best_acc']:.3f}",
+                    f"{p['final_auc']:.3f}",
+                    f"{p['train_s']:.0f}",
+                ]
+                for p in s["proxy"]
+            ],
+        ),
+        "",
+    ]
+    if "proxy_curves" in figs:
+        lines += ["![Proxy task curves](figures/proxy_curves.png)", ""]
+    return lines
+
+
+def _setup_section(config: ExperimentConfig, s: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     env = s["environment"]
     hw = env["hardware"]
     stages = s["stages_s"]
     train_s = sum(r["train_s"] for r in rows)
     eval_s = sum(r["eval_s"] for r in rows if math.isfinite(r["eval_s"]))
-    parts += [
+    return [
         "## Setup",
         "",
-        f"- Data: {data}; store `{s['store']}`.",
+        f"- Data: {s['data']}; store `{s['store']}`.",
         f"- Hardware: {hw['processor']}, {hw['cpu_cores']} CPU cores, {hw['memory_gib']} GiB, GPU: "
         f"{', '.join(hw['gpus'])}; {config.jobs} run(s) at a time; {hw['platform']}.",
         "- Software: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
@@ -206,16 +268,42 @@ def render_markdown(
         "```",
         "",
     ]
+
+
+def render_markdown(
+    config: ExperimentConfig, s: dict[str, Any], figs: dict[str, Path], rows: list[dict[str, Any]]
+) -> str:
+    """The report as Markdown, from the summary, the figures and the per-run rows."""
+    split = config.evaluation.split
+    data = s["data"]
+    warn = (
+        "**These are phantom results** (synthetic CT from `sidepair phantom`): they show that the pipeline "
+        "works, not how the method does on patients."
+        if s["data_kind"] == "phantom"
+        else "Real data."
+    )
+    counts, patients = s["split_sizes"], s["split_patients"]
+    parts = [
+        f"# Experiment `{config.name}`: side-pair SSL against scratch",
+        "",
+        config.description.strip(),
+        "",
+        f"Data: **{data}**; split train {counts['train']} / val {counts['val']} / test {counts['test']} "
+        f"cases ({patients['train']} / {patients['val']} / {patients['test']} patients). {warn}",
+        f"{s['runs']} segmentation runs; metrics on the {split} split, in each scan's own geometry, from "
+        f"{s['rules']['checkpoint']}; predictions brought back to each scan's grid as "
+        f"{s['rules']['resample']}.",
+        "",
+    ]
+    parts += _main_section(config, s)
+    if "dice_vs_fraction" in figs:
+        parts += ["![Dice by label fraction](figures/dice_vs_fraction.png)", ""]
+    parts += _comparison_section(config, s)
+    parts += _convergence_section(s)
+    if "learning_curves" in figs:
+        parts += ["![Validation Dice per epoch](figures/learning_curves.png)", ""]
+    parts += _proxy_section(s, figs)
+    if "overlays" in figs:
+        parts += [f"## Example {split} cases ({data})", "", "![Overlays](figures/overlays.png)", ""]
+    parts += _setup_section(config, s, rows)
     return "\n".join(parts)
-
-
-def _ci(mean: float, low: float, high: float) -> str:
-    if not math.isfinite(mean):
-        return "n/a"
-    if not math.isfinite(low):
-        return f"{mean:+.3f}"
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
-
-
-def _p(p: float) -> str:
-    return "n/a" if not math.isfinite(p) else f"{p:.3g}"
