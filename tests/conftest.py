@@ -241,3 +241,11 @@ def run_cli(*args):
         errors="replace",
         timeout=600,
     )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV file as dicts (an experiment's results.csv or per_case.csv)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))

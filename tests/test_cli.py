@@ -48,7 +48,7 @@ def test_phantom_and_prepare_end_to_end(tmp_path):
     assert (data / "montage.png").stat().st_size > 10_000
     result = run("prepare", "--data", str(data), "--out", str(store), "--preset", "fast-2d")
     assert result.returncode == 0, result.stderr
-    assert "3 cases (kits format, 0 unlabelled)" in result.stdout
+    assert "3 cases (kits format, 0 unlabelled, 0 negatives" in result.stdout
     index = json.loads((store / "index.json").read_text(encoding="utf-8"))
     assert [c["spacing"] for c in index["cases"]] == [pytest.approx([3.0, 2.0, 2.0])] * 3
     # pretrain and train default to the preset the store was made with (here fast-2d's half sections).

@@ -8,11 +8,13 @@ description and choices. Errors caused by input are printed as one line (``sidep
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import sys
 import time
 import types
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -28,7 +30,6 @@ from sidepair.config import (
     SegmentSettings,
     get_label_map,
     get_preset,
-    load_yaml,
     validated,
 )
 from sidepair.data.formats import FORMATS, open_dataset
@@ -36,7 +37,7 @@ from sidepair.data.montage import montage_from_folder
 from sidepair.data.phantom import PhantomLayout, generate_phantom, write_slices
 from sidepair.data.prepare import prepare as run_prepare
 from sidepair.data.store import Store
-from sidepair.errors import ConfigError, SidepairError
+from sidepair.errors import ConfigError, DataWarning, SidepairError
 from sidepair.evaluation.evaluate import evaluate_predictions, evaluate_run
 from sidepair.experiment import ExperimentConfig, load_experiment_config, run_experiment
 from sidepair.inference.export import ExportFormat, export_model
@@ -89,7 +90,10 @@ def _cli_type(annotation: Any) -> Any:
         if len(args) == 1:
             return _cli_type(args[0])
     if origin is tuple:
-        return list[get_args(annotation)[0]]  # type: ignore[valid-type]
+        item = get_args(annotation)[0]
+        if get_origin(item) is Literal:  # typer lists choices of an Enum, not of a Literal
+            item = enum.Enum("Choice", {str(v): str(v) for v in get_args(item)}, type=str)
+        return list[item]  # type: ignore[valid-type]
     return annotation
 
 
@@ -123,7 +127,7 @@ def derived_options(**groups: type[BaseModel]) -> Callable[[Callable[..., Any]],
                 if model in (PretrainConfig, TrainConfig) and name in PRESET_FIELDS:
                     default = " (default: the preset's)"
                 option = typer.Option(*decls, help=f"{info.description or ''}{default}", show_default=False)
-                annotation = Annotated[kind | None, option]  # noqa: UP007 - typer needs this form
+                annotation = Annotated[kind | None, option]
                 params.append(
                     inspect.Parameter(
                         name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None
@@ -138,7 +142,9 @@ def derived_options(**groups: type[BaseModel]) -> Callable[[Callable[..., Any]],
             for name, group in added.items():
                 value = kwargs.pop(name)
                 if value is not None:
-                    given[group][name] = tuple(value) if isinstance(value, list) else value
+                    if isinstance(value, list):
+                        value = tuple(v.value if isinstance(v, enum.Enum) else v for v in value)
+                    given[group][name] = value
             return fn(**kwargs, **given)
 
         wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
@@ -215,19 +221,29 @@ def prepare(
             help="Slice folders: the PNGs' left-right convention when slices.json gives no axis codes."
         ),
     ] = "radiological",
+    intensity: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="Slice folders: SLOPE INTERCEPT turning pixel values into HU (default 1 0)."),
+    ] = None,
+    accept_negatives: Annotated[
+        bool,
+        typer.Option(
+            "--accept-negatives",
+            help="Keep labelled 3D scans without kidney as negatives (slices without kidney always are).",
+        ),
+    ] = False,
 ) -> None:
     """Orient, resample, window and normalise a dataset into a memory-mapped store."""
     settings = get_preset(preset).preprocess
     if spacing is not None:
         settings = settings.model_copy(update={"spacing_zyx": tuple(s if s > 0 else None for s in spacing)})
-    lm = None
-    if label_map is not None:
-        lm = get_label_map(load_yaml(label_map) if label_map.endswith((".yaml", ".yml")) else label_map)
+    lm = get_label_map(label_map) if label_map is not None else None
+    slice_options = {"convention": convention, "intensity": intensity}
     datasets = []
     for folder in data:
         options: dict[str, Any] = {}
         if fmt == "slices" or (fmt == "auto" and (folder / "images").is_dir()):
-            options["convention"] = convention
+            options = {k: v for k, v in slice_options.items() if v is not None}
         datasets.append(open_dataset(folder, fmt, lm, **options))
     store = run_prepare(
         datasets,
@@ -235,15 +251,23 @@ def prepare(
         settings,
         split_seed=split_seed,
         progress=True,
-        format_options={"convention": convention},
+        format_options=slice_options,
         preset=preset,
+        accept_negatives=accept_negatives,
     )
-    s = Store(store)
-    unlabelled = sum(not c.labelled for c in s.cases.values())
-    names = "+".join(d.name for d in datasets)
-    typer.echo(
-        f"store {store}: {len(s)} cases ({names} format, {unlabelled} unlabelled), "
-        f"train {len(s.split('train'))} / val {len(s.split('val'))} / test {len(s.split('test'))}"
+    typer.echo(store_summary(Store(store), "+".join(d.name for d in datasets)))
+
+
+def store_summary(store: Store, formats: str) -> str:
+    """One line: how many cases, labelled or not, negatives, and the split."""
+    cases = list(store.cases.values())
+    unlabelled = sum(not c.labelled for c in cases)
+    negatives = sum(c.negative for c in cases)
+    vanished = sum(c.vanished for c in cases)
+    return (
+        f"store {store.path}: {len(cases)} cases ({formats} format, {unlabelled} unlabelled, {negatives} "
+        f"negatives without kidney on the grid, {vanished} of them vanished there), train "
+        f"{len(store.split('train'))} / val {len(store.split('val'))} / test {len(store.split('test'))}"
     )
 
 
@@ -266,16 +290,20 @@ def pretrain(
     overrides: dict[str, Any] | None = None,
     performance: dict[str, Any] | None = None,
 ) -> None:
-    """Side-pair self-supervised pretraining of the encoder (the siamese network)."""
+    """Self-supervised pretraining of the encoder: side-pair (the siamese network) or a generic pretext."""
     config = resolve_config(preset, store, **(overrides or {}))
     speed = validated(Performance, performance or {}, "performance")
     history = run_pretrain(config, out, resume=resume, performance=speed)
     if history and is_main_process():
         last = history[-1]
-        typer.echo(
-            f"pretrain {out}: {last['epoch']} epochs, held-out pair accuracy {last['val_acc']:.3f}, "
-            f"AUC {last['val_auc']:.3f}"
-        )
+        shown = {
+            "side-pair": f"held-out pair accuracy {last.get('val_acc', float('nan')):.3f}, "
+            f"AUC {last.get('val_auc', float('nan')):.3f}",
+            "restoration": f"held-out restoration error {last.get('val_error', float('nan')):.4f}, "
+            f"share of the corruption undone {last.get('val_gain', float('nan')):.3f}",
+            "contrastive-views": f"held-out view retrieval top-1 {last.get('val_top1', float('nan')):.3f}",
+        }[config.task]
+        typer.echo(f"pretrain {out}: {config.task}, {last['epoch']} epochs, {shown}")
 
 
 @app.command()
@@ -385,7 +413,10 @@ def predict(
 @app.command()
 def experiment(
     config: Annotated[
-        str, typer.Argument(help="Experiment YAML, or a bundled config: demo, kits19-2d, kits19-paper-3d.")
+        str,
+        typer.Argument(
+            help="Experiment YAML, or a bundled config: demo, controls, kits19-2d, kits19-paper-3d, real-2d."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Experiment folder (rerun to resume).")],
     data: Annotated[
@@ -448,6 +479,15 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args
     verb = next((a for a in args if not a.startswith("-")), "")
+    default_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if issubclass(category, DataWarning):
+            typer.echo(f"sidepair {verb}: warning: {_one_line(str(message))}", err=True)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         app(args=argv, prog_name="sidepair", standalone_mode=False)
     except SidepairError as exc:

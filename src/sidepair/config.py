@@ -30,6 +30,8 @@ from sidepair.errors import ConfigError
 Side = Literal["right", "left"]
 LabelMode = Literal["kidney", "kidney+tumour", "sides"]
 SectionMode = Literal["masked", "bbox", "half"]
+PretextTask = Literal["side-pair", "restoration", "contrastive-views"]
+Corruption = Literal["shuffle", "intensity", "inpaint", "outpaint"]
 # Fields marked so are settings of configs and YAML files, not command-line options.
 NO_CLI: dict[str, Any] = {"cli": False}
 
@@ -38,8 +40,58 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+RGB = tuple[int, int, int]
+
+
+class ColourMap(_Strict):
+    """Mask colours of a slice folder: each role takes one RGB colour or a list of them.
+
+    Attributes:
+        kidney: Kidney colours.
+        tumour: Tumour colours (part of the kidney region).
+        right: Right-kidney colours (the source states the side).
+        left: Left-kidney colours.
+        other: Colours of other structures, read as background.
+    """
+
+    kidney: list[RGB] = []
+    tumour: list[RGB] = []
+    right: list[RGB] = []
+    left: list[RGB] = []
+    other: list[RGB] = []
+
+    @field_validator("kidney", "tumour", "right", "left", "other", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple) and len(v) == 3 and all(isinstance(c, int) for c in v):
+            return [v]  # a single colour
+        return v
+
+    @field_validator("kidney", "tumour", "right", "left", "other")
+    @classmethod
+    def _bytes(cls, v: list[RGB]) -> list[RGB]:
+        for colour in v:
+            if not all(0 <= c <= 255 for c in colour):
+                raise ValueError(f"colour {list(colour)} is not RGB in 0-255")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ColourMap:
+        seen: dict[RGB, str] = {}
+        for role in ("kidney", "tumour", "right", "left", "other"):
+            for colour in getattr(self, role):
+                if colour in seen:
+                    raise ValueError(f"colour {list(colour)} is both {seen[colour]} and {role}")
+                seen[colour] = role
+        if (0, 0, 0) in seen:
+            raise ValueError("black [0, 0, 0] is the background and cannot be given a role")
+        if not (self.kidney or self.right or self.left):
+            raise ValueError("the colour map names no kidney colour")
+        return self
+
+
 class LabelMap(_Strict):
-    """Which label values mean kidney, tumour and (where the source says) which side.
+    """Which label values (or mask colours) mean kidney, tumour and (where the source says) which side.
 
     Attributes:
         kidney: Values counted as kidney. Tumour values listed here are merged into the kidney, as
@@ -51,6 +103,8 @@ class LabelMap(_Strict):
             case, ``"background"`` treats it as background (for maps with many organs).
         structures: For per-structure layouts (TotalSegmentator): role -> file stem, e.g.
             ``{"right": "kidney_right", "left": "kidney_left"}``.
+        colours: For colour masks of slice folders: which colour is which role (default: blue kidney,
+            red tumour).
     """
 
     kidney: tuple[int, ...] = (1, 2)
@@ -59,6 +113,7 @@ class LabelMap(_Strict):
     left: tuple[int, ...] = ()
     other: Literal["error", "background"] = "error"
     structures: dict[Literal["right", "left", "kidney", "tumour"], str] = Field(default_factory=dict)
+    colours: ColourMap | None = None
 
     @model_validator(mode="after")
     def _check(self) -> LabelMap:
@@ -66,7 +121,7 @@ class LabelMap(_Strict):
             raise ValueError(f"values {sorted(set(self.right) & set(self.left))} are both right and left")
         if 0 in set(self.kidney) | set(self.tumour) | set(self.right) | set(self.left):
             raise ValueError("0 is background and cannot be a kidney, tumour or side value")
-        if not (self.kidney or self.right or self.left or self.structures):
+        if not (self.kidney or self.right or self.left or self.structures or self.colours):
             raise ValueError("the label map names no kidney value")
         return self
 
@@ -168,12 +223,29 @@ class ArchitectureSettings(_Strict):
 
 
 class PretrainSettings(_Strict):
-    """The hyperparameters of side-pair pretraining: each declared here once, with its default.
+    """The hyperparameters of pretraining: each declared here once, with its default.
 
     Presets set their own values; run configs, experiment variants and ``sidepair pretrain``'s options
     are derived from these fields.
     """
 
+    task: PretextTask = Field(
+        "side-pair",
+        description="side-pair (same side or not), restoration (Models Genesis-style) or contrastive-views "
+        "(SimCLR-style NT-Xent on two views of a section).",
+    )
+    mirror: bool = Field(
+        False,
+        description="Mirror sections left-right at random (restoration, contrastive-views, and side-pair "
+        "half sections, which keep their anatomical side); never for kidney-only sections.",
+    )
+    corruptions: tuple[Corruption, ...] = Field(
+        ("shuffle", "intensity", "inpaint", "outpaint"),
+        description="restoration: corruptions drawn from (local pixel shuffling, a non-linear intensity "
+        "curve, in-painting, out-painting).",
+    )
+    restoration_loss: Literal["l2", "l1"] = Field("l2", description="restoration: L2 or L1 loss.")
+    temperature: float = Field(0.5, gt=0, description="contrastive-views: NT-Xent temperature.")
     sections: SectionMode = Field(
         "masked", description="Section mode: masked (the paper), bbox, or half (no labels)."
     )
@@ -203,6 +275,24 @@ class PretrainSettings(_Strict):
     @classmethod
     def _yaml_true(cls, v: Any) -> Any:
         return "true" if v is True else v
+
+    @field_validator("corruptions")
+    @classmethod
+    def _some_corruption(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"give one or more corruptions without repeats, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _task_settings(self) -> PretrainSettings:
+        if self.mirror and self.task == "side-pair" and self.sections != "half":
+            raise ValueError(
+                f"mirror: a mirrored {self.sections} section is a kidney of the other side's shape and "
+                "would keep its side; only half (context) sections of side-pair may be mirrored"
+            )
+        if self.side_labels == "random" and self.task != "side-pair":
+            raise ValueError(f"side_labels: random is the side-pair control; task {self.task} has no sides")
+        return self
 
 
 class SegmentSettings(_Strict):
@@ -314,15 +404,17 @@ def get_preset(name: str) -> Preset:
 
 
 def get_label_map(spec: str | dict[str, Any] | LabelMap | None, default: str = "kits19") -> LabelMap:
-    """Resolve a label map from a preset name, a mapping (from YAML) or an instance.
+    """Resolve a label map from a preset name, a YAML file, a mapping (from YAML) or an instance.
 
     Raises:
-        ConfigError: On an unknown name or an invalid mapping, saying which field is wrong.
+        ConfigError: On an unknown name, a missing file or an invalid mapping, saying which field is wrong.
     """
     if spec is None:
         spec = default
     if isinstance(spec, LabelMap):
         return spec
+    if isinstance(spec, str) and spec.endswith((".yaml", ".yml")):
+        return validated(LabelMap, load_yaml(spec), spec)
     if isinstance(spec, str):
         if spec not in LABEL_MAPS:
             raise ConfigError(f"unknown label map {spec!r}; known: {', '.join(sorted(LABEL_MAPS))}")

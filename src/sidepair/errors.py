@@ -38,3 +38,10 @@ class StoreError(SidepairError):
 
 class OutputError(SidepairError):
     """An output file or folder cannot be written: permission denied, read-only or full disk."""
+
+
+class DataWarning(UserWarning):
+    """Something in the data a user should know of that is not an error.
+
+    For example a kidney that vanishes on the store grid; the CLI prints it as one line naming the file.
+    """

@@ -1,6 +1,5 @@
 """The experiment end to end on a tiny phantom: tables against results.csv, skip on rerun, kill and resume."""
 
-import csv
 import json
 import re
 from pathlib import Path
@@ -14,7 +13,7 @@ from sidepair.experiment import load_experiment_config, run_experiment
 from sidepair.experiment.plan import plan_runs
 from sidepair.experiment.report import report_rules
 from sidepair.experiment.report.markdown import render_markdown
-from tests.conftest import run_cli
+from tests.conftest import read_csv, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +34,6 @@ TINY = {
     "evaluation": {"resample": "labels"},
     "jobs": 1,
 }
-
-
-def read_csv(path):
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,11 @@
-"""Fuzzing the NIfTI, PNG and DICOM readers with hypothesis, about 60 s in all.
+"""Fuzzing the NIfTI, PNG and DICOM readers with hypothesis, and slice folders' masks through training.
 
 Each example damages a valid file (flipped bytes, overwritten header fields, truncation) and reads it
 the way sidepair does. The only acceptable failures are the project's own errors (SidepairError, one
 line naming the file); anything else is a crash. The budget is set by example counts: 6000 NIfTI and
-6000 PNG examples (1-2 ms each) and 250 DICOM series (~100 ms each), about 60 s here.
+6000 PNG examples (1-2 ms each) and 250 DICOM series (~100 ms each), about 60 s here. Slice folders
+whose masks are empty, tiny, one-sided or at the border go through prepare and an epoch of training (12
+examples, about 15 s): they must train or be refused with one line, never crash.
 """
 
 import io
@@ -154,3 +156,54 @@ def test_fuzz_dicom(tmp_path_factory, dicom_series, how, which):
     files = sorted(folder.iterdir())
     files[which].write_bytes(apply(files[which].read_bytes(), how))
     read_or_refuse(load_dicom_series, folder)
+
+
+@pytest.fixture(scope="module")
+def phantom_slice_folder(tmp_path_factory):
+    from sidepair.data.phantom import write_slices
+
+    root = tmp_path_factory.mktemp("phslices") / "base"
+    write_slices(root, cases=5, seed=9, shape=(96, 96, 24), slices_per_case=1)
+    return root
+
+
+MASK_KINDS = ["as drawn", "empty", "tiny", "one side", "border"]
+
+
+def _remask(path, kind):
+    mask = np.asarray(Image.open(path).convert("RGB")).copy()
+    kidney = np.all(mask == (0, 0, 255), axis=-1)
+    if kind == "empty":
+        mask[:] = 0
+    elif kind == "tiny":
+        ys, xs = np.nonzero(kidney)
+        mask[:] = 0
+        mask[ys[:2], xs[:2]] = (0, 0, 255)
+    elif kind == "one side":
+        mask[:, : mask.shape[1] // 2] = 0
+    elif kind == "border":
+        mask[:, :4] = (0, 0, 255)
+    Image.fromarray(mask).save(path)
+
+
+@settings(FUZZ, max_examples=12)  # each example prepares a store and trains one epoch (~1 s)
+@given(kinds=st.lists(st.sampled_from(MASK_KINDS), min_size=5, max_size=5))
+def test_fuzz_slice_masks_through_prepare_and_a_training_step(tmp_path_factory, phantom_slice_folder, kinds):
+    from sidepair.config import get_preset
+    from sidepair.data.prepare import prepare
+    from sidepair.training.segment import run_train
+    from tests.conftest import tiny_train_config
+
+    work = tmp_path_factory.mktemp("fz")
+    root = work / "data"
+    shutil.copytree(phantom_slice_folder, root)
+    for path, kind in zip(sorted((root / "masks").glob("*.png")), kinds, strict=True):
+        _remask(path, kind)
+    try:
+        store = prepare(open_dataset(root), work / "store", get_preset("demo").preprocess)
+        history = run_train(
+            tiny_train_config(store, epochs=1, samples_per_epoch=8), work / "run", progress=False
+        )
+        assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
+    except SidepairError as exc:
+        assert "\n" not in str(exc), str(exc)

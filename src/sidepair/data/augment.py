@@ -17,6 +17,7 @@ from monai.transforms import (
     Compose,
     RandAdjustContrastd,
     RandAffined,
+    RandFlip,
     RandGaussianNoised,
     RandScaleIntensityd,
     RandShiftIntensityd,
@@ -24,6 +25,16 @@ from monai.transforms import (
 
 ROTATION_RAD = math.radians(15.0)
 SCALE = 0.1
+
+
+def item_state(seed: tuple[int, ...], salt: int = 977) -> int:
+    """A random state for one item's draw, from integers such as ``(run seed, epoch, item)``."""
+    return int(np.random.SeedSequence([*seed, salt]).generate_state(1)[0])
+
+
+def lateral_flip(dims: int, prob: float = 0.5) -> RandFlip:
+    """A random left-right mirror of a channel-first section: its last spatial axis is the lateral one."""
+    return RandFlip(prob=prob, spatial_axis=dims - 1)
 
 
 class Augmenter:
@@ -69,8 +80,7 @@ class Augmenter:
         Returns:
             The image (float32) and label (its own dtype), the same shapes as given.
         """
-        state = int(np.random.SeedSequence([*seed, 977]).generate_state(1)[0])
-        self.transform.set_random_state(seed=state)
+        self.transform.set_random_state(seed=item_state(seed))
         data = {"image": image.astype(np.float32, copy=False)}
         if self.with_label and label is not None:
             data["label"] = label

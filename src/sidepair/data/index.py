@@ -151,6 +151,8 @@ class CaseEntry(_Record):
         kidney_slices: First and stop index along z of the kidney region.
         side_report: How sides were assigned.
         has_tumour: Whether the label holds tumour.
+        negative: A labelled case without kidney on the store grid (background for segmentation).
+        vanished: A negative whose source label had kidney voxels, too few to survive on the grid.
     """
 
     case_id: str
@@ -168,6 +170,8 @@ class CaseEntry(_Record):
     kidney_slices: list[int] | None = None
     side_report: SideReportInfo | None = None
     has_tumour: bool = False
+    negative: bool = False
+    vanished: bool = False
 
     @property
     def affine_zyx(self) -> np.ndarray:
@@ -191,7 +195,7 @@ class DatasetRecord(_Record):
     format: str
     data_root: str
     label_map: LabelMap
-    format_options: dict[str, str] = {}
+    format_options: dict[str, Any] = {}
 
 
 class SplitSettings(_Record):

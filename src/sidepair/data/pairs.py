@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sidepair.data.augment import Augmenter
+from sidepair.data.augment import Augmenter, item_state, lateral_flip
 from sidepair.data.sections import Section, SectionSampler
 from sidepair.errors import StoreError
 
@@ -45,7 +45,10 @@ def sample_pairs(
     by_side = sampler.sides()
     usable = [s for s in ("right", "left") if by_side[s]]
     if len(usable) < 2:
-        raise StoreError(f"sections of both sides are needed for pairs; only {usable or 'none'} found")
+        raise StoreError(
+            f"{sampler.store.path}: sections of both sides are needed for pairs; only {usable or 'none'} "
+            f"found in {len({u[0] for u in sampler.units})} cases"
+        )
     labels = np.array([1] * (n_pairs // 2) + [0] * (n_pairs - n_pairs // 2))
     rng.shuffle(labels)
     pairs = []
@@ -78,6 +81,8 @@ class PairDataset(Dataset):
         pairs: The pairs.
         augment: Augmentation of each section (never a flip), or ``None``.
         seed: Integers fixing the augmentation draws, e.g. ``(run seed, epoch)``.
+        mirror: Mirror each section left-right with probability 0.5, keeping its side (context sections
+            only: the pair's target stays the anatomical same/different).
     """
 
     def __init__(
@@ -86,14 +91,19 @@ class PairDataset(Dataset):
         pairs: list[Pair],
         augment: Augmenter | None = None,
         seed: tuple[int, ...] = (0,),
+        mirror: bool = False,
     ) -> None:
         self.sampler = sampler
         self.pairs = pairs
         self.augment = augment
         self.seed = seed
+        self.flip = lateral_flip(sampler.dims) if mirror else None
 
     def _section(self, section: Section, key: tuple[int, ...]) -> torch.Tensor:
         crop = self.sampler.read(section)
+        if self.flip is not None:
+            self.flip.set_random_state(seed=item_state((*self.seed, *key), 31))
+            crop = np.asarray(self.flip(crop), dtype=np.float32)
         if self.augment is not None:
             crop, _ = self.augment(crop, None, (*self.seed, *key))
         return torch.from_numpy(np.ascontiguousarray(crop))

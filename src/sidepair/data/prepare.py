@@ -8,6 +8,7 @@ whose sources are unchanged; a store prepared with other settings is refused.
 from __future__ import annotations
 
 import shutil
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +32,7 @@ from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sides import SideReport, assign_sides, body_centre, kept_mask, side_boxes, voxel_volume_ml
 from sidepair.data.splits import make_splits
-from sidepair.errors import DataError, StoreError
+from sidepair.errors import DataError, DataWarning, StoreError
 from sidepair.version import __version__
 
 
@@ -46,9 +47,15 @@ def dataset_record(dataset: DatasetFormat, options: dict[str, Any] | None = None
     return {
         "format": dataset.name,
         "data_root": str(dataset.root.resolve()),
-        "label_map": dataset.label_map.model_dump(mode="json"),
-        "format_options": {k: str(v) for k, v in sorted((options or {}).items())},
+        # None-valued fields left out: a store made before they existed keeps its fingerprint.
+        "label_map": dataset.label_map.model_dump(mode="json", exclude_none=True),
+        "format_options": {k: _plain(v) for k, v in sorted((options or {}).items()) if v is not None},
     }
+
+
+def _plain(value: Any) -> Any:
+    """A format option as JSON keeps it: text as text, pairs of numbers as a list."""
+    return [float(v) for v in value] if isinstance(value, list | tuple) else str(value)
 
 
 @dataclass
@@ -99,11 +106,22 @@ def _declared_report(side: np.ndarray, affine: np.ndarray, midline: float) -> Si
     return report
 
 
-def process_case(loaded: LoadedCase, settings: PreprocessSettings) -> tuple[dict[str, np.ndarray], CaseEntry]:
+def process_case(
+    loaded: LoadedCase, settings: PreprocessSettings, accept_negatives: bool = False
+) -> tuple[dict[str, np.ndarray], CaseEntry]:
     """Turn one loaded case into store arrays and its index entry.
+
+    Whether a labelled case has a kidney is decided here, once, on the store grid training reads: a case
+    with no kidney component above the tiny floor there is a negative (no side boxes), used as background
+    by segmentation and skipped by side sections. A single slice without kidney is a negative; a 3D scan
+    without kidney is refused unless ``accept_negatives`` (for KiTS it means a broken file). A kidney in the
+    source that vanishes on the grid makes a negative too, with a :class:`DataWarning` naming the file.
 
     Returns:
         Arrays (``image``, and ``label``/``side`` when labelled) in ``(z, y, x)`` order, and the entry.
+
+    Raises:
+        DataError: A 3D label without kidney, unless ``accept_negatives``.
     """
     image = loaded.image
     labels = loaded.labels
@@ -118,10 +136,16 @@ def process_case(loaded: LoadedCase, settings: PreprocessSettings) -> tuple[dict
     midline = float(body[0])
     report: SideReport | None = None
     side = res.side
-    if res.label is not None:
+    label_file = loaded.source.label or next(iter(loaded.source.structures.values()), loaded.source.image)
+    if res.label is not None and labels is not None:
         kidney = res.label > 0
-        if not kidney.any():
-            raise DataError(loaded.source.label or loaded.source.image, "no kidney voxels in the label")
+        in_source = bool((labels.label > 0).any())
+        if not in_source and image.array.shape[2] > 1 and not accept_negatives:
+            raise DataError(
+                label_file,
+                "no kidney voxels in the label (a scan without kidney can be kept as a negative with "
+                "--accept-negatives)",
+            )
         if side is None:
             side, report = assign_sides(kidney, res.affine, midline)
         else:
@@ -153,6 +177,23 @@ def process_case(loaded: LoadedCase, settings: PreprocessSettings) -> tuple[dict
     arrays = {"image": xyz_to_zyx(norm)}
     if res.label is not None and side is not None and report is not None:
         boxes = side_boxes(side, res.affine)
+        has_kidney = any(box is not None for box in boxes.values())
+        meta["negative"] = not has_kidney
+        meta["vanished"] = not has_kidney and in_source
+        if meta["vanished"]:
+            warnings.warn(
+                DataWarning(
+                    f"{label_file}: the kidney vanishes on the store grid at "
+                    f"{'x'.join(f'{v:g}' for v in spacing_of(affine))} mm ("
+                    + (
+                        f"{left} voxels left, under the tiny floor"
+                        if (left := int(kidney.sum()))
+                        else "none left"
+                    )
+                    + "); kept as a negative"
+                ),
+                stacklevel=2,
+            )
         meta["sides"] = {
             name: {
                 "bbox": box_xyz_to_zyx(box),
@@ -162,7 +203,7 @@ def process_case(loaded: LoadedCase, settings: PreprocessSettings) -> tuple[dict
             for name, box in boxes.items()
         }
         z_any = np.nonzero((res.label > 0).any(axis=(0, 1)))[0]
-        meta["kidney_slices"] = [int(z_any.min()), int(z_any.max()) + 1]
+        meta["kidney_slices"] = [int(z_any.min()), int(z_any.max()) + 1] if len(z_any) else None
         meta["side_report"] = {
             "midline_from": report.midline_from,
             "tiny_components": report.tiny,
@@ -202,6 +243,7 @@ def prepare(
     progress: bool = False,
     format_options: dict[str, Any] | None = None,
     preset: str | None = None,
+    accept_negatives: bool = False,
 ) -> Path:
     """Write (or finish) a store for one dataset or several together.
 
@@ -219,6 +261,7 @@ def prepare(
         progress: Show a progress bar.
         format_options: Format options, recorded in the fingerprint.
         preset: The preset the settings came from, recorded so that training defaults to it.
+        accept_negatives: Keep labelled 3D scans without kidney as negatives (slices always are).
 
     Returns:
         The store folder.
@@ -269,7 +312,7 @@ def prepare(
         ):
             case_dir = out / "cases" / case_id
             if not _case_complete(case_dir, source):
-                arrays, entry = process_case(dataset.load(source), settings)
+                arrays, entry = process_case(dataset.load(source), settings, accept_negatives)
                 entry = entry.model_copy(update={"case_id": case_id, "group": group})
                 with atomic_dir(case_dir) as tmp:
                     for name, array in arrays.items():
@@ -302,9 +345,10 @@ def _check_existing(out: Path, header: dict[str, Any]) -> None:
         if any(out.iterdir()):
             raise StoreError(f"{out}: folder is not empty and holds no store; choose another --out")
         return
-    old = read_record(StoreHeader, path).model_dump(mode="json")
-    if old.get("fingerprint") != header["fingerprint"]:
-        changed = [k for k in ("preprocess", "datasets", "split") if old.get(k) != header.get(k)]
+    old = read_record(StoreHeader, path)
+    if old.fingerprint != header["fingerprint"]:
+        new = StoreHeader.model_validate(header)
+        changed = [k for k in ("preprocess", "datasets", "split") if getattr(old, k) != getattr(new, k)]
         raise StoreError(
             f"{out}: store was prepared with other settings (changed: {', '.join(changed) or 'version'}); "
             "a changed setting needs a new store: choose another --out"

@@ -10,8 +10,10 @@ case records its body midline. Three modes:
 - ``half``: the half-slab on the side's side of the body midline, anchored at the midline. It reads
   the image and the index's geometry only, never a label.
 
-3D sections are (z, y, x) crops; 2D sections are axial slices (y, x). Sections are never mirrored:
-mirroring would turn a right kidney into a left one and destroy the label.
+3D sections are (z, y, x) crops; 2D sections are axial slices (y, x). Kidney sections (``masked``,
+``bbox``) are never mirrored: a mirrored right kidney has a left kidney's shape, so it would keep a side
+it no longer shows. ``half`` context sections may be (the ``mirror`` setting): a mirrored half still
+holds its own side's organs, and mirroring half of them takes handedness away as a cue.
 """
 
 from __future__ import annotations
@@ -167,3 +169,30 @@ class SectionSampler:
             )
             crop = np.where(mask, crop, 0.0).astype(np.float32)
         return crop[0:1] if self.dims == 2 else crop[None]
+
+
+def sample_sections(
+    sampler: SectionSampler, n: int, seed: int, epoch: int, random_crops: bool = True
+) -> list[Section]:
+    """Draw ``n`` sections for the tasks that read single sections (restoration, contrastive views).
+
+    The sides alternate evenly, as the first sections of side-pair pairs do, so every task sees the
+    same mix of sides; the result depends only on ``(seed, epoch)`` and the sampler's cases.
+
+    Args:
+        sampler: Sections to draw from.
+        n: Number of sections.
+        seed: Run seed.
+        epoch: Epoch (validation uses a fixed one).
+        random_crops: Random crop positions (training); the central section otherwise.
+    """
+    rng = np.random.default_rng([seed, epoch, 6271])
+    by_side = sampler.sides()
+    usable = [s for s in SIDES if by_side[s]]
+    first = int(rng.integers(len(usable)))
+    return [
+        sampler.draw(
+            int(rng.choice(by_side[usable[(first + i) % len(usable)]])), rng if random_crops else None
+        )
+        for i in range(n)
+    ]

@@ -52,14 +52,27 @@ class SideReport:
         return [s for s in ("right", "left") if self.components.get(s, 0) > 0]
 
 
-MIN_PIXELS = 20
+# What is tiny: in 3D under 0.5 mL (a sphere of about 10 mm); on a single slice, where a section of a
+# kidney holds little volume, under 30 mm^2 of area (a disc of about 6 mm), whatever the pixel size.
+# Either way also under 2 % of the largest component.
+MIN_ML = 0.5
+MIN_AREA_MM2 = 30.0
 
 
 def tiny_threshold_ml(
-    shape: tuple[int, ...], vox_ml: float, largest_voxels: float, min_ml: float, min_fraction: float
+    shape: tuple[int, ...],
+    affine: np.ndarray,
+    largest_voxels: float,
+    min_ml: float = MIN_ML,
+    min_fraction: float = 0.02,
 ) -> float:
-    """Size (mL) under which a component is tiny: absolute in 3D, in pixels for a single slice."""
-    floor = MIN_PIXELS * vox_ml if shape[2] == 1 else min_ml
+    """Size (mL) under which a component is tiny: a volume in 3D, an area on a single slice."""
+    vox_ml = voxel_volume_ml(affine)
+    if shape[2] == 1:
+        thickness = float(np.linalg.norm(affine[:3, 2]))
+        floor = MIN_AREA_MM2 * thickness / 1000.0
+    else:
+        floor = min_ml
     return max(floor, min_fraction * largest_voxels * vox_ml)
 
 
@@ -126,7 +139,7 @@ def assign_sides(
         affine: Its affine.
         midline_x: World x of the body midline; the field-of-view centre when None.
         min_ml: Components smaller than this (mL) are tiny (3D only; a single slice uses
-            ``MIN_PIXELS`` instead, since a section of a kidney has little volume).
+            ``MIN_AREA_MM2`` of area instead, since a section of a kidney has little volume).
         min_fraction: Components smaller than this fraction of the largest are tiny.
         cross_fraction: A component with at least this fraction of its voxels on each side of the
             midline crosses it and is split at the midline plane.
@@ -150,7 +163,7 @@ def assign_sides(
     objects = ndimage.find_objects(labels)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     vox_ml = voxel_volume_ml(affine)
-    threshold = tiny_threshold_ml(kidney.shape, vox_ml, float(sizes.max()), min_ml, min_fraction)
+    threshold = tiny_threshold_ml(kidney.shape, affine, float(sizes.max()), min_ml, min_fraction)
     sub = side_map[box]
     for comp in range(1, n + 1):
         sl = objects[comp - 1]
@@ -214,7 +227,7 @@ def kept_mask(
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     sizes[0] = 0
     vox_ml = voxel_volume_ml(affine)
-    threshold = tiny_threshold_ml(mask.shape, vox_ml, float(sizes.max()), min_ml, min_fraction)
+    threshold = tiny_threshold_ml(mask.shape, affine, float(sizes.max()), min_ml, min_fraction)
     keep = sizes * vox_ml >= threshold
     keep[0] = False
     out = np.zeros_like(mask)

@@ -49,6 +49,12 @@ class DataConfig(_Strict):
     format: str = "auto"
     label_map: str | dict[str, Any] | None = None
     phantom: PhantomData | None = None
+    # Slice folders: the PNGs' left-right convention (without axis codes in slices.json) and the pixel
+    # value to HU mapping (slope, intercept).
+    convention: Literal["radiological", "neurological"] = "radiological"
+    intensity: tuple[float, float] | None = None
+    # Keep labelled 3D scans without kidney as negatives (slices without kidney always are).
+    accept_negatives: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -140,6 +146,8 @@ class ExperimentConfig(_Strict):
         threads_per_job: Torch threads per job (default: CPU cores / jobs).
         device: auto, cpu or cuda.
         performance: Speed options of the training runs (bf16, channels-last, compile, cuDNN).
+        primary: The side-pair variant named in advance as the one every other variant is also compared
+            with (paired per test patient), never chosen after seeing the test set.
     """
 
     name: str
@@ -154,6 +162,7 @@ class ExperimentConfig(_Strict):
     threads_per_job: int | None = Field(None, ge=1)
     device: str = "auto"
     performance: Performance = Performance()
+    primary: str | None = None
 
     @field_validator("preset")
     @classmethod
@@ -177,6 +186,17 @@ class ExperimentConfig(_Strict):
         unknown = sorted(set(self.segmentation.transfer_from or []) - set(names))
         if unknown:
             raise ValueError(f"transfer_from names {unknown}, but the pretrain variants are {names}")
+        if self.primary is not None:
+            if self.primary not in self.transfer_variants():
+                raise ValueError(
+                    f"primary {self.primary!r} is not a variant that segmentation transfers from "
+                    f"({', '.join(self.transfer_variants()) or 'none'})"
+                )
+            variant = next(v for v in self.pretrain if v.name == self.primary)
+            if (variant.task or "side-pair") != "side-pair" or variant.side_labels == "random":
+                raise ValueError(
+                    f"primary {self.primary!r} must be a side-pair variant with true side targets"
+                )
         return self
 
     def transfer_variants(self) -> list[str]:
@@ -211,4 +231,9 @@ def load_experiment_config(spec: str | Path, data: list[str] | None = None) -> E
     if data:
         raw.setdefault("data", {})
         raw["data"] = {**{k: v for k, v in raw["data"].items() if k != "phantom"}, "paths": list(data)}
+    label_map = raw.get("data", {}).get("label_map")
+    if isinstance(label_map, str) and label_map.endswith((".yaml", ".yml")) and not Path(label_map).exists():
+        beside = path.parent / label_map  # a colours file kept next to the config
+        if beside.exists():
+            raw["data"]["label_map"] = str(beside)
     return validated(ExperimentConfig, raw, path.name)

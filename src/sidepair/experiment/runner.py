@@ -92,10 +92,13 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
     else:
         roots, fmt = [Path(p) for p in config.data.paths], config.data.format
     label_map = get_label_map(config.data.label_map) if config.data.label_map is not None else None
+    data = config.data
+    options = {"convention": data.convention, "intensity": data.intensity}
     datasets = []
     for root in roots:
-        options = {"convention": "radiological"} if fmt == "slices" or (root / "images").is_dir() else {}
-        datasets.append(open_dataset(root, fmt, label_map, **options))
+        slices = fmt == "slices" or (fmt == "auto" and (root / "images").is_dir())
+        given = {k: v for k, v in options.items() if v is not None} if slices else {}
+        datasets.append(open_dataset(root, fmt, label_map, **given))
     settings = get_preset(config.preset).preprocess
     updates: dict[str, Any] = {}
     if config.prepare.spacing_zyx is not None:
@@ -104,7 +107,6 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
         updates["window"] = config.prepare.window
     if updates:
         settings = type(settings).model_validate({**settings.model_dump(), **updates})
-    options = {"convention": "radiological"}
     split = config.prepare
     fingerprint = StoreSettings(
         settings,
@@ -123,6 +125,7 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
         progress=progress,
         format_options=options,
         preset=config.preset,
+        accept_negatives=data.accept_negatives,
     )
 
 

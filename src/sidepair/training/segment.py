@@ -199,7 +199,8 @@ class PatchDataset(Dataset):
             case_id = case_ids[int(rng.integers(len(case_ids)))]
             entry = store.cases[case_id]
             shape = entry.shape
-            if rng.random() < config.foreground_fraction:
+            # A negative (no kidney on the grid) gives background patches only.
+            if rng.random() < config.foreground_fraction and entry.kidney_sides:
                 side = rng.choice(entry.kidney_sides)
                 box = entry.side_box(side)
                 assert box is not None

@@ -149,7 +149,7 @@ def test_unknown_colour_in_mask_is_refused(tmp_path):
     Image.fromarray(mask).save(root / "masks" / "p1_10.png")
     ds = open_dataset(root)
     with pytest.raises(
-        DataError, match=r"p1_10.png: mask colours \[\(0, 255, 0\)\] are not in the colour map"
+        DataError, match=r"p1_10.png: mask colours \[\[0, 255, 0\]\] are not in the colour map"
     ):
         ds.load(ds.cases()[0])
 

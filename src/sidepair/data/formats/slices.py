@@ -14,15 +14,15 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sidepair.config import LabelMap
+from sidepair.config import ColourMap, LabelMap
 from sidepair.data.axes import reorient_to_ras
 from sidepair.data.formats.base import CaseSource, DatasetFormat, LoadedCase
-from sidepair.data.labels import KIDNEY, TUMOUR, CaseLabels, map_label_values
+from sidepair.data.labels import KIDNEY, LEFT, RIGHT, TUMOUR, CaseLabels, map_label_values
 from sidepair.data.volume import Volume, check_image_values
 from sidepair.errors import DataError
 
 # KiTS-style colour masks: blue kidney, red tumour.
-DEFAULT_COLOURS: dict[tuple[int, int, int], int] = {(0, 0, 255): KIDNEY, (255, 0, 0): TUMOUR}
+DEFAULT_COLOURS = ColourMap(kidney=[(0, 0, 255)], tumour=[(255, 0, 0)])
 _AXIS_VECTORS = {
     "R": (1, 0, 0),
     "L": (-1, 0, 0),
@@ -46,6 +46,10 @@ def affine_from_axcodes(
     return affine
 
 
+def _code(colour: tuple[int, int, int]) -> int:
+    return (int(colour[0]) << 16) | (int(colour[1]) << 8) | int(colour[2])
+
+
 def read_png(path: Path) -> np.ndarray:
     """Read a PNG as an array, with a one-line error on failure."""
     try:
@@ -66,7 +70,8 @@ class SlicesFormat(DatasetFormat):
         label_map: Values of grey-level masks (ignored for colour masks).
         convention: ``radiological`` (default) or ``neurological``, used when ``slices.json`` gives no
             axis codes.
-        colours: RGB colour -> canonical label for colour masks.
+        colours: Which mask colour is which role (default: the label map's, else blue kidney and red
+            tumour).
         spacing: In-plane pixel spacing (mm) when ``slices.json`` gives none.
         slice_thickness: Slice thickness (mm) when ``slices.json`` gives none.
         intensity: ``(slope, intercept)`` turning pixel values into HU.
@@ -80,19 +85,27 @@ class SlicesFormat(DatasetFormat):
         root: str | Path,
         label_map: LabelMap | None = None,
         convention: Literal["radiological", "neurological"] = "radiological",
-        colours: dict[tuple[int, int, int], int] | None = None,
+        colours: ColourMap | None = None,
         spacing: float = 1.0,
         slice_thickness: float = 1.0,
-        intensity: tuple[float, float] = (1.0, 0.0),
+        intensity: tuple[float, float] | list[float] = (1.0, 0.0),
     ) -> None:
         super().__init__(root, label_map)
         if convention not in CONVENTIONS:
             raise DataError(self.root, f"unknown orientation convention {convention!r}")
         self.convention = convention
-        self.colours = colours or DEFAULT_COLOURS
+        self.colours = colours or (label_map.colours if label_map is not None else None) or DEFAULT_COLOURS
         self.spacing = spacing
         self.slice_thickness = slice_thickness
-        self.intensity = intensity
+        if (
+            len(intensity) != 2
+            or not all(np.isfinite(float(v)) for v in intensity)
+            or float(intensity[0]) == 0
+        ):
+            raise DataError(
+                self.root, f"intensity must be a nonzero slope and an intercept, got {list(intensity)}"
+            )
+        self.intensity = (float(intensity[0]), float(intensity[1]))
 
     @classmethod
     def detect(cls, root: Path) -> bool:  # noqa: D102
@@ -167,17 +180,34 @@ class SlicesFormat(DatasetFormat):
         rgb = pixels[..., :3].astype(np.int32)
         codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         label = np.zeros(shape, dtype=np.uint8)
-        known = {0}
-        for colour, value in self.colours.items():
-            code = (colour[0] << 16) | (colour[1] << 8) | colour[2]
-            known.add(code)
-            label[codes == code] = value
+        side = np.zeros(shape, dtype=np.uint8)
+        cmap = self.colours
+        roles = (
+            ("kidney", KIDNEY, 0),
+            ("right", KIDNEY, RIGHT),
+            ("left", KIDNEY, LEFT),
+            ("tumour", TUMOUR, 0),
+        )
+        known = {0} | {_code(c) for c in cmap.other}
+        for role, value, side_code in roles:
+            for colour in getattr(cmap, role):
+                known.add(_code(colour))
+                hit = codes == _code(colour)
+                label[hit] = value
+                if side_code:
+                    side[hit] = side_code
         unknown = sorted(set(np.unique(codes).tolist()) - known)
         if unknown:
-            shown = [((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in unknown[:3]]
+            shown = [[(c >> 16) & 255, (c >> 8) & 255, c & 255] for c in unknown[:3]]
+            roles_given = ("kidney", "tumour", "right", "left", "other")
+            listed = {r: [list(c) for c in getattr(cmap, r)] for r in roles_given if getattr(cmap, r)}
             raise DataError(
-                case.label, f"mask colours {shown} are not in the colour map {list(self.colours)}"
+                case.label,
+                f"mask colours {shown} are not in the colour map {listed}; give them a role (or list them "
+                "as other) under colours in --label-map FILE.yaml",
             )
+        if cmap.right or cmap.left:
+            return CaseLabels(label, side)
         return CaseLabels(label)
 
     def load(self, case: CaseSource) -> LoadedCase:  # noqa: D102

@@ -14,13 +14,14 @@ from typing import Any
 from sidepair.atomic import write_json, write_text
 from sidepair.data.store import Store
 from sidepair.experiment.config import ExperimentConfig
-from sidepair.experiment.plan import RunSpec, plan_pretraining
+from sidepair.experiment.plan import RunSpec, init_label, plan_pretraining
 from sidepair.experiment.report.analysis import (
     comparisons,
     convergence,
     environment,
     main_table,
     proxy_results,
+    task_table,
 )
 from sidepair.experiment.report.figures import write_figures
 from sidepair.experiment.report.markdown import render_markdown
@@ -65,8 +66,15 @@ def write_report(
     fractions = list(config.segmentation.fractions)
     table = main_table(rows, cases, inits, fractions)
     compared = comparisons(cases, inits, fractions)
+    primary = init_label("finetune", config.primary) if config.primary else None
+    versus_primary = (
+        comparisons(cases, [i for i in inits if i != "scratch"], fractions, reference=primary)
+        if primary
+        else []
+    )
     conv, curves = convergence(out, runs, rows, inits, fractions)
     proxies = proxy_results(out, plan_pretraining(config, store))
+    tasks = task_table(table, compared, versus_primary, proxies, runs)
     figs = write_figures(out, store, config, table, rows, curves, proxies, cases, inits, fractions)
     env = environment()
     data = store.describe()
@@ -85,6 +93,9 @@ def write_report(
         "runs": len(rows),
         "main_table": table,
         "comparisons": compared,
+        "primary": primary,
+        "comparisons_primary": versus_primary,
+        "tasks": tasks,
         "convergence": conv,
         "proxy": [{k: v for k, v in p.items() if k != "history"} for p in proxies],
         "stages_s": stages,

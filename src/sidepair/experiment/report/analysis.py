@@ -19,6 +19,7 @@ import yaml
 from sidepair.evaluation.statistics import epochs_to_reach, holm, paired_comparison
 from sidepair.experiment.plan import PretrainSpec, RunSpec
 from sidepair.experiment.results import curve_area, read_history
+from sidepair.training.pretext import TASKS
 from sidepair.training.runinfo import read_run_info
 
 PACKAGES = ["sidepair", "torch", "monai", "numpy", "scipy", "nibabel", "SimpleITK", "matplotlib"]
@@ -196,7 +197,11 @@ def convergence(
 
 
 def proxy_results(out: Path, specs: list[PretrainSpec]) -> list[dict[str, Any]]:
-    """Final and best held-out pair accuracy and AUC of each pretraining run, with its labels."""
+    """Each pretraining run's own held-out measure (final and best), with its task, labels and wall time.
+
+    The measure is the one that picked the run's checkpoint: pair accuracy for side-pair (and its AUC),
+    the share of the corruption undone for restoration, view-retrieval top-1 for contrastive views.
+    """
     rows = []
     for spec in specs:
         run_dir = out / "pretrain" / spec.name
@@ -206,24 +211,90 @@ def proxy_results(out: Path, specs: list[PretrainSpec]) -> list[dict[str, Any]]:
         resolved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
         info = read_run_info(run_dir)
         labels = info.get("labels_read") or {"train": [], "selection": []}
+        task = resolved.get("task", "side-pair")
+        key = TASKS[task].monitor
+        values = [float(h[key]) for h in history]
+        finite = [v for v in values if math.isfinite(v)]
+        aucs = [float(h.get("val_auc", math.nan)) for h in history]
         rows.append(
             {
                 "run": spec.name,
                 "variant": spec.variant,
+                "task": task,
+                "mirror": bool(resolved.get("mirror", False)),
                 "sections": resolved.get("sections"),
-                "loss": resolved.get("loss"),
+                "loss": {
+                    "side-pair": resolved.get("loss"),
+                    "restoration": resolved.get("restoration_loss"),
+                }.get(task, "nt-xent"),
                 "side_labels": resolved.get("side_labels", "true"),
                 "train_labels": len(labels["train"]),
                 "selection_labels": len(labels["selection"]),
                 "epochs": len(history),
-                "final_acc": history[-1]["val_acc"],
-                "best_acc": max(h["val_acc"] for h in history),
-                "final_auc": history[-1]["val_auc"],
-                "best_auc": max(
-                    (h["val_auc"] for h in history if math.isfinite(h["val_auc"])), default=math.nan
-                ),
+                "measure": TASKS[task].measure,
+                "measure_key": key,
+                "final": values[-1],
+                "best": max(finite, default=math.nan),
+                "final_auc": aucs[-1],
                 "train_s": sum(float(h.get("time_s", 0.0)) for h in history),
                 "history": history,
             }
         )
     return rows
+
+
+def task_table(
+    table: list[dict[str, Any]],
+    versus_scratch: list[dict[str, Any]],
+    versus_primary: list[dict[str, Any]],
+    proxies: list[dict[str, Any]],
+    runs: list[RunSpec],
+) -> list[dict[str, Any]]:
+    """Per fraction and init: the pretext task, its cost, Dice, and Dice against scratch and the primary.
+
+    Dice is the main table's (mean and sd over seeds of each run's mean over the test cases); the
+    differences are the paired per-patient ones of :func:`comparisons` (mean, Holm-adjusted p); the cost is
+    the mean pretraining wall time of the variant's runs (a label-matched variant has one per subset).
+    """
+    variant_of = {r.init: r.variant for r in runs}
+    by_variant: dict[str, list[dict[str, Any]]] = {}
+    for p in proxies:
+        by_variant.setdefault(p["variant"], []).append(p)
+
+    def diff(family: list[dict[str, Any]], init: str, fraction: float) -> dict[str, Any] | None:
+        return next(
+            (
+                c
+                for c in family
+                if c["init"] == init and c["fraction"] == fraction and c["metric"] == "kidney_dice"
+            ),
+            None,
+        )
+
+    out = []
+    for row in table:
+        init, fraction = row["init"], row["fraction"]
+        variant = variant_of.get(init)
+        pre = by_variant.get(variant or "", [])
+        first = pre[0] if pre else {}
+        entry: dict[str, Any] = {
+            "init": init,
+            "fraction": fraction,
+            "task": first.get("task", "none"),
+            "targets": "random" if first.get("side_labels") == "random" else "true",
+            "sections": first.get("sections", ""),
+            "mirror": bool(first.get("mirror", False)),
+            "pretrain_runs": len(pre),
+            "pretrain_s": float(np.mean([p["train_s"] for p in pre])) if pre else 0.0,
+            "train_labels_union": row["train_labels_union"],
+            "dice": row["kidney_dice"],
+            "dice_sd": row["kidney_dice_sd"],
+            "seeds": row["seeds"],
+        }
+        for name, family in (("scratch", versus_scratch), ("primary", versus_primary)):
+            c = diff(family, init, fraction)
+            entry[f"vs_{name}"] = c["mean_diff"] if c else math.nan
+            entry[f"vs_{name}_n"] = c["n"] if c else 0
+            entry[f"vs_{name}_p_holm"] = c["p_holm"] if c else math.nan
+        out.append(entry)
+    return out

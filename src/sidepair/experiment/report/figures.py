@@ -88,36 +88,39 @@ def write_figures(
     )
 
     if proxies:
-        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+        fig, (ax_loss, ax_own) = plt.subplots(1, 2, figsize=(10, 3.8))
         for p in proxies:
             epochs = [h["epoch"] for h in p["history"]]
-            ax_loss.plot(epochs, [h["train_loss"] for h in p["history"]], marker="o", ms=3, label=p["run"])
-            line = ax_acc.plot(
+            losses = [h["train_loss"] for h in p["history"]]
+            # Losses of different tasks differ in scale: each relative to its first epoch.
+            ax_loss.plot(epochs, [v / losses[0] for v in losses], marker="o", ms=3, label=p["run"])
+            line = ax_own.plot(
                 epochs,
-                [h["val_acc"] for h in p["history"]],
+                [h[p["measure_key"]] for h in p["history"]],
                 marker="o",
                 ms=3,
-                label=f"{p['run']} accuracy",
+                label=f"{p['run']}: {p['measure']}",
             )
-            ax_acc.plot(
-                epochs,
-                [h["val_auc"] for h in p["history"]],
-                ls="--",
-                color=line[0].get_color(),
-                label=f"{p['run']} AUC",
-            )
+            if p["task"] == "side-pair":
+                ax_own.plot(
+                    epochs,
+                    [h["val_auc"] for h in p["history"]],
+                    ls="--",
+                    color=line[0].get_color(),
+                    label=f"{p['run']}: AUC",
+                )
         ax_loss.set_xlabel("epoch")
-        ax_loss.set_ylabel("train loss")
-        ax_acc.set_xlabel("epoch")
-        ax_acc.set_ylabel("held-out pairs")
-        ax_acc.set_ylim(0.4, 1.02)
-        for ax in (ax_loss, ax_acc):
+        ax_loss.set_ylabel("train loss / first epoch's")
+        ax_own.set_xlabel("epoch")
+        ax_own.set_ylabel("each task's own held-out measure")
+        ax_own.set_ylim(top=1.02)
+        for ax in (ax_loss, ax_own):
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6)
         figs["proxy_curves"] = save_figure(
             fig,
             out / "figures" / "proxy_curves.png",
-            f"{config.name}: side-pair proxy task per section mode (held-out pairs)\ndata: {data}",
+            f"{config.name}: pretext tasks per run (held-out sections of the validation cases)\ndata: {data}",
         )
 
     overlay = _overlays(out, store, config, cases, inits, fractions, data)

@@ -108,9 +108,9 @@ def _main_section(config: ExperimentConfig, s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _comparison_section(config: ExperimentConfig, s: dict[str, Any]) -> list[str]:
+def _comparison_section(config: ExperimentConfig, s: dict[str, Any], key: str = "comparisons") -> list[str]:
     split = config.evaluation.split
-    compared = s["comparisons"]
+    compared = s[key]
     if not compared:
         return []
     family = compared[0]["family"]
@@ -120,6 +120,16 @@ def _comparison_section(config: ExperimentConfig, s: dict[str, Any]) -> list[str
     lines = [
         f"## Paired comparison per {split} patient: each init minus {compared[0]['reference']} ({s['data']})",
         "",
+        *(
+            [
+                f"{compared[0]['reference']} is the side-pair variant the config named as primary before "
+                "the experiment ran; it is not chosen by its test results. Holm's adjustment runs over this "
+                "table.",
+                "",
+            ]
+            if key == "comparisons_primary"
+            else []
+        ),
         "The unit is the test patient (the split's group): its cases and its seeds are averaged first, so "
         "n counts patients. p is the exact two-sided Wilcoxon signed-rank test (zero differences dropped); "
         f"beside it the smallest p its n can reach ({floors}); p (Holm) is adjusted over all {family} "
@@ -199,36 +209,48 @@ def _proxy_section(s: dict[str, Any], figs: dict[str, Path]) -> list[str]:
     if not s["proxy"]:
         return []
     lines = [
-        f"## Proxy task ({s['data']}, held-out pairs from the validation cases, with their true sides)",
+        f"## Pretext tasks ({s['data']}, held-out sections of the validation cases)",
         "",
-        "One row per pretraining run (a label-matched variant has one per labelled subset). A random-target "
-        "control learns targets drawn apart from the sides, so its accuracy on true pairs should stay near "
-        "0.5.",
+        "One row per pretraining run (a label-matched variant has one per labelled subset). Each task "
+        "reports its own held-out measure, the one that chose its checkpoint: side-pair the pair accuracy"
+        " on true sides (with its AUC), restoration the share of the corruption's error it undoes (0 "
+        "returns the input, 1 is perfect, below 0 is worse than the input), contrastive views the view-"
+        "retrieval top-1 (chance 1 / sections). A random-target control learns targets drawn apart from "
+        "the sides, so its accuracy on true pairs should stay near 0.5. Measures of different tasks are "
+        "not comparable with each other; the segmentation tables compare the tasks.",
         "",
         _table(
             [
                 "run",
+                "task",
                 "sections",
+                "mirrored",
                 "loss",
                 "targets",
                 "train labels",
                 "epochs",
-                "final accuracy",
-                "best accuracy",
+                "measure",
+                "final",
+                "best",
                 "final AUC",
                 "train s",
             ],
             [
                 [
                     p["run"],
+                    p["task"],
                     str(p["sections"]),
+                    "yes" if p["mirror"] else "no",
                     str(p["loss"]),
-                    "sides" if p["side_labels"] == "true" else "random",
+                    ("sides" if p["side_labels"] == "true" else "random")
+                    if p["task"] == "side-pair"
+                    else "-",
                     str(p["train_labels"]),
                     str(p["epochs"]),
-                    f"{p['final_acc']:.3f}",
-                    f"{p['best_acc']:.3f}",
-                    f"{p['final_auc']:.3f}",
+                    p["measure"],
+                    f"{p['final']:.3f}",
+                    f"{p['best']:.3f}",
+                    f"{p['final_auc']:.3f}" if math.isfinite(p["final_auc"]) else "-",
                     f"{p['train_s']:.0f}",
                 ]
                 for p in s["proxy"]
@@ -237,7 +259,68 @@ def _proxy_section(s: dict[str, Any], figs: dict[str, Path]) -> list[str]:
         "",
     ]
     if "proxy_curves" in figs:
-        lines += ["![Proxy task curves](figures/proxy_curves.png)", ""]
+        lines += ["![Pretext task curves](figures/proxy_curves.png)", ""]
+    return lines
+
+
+def _task_section(config: ExperimentConfig, s: dict[str, Any]) -> list[str]:
+    tasks = s["tasks"]
+    if not tasks or all(t["task"] in ("none", "side-pair") and t["targets"] == "true" for t in tasks):
+        return []
+    primary = s["primary"]
+    split = config.evaluation.split
+    lines = [
+        f"## Side-pair against the other pretexts ({s['data']}, {split} split)",
+        "",
+        "Every pretext trains the same encoder on the same store, sections and number of optimiser steps and "
+        "sections, and transfers through the same strict encoder load; only the task differs. Dice is the "
+        "main table's (mean ± sd over seeds); the differences are paired per test patient (mean, Holm-"
+        "adjusted p of the tables above); pretraining time is the mean wall time of the variant's "
+        "pretraining runs."
+        + (f" The primary side-pair variant, named in advance, is `{primary}`." if primary else ""),
+        "",
+        _table(
+            [
+                "fraction",
+                "init",
+                "task",
+                "sections",
+                "mirrored",
+                "targets",
+                "labels (union)",
+                "pretrain s",
+                "Dice",
+                "vs scratch",
+                "p (Holm)",
+                *(["vs primary", "p (Holm)"] if primary else []),
+            ],
+            [
+                [
+                    f"{t['fraction']:g}",
+                    t["init"],
+                    t["task"],
+                    str(t["sections"] or "-"),
+                    "yes" if t["mirror"] else "no",
+                    t["targets"] if t["task"] == "side-pair" else "-",
+                    str(t["train_labels_union"]),
+                    f"{t['pretrain_s']:.0f}",
+                    _pm(t["dice"], t["dice_sd"]),
+                    f"{t['vs_scratch']:+.3f}" if math.isfinite(t["vs_scratch"]) else "-",
+                    _p(t["vs_scratch_p_holm"]) if math.isfinite(t["vs_scratch_p_holm"]) else "-",
+                    *(
+                        [
+                            f"{t['vs_primary']:+.3f}" if math.isfinite(t["vs_primary"]) else "-",
+                            _p(t["vs_primary_p_holm"]) if math.isfinite(t["vs_primary_p_holm"]) else "-",
+                        ]
+                        if primary
+                        else []
+                    ),
+                ]
+                for t in tasks
+            ],
+        ),
+        "",
+    ]
     return lines
 
 
@@ -299,6 +382,8 @@ def render_markdown(
     if "dice_vs_fraction" in figs:
         parts += ["![Dice by label fraction](figures/dice_vs_fraction.png)", ""]
     parts += _comparison_section(config, s)
+    parts += _comparison_section(config, s, "comparisons_primary")
+    parts += _task_section(config, s)
     parts += _convergence_section(s)
     if "learning_curves" in figs:
         parts += ["![Validation Dice per epoch](figures/learning_curves.png)", ""]

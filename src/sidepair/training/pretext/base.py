@@ -1,0 +1,95 @@
+"""What every pretext task shares: the store's split, the section samplers, the encoder, the budget.
+
+Every task reads the same sections (masked, bbox or half) from the same cases, builds the same
+:class:`~sidepair.models.encoder.Encoder`, and runs the same optimiser steps over the same number of
+sections per epoch: ``pairs_per_epoch`` pairs of side-pair are ``2 * pairs_per_epoch`` sections in
+``pairs_per_epoch / batch_size`` steps, and so are ``pairs_per_epoch`` two-view items of
+contrastive-views or ``2 * pairs_per_epoch`` restorations. They differ only in what is learnt.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sidepair.data.sections import SectionSampler
+from sidepair.data.store import Store
+from sidepair.errors import StoreError
+from sidepair.models.checkpoint import PretrainCheckpoint
+from sidepair.models.encoder import Encoder
+from sidepair.training.pretrain_config import PretrainConfig, label_subset
+
+
+class SectionTask:
+    """Base of the pretext tasks: splits, samplers, labels read, the encoder and the loaders.
+
+    Subclasses set ``monitor`` (the validation metric that picks the best checkpoint, higher is better),
+    ``measure`` (what it is, in words),
+    ``curves`` (the metrics of the learning-curve figure), build ``self.model`` around ``self.encoder``,
+    and give ``train_batches``, ``train_step`` and ``validate``.
+
+    Args:
+        config: The resolved run config.
+        store: The open store.
+
+    Raises:
+        StoreError: No validation cases, naming the store.
+    """
+
+    kind = "pretrain"
+    checkpoint_type = PretrainCheckpoint
+    monitor: ClassVar[str] = "val_acc"
+    measure: ClassVar[str] = "held-out pair accuracy"
+    curves: ClassVar[list[str]] = ["train_loss", "val_loss"]
+
+    def __init__(self, config: PretrainConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        store.protect_test_labels()
+        train, val = store.split("train"), store.split("val")
+        if config.sections != "half":
+            train = [c for c in train if store.cases[c].labelled]
+            val = [c for c in val if store.cases[c].labelled]
+            if config.label_cases is not None:
+                train = label_subset(store, config.label_cases)
+        if not val:
+            raise StoreError(
+                f"{store.path}: no validation cases in the store's split (it needs at least 3 "
+                "labelled patients); validation sections come only from held-out cases"
+            )
+        size = tuple(config.section_size)
+        self.train_sampler = SectionSampler(
+            store, train, config.sections, config.dims, size, jitter=config.jitter
+        )
+        self.val_sampler = SectionSampler(store, val, config.sections, config.dims, size)
+        # Masks read: those that cut the sections (none for half sections, which read no label).
+        with_labels = config.sections != "half"
+        self.labels_read = {
+            "train": sorted(train) if with_labels else [],
+            "selection": sorted(val) if with_labels else [],
+        }
+        torch.manual_seed(config.seed)
+        self.encoder = Encoder(**config.encoder_config())
+
+    def loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        """An unshuffled loader (the draws are already in a seeded order)."""
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=self.config.workers,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def checkpoint_fields(self) -> dict[str, Any]:
+        """Config, encoder description and store settings, so the U-Net can rebuild and check the encoder."""
+        return {
+            "config": json.loads(self.config.model_dump_json()),
+            "encoder_config": self.config.encoder_config(),
+            "store_fingerprint": self.store.fingerprint,
+            "preprocess": self.store.settings.model_dump(mode="json"),
+            "labels_read": self.labels_read,
+        }

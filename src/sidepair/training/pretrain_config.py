@@ -1,0 +1,95 @@
+"""The resolved settings of one pretraining run, and which labels a label-matched run may read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from sidepair.config import ArchitectureSettings, PresetName, PretrainSettings, get_preset, validated
+from sidepair.data.store import Store
+from sidepair.errors import ConfigError
+
+VAL_EPOCH = 1_000_000  # validation sections and pairs use a fixed "epoch" of their own
+
+
+class PretrainConfig(PretrainSettings, ArchitectureSettings):
+    """Resolved settings of one pretraining run (written to ``config.yaml``).
+
+    The hyperparameters are :class:`~sidepair.config.PretrainSettings` and
+    :class:`~sidepair.config.ArchitectureSettings`; here are only the run's own fields.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str
+    store: str
+    section_size: tuple[int, ...] = Field(
+        description="Section size, one value per axis (repeat the option); the preset's for the mode."
+    )
+    label_cases: tuple[str, ...] | None = Field(
+        None,
+        description="masked/bbox sections only from these training cases' labels (the label-matched arm); "
+        "default: every labelled training case.",
+    )
+    seed: int = Field(0, description="Seed: model init, pairs and crops.")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+
+    @model_validator(mode="after")
+    def _check(self) -> PretrainConfig:
+        if len(self.section_size) != self.dims:
+            raise ValueError(
+                f"section_size {self.section_size} must have {self.dims} sizes for dims={self.dims}"
+            )
+        return self
+
+
+def resolve_config(preset: PresetName | str | None, store: str | Path, **overrides: Any) -> PretrainConfig:
+    """The preset's defaults, then the given overrides (None means "keep the preset's").
+
+    Args:
+        preset: Preset name; None takes the one the store was prepared with.
+        store: Store folder.
+        **overrides: Fields of :class:`PretrainConfig`.
+
+    Raises:
+        ConfigError: Naming the invalid field.
+    """
+    name = preset or Store(store).default_preset()
+    p = get_preset(name)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    sections = given.get("sections", p.pretrain.sections)
+    base = {
+        **p.architecture.model_dump(),
+        **p.pretrain.model_dump(),
+        "preset": name,
+        "store": str(store),
+        "section_size": p.section_size_for(sections),
+    }
+    if given.get("dims") is not None and given["dims"] != p.architecture.dims and "section_size" not in given:
+        raise ConfigError(
+            f"--dims {given['dims']} differs from preset {name} (dims {p.architecture.dims}); "
+            "give --section-size too, or pick a preset with those dims"
+        )
+    return validated(PretrainConfig, {**base, **given}, "pretrain")
+
+
+def label_subset(store: Store, case_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """The cases a label-matched pretraining may read masks of, checked before anything is read.
+
+    Raises:
+        StoreError: A test case (its label is read only by evaluation), naming it.
+        ConfigError: An unknown, unlabelled or non-training case, naming it.
+    """
+    store.check_label_access(list(case_ids))
+    train = set(store.split("train"))
+    for case_id in case_ids:
+        if case_id not in store.cases:
+            raise ConfigError(f"label_cases: {case_id!r} is not a case of {store.path}")
+        if case_id not in train or not store.cases[case_id].labelled:
+            raise ConfigError(f"label_cases: {case_id} is not a labelled training case of {store.path}")
+    if not case_ids:
+        raise ConfigError("label_cases: empty; give at least one labelled training case")
+    return sorted(set(case_ids))

@@ -1,0 +1,68 @@
+"""Slice folders: colour maps (with sides and other organs), the intensity mapping, their options."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sidepair.config import ColourMap, LabelMap, get_label_map
+from sidepair.data.formats import open_dataset
+from sidepair.data.labels import KIDNEY, LEFT, RIGHT, TUMOUR
+from sidepair.errors import ConfigError, DataError
+
+
+def _folder(tmp_path, mask):
+    (tmp_path / "images").mkdir(parents=True)
+    (tmp_path / "masks").mkdir()
+    image = np.full(mask.shape[:2], 30, np.uint8)
+    image[4:28, 4:28] = 120
+    Image.fromarray(image).save(tmp_path / "images" / "p1_10.png")
+    Image.fromarray(mask).save(tmp_path / "masks" / "p1_10.png")
+    return tmp_path
+
+
+def test_colours_with_sides_and_other_organs(tmp_path):
+    mask = np.zeros((32, 32, 3), np.uint8)
+    mask[10:20, 4:10] = (255, 255, 0)  # right kidney, on the image's left (radiological)
+    mask[10:20, 22:28] = (0, 255, 0)  # left kidney
+    mask[12:14, 22:24] = (255, 0, 255)  # tumour
+    mask[0:3, 0:3] = (0, 255, 255)  # another organ
+    lm = get_label_map(
+        {
+            "colours": {
+                "right": [255, 255, 0],
+                "left": [[0, 255, 0]],
+                "tumour": [255, 0, 255],
+                "other": [[0, 255, 255]],
+            }
+        }
+    )
+    ds = open_dataset(_folder(tmp_path, mask), "slices", lm)
+    labels = ds.load(ds.cases()[0]).labels
+    values = set(np.unique(labels.label).tolist())
+    assert values == {0, KIDNEY, TUMOUR}
+    assert set(np.unique(labels.declared_side).tolist()) == {0, RIGHT, LEFT}
+    assert (labels.label > 0).sum() == 120  # the other organ is background
+
+
+def test_bad_colour_maps_name_the_field():
+    with pytest.raises(ConfigError, match="colour .*is both kidney and other"):
+        get_label_map({"colours": {"kidney": [1, 2, 3], "other": [[1, 2, 3]]}})
+    with pytest.raises(ConfigError, match="not RGB in 0-255"):
+        get_label_map({"colours": {"kidney": [300, 2, 3]}})
+    with pytest.raises(ConfigError, match="names no kidney colour"):
+        get_label_map({"colours": {"other": [[1, 2, 3]]}})
+    assert ColourMap(kidney=[(1, 2, 3)]).kidney == [(1, 2, 3)]
+    assert LabelMap(colours=ColourMap(kidney=[(1, 2, 3)])).colours is not None
+
+
+def test_intensity_maps_pixels_to_hu(tmp_path):
+    mask = np.zeros((32, 32, 3), np.uint8)
+    mask[10:20, 4:10] = (0, 0, 255)
+    root = _folder(tmp_path, mask)
+    plain = open_dataset(root, "slices")
+    mapped = open_dataset(root, "slices", intensity=(2.0, -1024.0))
+    a = plain.load(plain.cases()[0]).image.array
+    b = mapped.load(mapped.cases()[0]).image.array
+    np.testing.assert_allclose(b, a * 2 - 1024)
+    with pytest.raises(DataError, match="intensity must be a nonzero slope"):
+        open_dataset(root, "slices", intensity=(0.0, 1.0))
