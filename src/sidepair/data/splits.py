@@ -43,3 +43,28 @@ def make_splits(
         name: sorted(c for g in chosen for c in by_group[g])
         for name, chosen in (("train", train), ("val", val), ("test", test))
     }
+
+
+def hold_out_groups(
+    case_groups: dict[str, str], seed: int = 0, fraction: float = 0.15
+) -> tuple[list[str], list[str]]:
+    """Split cases into (kept, held out) by group: about ``fraction`` of the groups, at least one.
+
+    For annotation-free pretraining on a store without labelled patients, whose split has no
+    validation cases: its held-out sections come from these unlabelled patients instead.
+
+    Args:
+        case_groups: Case id -> group (patient).
+        seed: Shuffling seed.
+        fraction: Share of the groups held out.
+
+    Returns:
+        The kept and the held-out case ids (sorted); nothing held out with fewer than 2 groups.
+    """
+    names = sorted(set(case_groups.values()))
+    if len(names) < 2:
+        return sorted(case_groups), []
+    order = np.random.default_rng([seed, 5113]).permutation(len(names))
+    held = {names[i] for i in order[: max(1, round(fraction * len(names)))]}
+    kept = sorted(c for c, g in case_groups.items() if g not in held)
+    return kept, sorted(c for c, g in case_groups.items() if g in held)

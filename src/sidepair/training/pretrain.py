@@ -65,6 +65,8 @@ def run_pretrain(
         task=config.task,
         mirror=config.mirror,
         sections={"train": len(task.train_sampler.units), "val": len(task.val_sampler.units)},
+        validation=task.val_source,
+        val_cases=sorted({case for case, _ in task.val_sampler.units}),
         preprocess=store.settings.model_dump(mode="json"),
         labels_read=task.labels_read,
         encoder_tensors=len(task.model.encoder.state_dict()),

@@ -37,6 +37,8 @@ def test_each_task_learns_and_logs_its_own_measure(runs, task):
         # below 0: a fresh network without skips restores worse than returning its input).
         assert history[-1]["val_identity_error"] > 0
         assert history[0]["val_gain"] < history[-1]["val_gain"] <= 1
+    if task == "side-pair":  # the mirror score, logged per epoch beside plain accuracy
+        assert all(0 <= h["val_mirror_acc"] <= 1 and "val_mirror_auc" in h for h in history)
     if task == "contrastive-views":
         assert history[-1]["val_top1"] > history[-1]["val_chance"]
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -236,6 +236,8 @@ def proxy_results(out: Path, specs: list[PretrainSpec]) -> list[dict[str, Any]]:
                 "final": values[-1],
                 "best": max(finite, default=math.nan),
                 "final_auc": aucs[-1],
+                "final_mirror_acc": float(history[-1].get("val_mirror_acc", math.nan)),
+                "final_mirror_auc": float(history[-1].get("val_mirror_auc", math.nan)),
                 "train_s": sum(float(h.get("time_s", 0.0)) for h in history),
                 "history": history,
             }

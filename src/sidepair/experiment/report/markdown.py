@@ -219,6 +219,12 @@ def _proxy_section(s: dict[str, Any], figs: dict[str, Path]) -> list[str]:
         "the sides, so its accuracy on true pairs should stay near 0.5. Measures of different tasks are "
         "not comparable with each other; the segmentation tables compare the tasks.",
         "",
+        "The mirror score is side-pair's accuracy on the same held-out pairs with every second section "
+        "mirrored left-right, each keeping its patient's side: a model that tells sides by the organs a "
+        "section holds scores as on plain pairs, one that tells them by handedness (which edge the spine is "
+        "on, which way a hilum faces) near 0. For kidney-only `masked` and `bbox` sections a low score is "
+        "expected: a kidney's shape is its handedness, and that is the signal there.",
+        "",
         _table(
             [
                 "run",
@@ -233,6 +239,7 @@ def _proxy_section(s: dict[str, Any], figs: dict[str, Path]) -> list[str]:
                 "final",
                 "best",
                 "final AUC",
+                "mirror score",
                 "train s",
             ],
             [
@@ -251,6 +258,7 @@ def _proxy_section(s: dict[str, Any], figs: dict[str, Path]) -> list[str]:
                     f"{p['final']:.3f}",
                     f"{p['best']:.3f}",
                     f"{p['final_auc']:.3f}" if math.isfinite(p["final_auc"]) else "-",
+                    f"{p['final_mirror_acc']:.3f}" if math.isfinite(p["final_mirror_acc"]) else "-",
                     f"{p['train_s']:.0f}",
                 ]
                 for p in s["proxy"]

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sidepair.data.sections import SectionSampler
+from sidepair.data.splits import hold_out_groups
 from sidepair.data.store import Store
 from sidepair.errors import StoreError
 from sidepair.models.checkpoint import PretrainCheckpoint
@@ -55,10 +56,17 @@ class SectionTask:
             val = [c for c in val if store.cases[c].labelled]
             if config.label_cases is not None:
                 train = label_subset(store, config.label_cases)
+        self.val_source = "the store's validation split"
+        if not val and config.sections == "half":
+            # A store of unlabelled scans only: annotation-free sections validate on held-out unlabelled
+            # patients of its training split, which then train on the others.
+            train, val = hold_out_groups({c: store.cases[c].group for c in train}, config.seed)
+            self.val_source = "held-out unlabelled training patients (the store has no validation split)"
         if not val:
             raise StoreError(
                 f"{store.path}: no validation cases in the store's split (it needs at least 3 "
-                "labelled patients); validation sections come only from held-out cases"
+                "labelled patients, or 2 patients for half sections); validation sections come only "
+                "from held-out cases"
             )
         size = tuple(config.section_size)
         self.train_sampler = SectionSampler(

@@ -31,7 +31,7 @@ class SidePairTask(SectionTask):
         self.val_pairs = sample_pairs(self.val_sampler, config.val_pairs, config.seed, VAL_EPOCH)
         self.model = Siamese(self.encoder, config.embedding_dim, head=config.loss)
         self.loss = ContrastiveLoss(config.margin) if config.loss == "contrastive" else PairBCELoss()
-        self.curves = ["train_loss", "val_loss", "val_acc", "val_auc"] + (
+        self.curves = ["train_loss", "val_loss", "val_acc", "val_auc", "val_mirror_acc"] + (
             ["val_acc_best"] if config.loss == "contrastive" else []
         )
 
@@ -69,11 +69,10 @@ class SidePairTask(SectionTask):
             return self.loss(e1, e2, same)
         return self.loss(self.model.same_logit(e1, e2), same)
 
-    def validate(self, device: torch.device) -> dict[str, float]:
-        """Pair accuracy and ROC-AUC on the held-out pairs."""
+    def _score(self, device: torch.device, mirror_second: bool) -> tuple[dict[str, float], float]:
         scores, labels, losses = [], [], []
         # Under DDP each rank scores its share of the pairs; the scores of all are gathered below.
-        dataset = PairDataset(self.val_sampler, shard(self.val_pairs))
+        dataset = PairDataset(self.val_sampler, shard(self.val_pairs), mirror_second=mirror_second)
         for batch in self.loader(dataset, self.config.batch_size):
             e1, e2, same = self._outputs(batch, device)
             if self.config.loss == "contrastive":
@@ -90,4 +89,17 @@ class SidePairTask(SectionTask):
             metrics = pair_metrics(y, distance=s, threshold=self.config.threshold)
         else:
             metrics = pair_metrics(y, prob_same=s)
-        return {"loss": sum(losses) / len(y), **metrics}
+        return metrics, sum(losses) / len(y)
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        """Pair accuracy and ROC-AUC on the held-out pairs, and the mirror score.
+
+        The mirror score is the accuracy (and AUC) on the same pairs with every second section mirrored
+        left-right, each keeping the side of the patient it came from: what a mirrored section shows is
+        unchanged, its handedness reversed. A model that tells sides by organs scores as on plain pairs;
+        one that tells them by handedness (which edge the spine is on, which way a hilum faces) near 0.
+        For kidney-only sections a low score is expected: a kidney's shape is its handedness.
+        """
+        metrics, loss = self._score(device, mirror_second=False)
+        mirrored, _ = self._score(device, mirror_second=True)
+        return {"loss": loss, **metrics, "mirror_acc": mirrored["acc"], "mirror_auc": mirrored["auc"]}
