@@ -22,7 +22,7 @@ BASE = {
 
 
 def test_bundled_configs_load_and_hold_the_papers_settings():
-    assert set(bundled_configs()) == {"demo", "kits19-2d", "kits19-paper-3d", "real-2d"}
+    assert set(bundled_configs()) == {"controls", "demo", "kits19-2d", "kits19-paper-3d", "real-2d"}
     paper = load_experiment_config("kits19-paper-3d")
     assert paper.preset == "kits19-paper"
     assert paper.prepare.spacing_zyx == (3.22, 1.62, 1.62) and paper.prepare.window == (-79, 304)
@@ -40,6 +40,17 @@ def test_bundled_configs_load_and_hold_the_papers_settings():
     real = load_experiment_config("real-2d")
     assert real.segmentation.stop_on_plateau and real.segmentation.epochs == 60
     assert {v.sections for v in load_experiment_config("kits19-2d").pretrain} == {"masked", "bbox", "half"}
+    controls = load_experiment_config("controls")
+    arms = {(v.task, v.sections, v.mask_cases, v.side_labels, v.mirror) for v in controls.pretrain}
+    assert arms == {
+        ("side-pair", "masked", "matched", None, None),
+        ("side-pair", "half", "all", None, None),
+        ("side-pair", "masked", "matched", "random", None),
+        ("restoration", "half", "all", None, None),
+        ("contrastive-views", "half", "all", None, None),
+    }
+    assert controls.primary == "masked" and controls.data.phantom is not None
+    assert controls.segmentation.seeds == [0, 1, 2] and len(controls.segmentation.fractions) == 3
 
 
 def test_data_option_replaces_the_configs_paths(tmp_path):
@@ -88,7 +99,7 @@ def test_invalid_configs_name_the_field(tmp_path, change, message):
 
 
 def test_missing_config_lists_the_bundled_ones(tmp_path):
-    with pytest.raises(ConfigError, match="file not found .*bundled configs: demo, kits19-2d"):
+    with pytest.raises(ConfigError, match="file not found .*bundled configs: controls, demo, kits19-2d"):
         load_experiment_config(tmp_path / "nope.yaml")
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from sidepair.data.sides import survey_label_file
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # 210 files: about 4 minutes on 2 cores
 
 
 @pytest.fixture(scope="module")
