@@ -83,8 +83,6 @@ class PairDataset(Dataset):
         seed: Integers fixing the augmentation draws, e.g. ``(run seed, epoch)``.
         mirror: Mirror each section left-right with probability 0.5, keeping its side (context sections
             only: the pair's target stays the anatomical same/different).
-        mirror_second: Mirror every pair's second section, keeping its side: the mirror test, where a
-            model that reads organs scores as on plain pairs and one that reads handedness near 0.
     """
 
     def __init__(
@@ -94,14 +92,12 @@ class PairDataset(Dataset):
         augment: Augmenter | None = None,
         seed: tuple[int, ...] = (0,),
         mirror: bool = False,
-        mirror_second: bool = False,
     ) -> None:
         self.sampler = sampler
         self.pairs = pairs
         self.augment = augment
         self.seed = seed
         self.flip = lateral_flip(sampler.dims) if mirror else None
-        self.mirror_second = mirror_second
 
     def _section(self, section: Section, key: tuple[int, ...]) -> torch.Tensor:
         crop = self.sampler.read(section)
@@ -117,7 +113,4 @@ class PairDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pair = self.pairs[i]
-        second = self._section(pair.b, (i, 1))
-        if self.mirror_second:
-            second = torch.flip(second, dims=(-1,))  # the lateral axis is the last
-        return self._section(pair.a, (i, 0)), second, torch.tensor(float(pair.same))
+        return self._section(pair.a, (i, 0)), self._section(pair.b, (i, 1)), torch.tensor(float(pair.same))

@@ -181,19 +181,11 @@ def process_case(
         meta["negative"] = not has_kidney
         meta["vanished"] = not has_kidney and in_source
         if meta["vanished"]:
-            warnings.warn(
-                DataWarning(
-                    f"{label_file}: the kidney vanishes on the store grid at "
-                    f"{'x'.join(f'{v:g}' for v in spacing_of(affine))} mm ("
-                    + (
-                        f"{left} voxels left, under the tiny floor"
-                        if (left := int(kidney.sum()))
-                        else "none left"
-                    )
-                    + "); kept as a negative"
-                ),
-                stacklevel=2,
-            )
+            left = int(kidney.sum())
+            remains = f"{left} voxels left, under the tiny floor" if left else "none left"
+            grid = "x".join(f"{v:g}" for v in spacing_of(affine))
+            message = f"{label_file}: the kidney vanishes on the store grid at {grid} mm ({remains})"
+            warnings.warn(DataWarning(f"{message}; kept as a negative"), stacklevel=2)
         meta["sides"] = {
             name: {
                 "bbox": box_xyz_to_zyx(box),

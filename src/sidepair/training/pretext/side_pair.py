@@ -69,27 +69,21 @@ class SidePairTask(SectionTask):
             return self.loss(e1, e2, same)
         return self.loss(self.model.same_logit(e1, e2), same)
 
-    def _score(self, device: torch.device, mirror_second: bool) -> tuple[dict[str, float], float]:
-        scores, labels, losses = [], [], []
-        # Under DDP each rank scores its share of the pairs; the scores of all are gathered below.
-        dataset = PairDataset(self.val_sampler, shard(self.val_pairs), mirror_second=mirror_second)
-        for batch in self.loader(dataset, self.config.batch_size):
-            e1, e2, same = self._outputs(batch, device)
-            if self.config.loss == "contrastive":
-                losses.append(float(self.loss(e1, e2, same)) * len(same))
-                scores.append(pair_distance(e1.float(), e2.float()).cpu().numpy())
-            else:
-                logit = self.model.same_logit(e1, e2)
-                losses.append(float(self.loss(logit, same)) * len(same))
-                scores.append(torch.sigmoid(logit.float()).cpu().numpy())
-            labels.append(same.cpu().numpy())
-        labels, scores, losses = gather_lists(labels), gather_lists(scores), gather_lists(losses)
-        y, s = np.concatenate(labels), np.concatenate(scores)
+    def _pair_scores(
+        self, e1: torch.Tensor, e2: torch.Tensor, same: torch.Tensor
+    ) -> tuple[np.ndarray, float]:
+        """The head's score of each pair ("same" distance or probability) and the batch's summed loss."""
         if self.config.loss == "contrastive":
-            metrics = pair_metrics(y, distance=s, threshold=self.config.threshold)
-        else:
-            metrics = pair_metrics(y, prob_same=s)
-        return metrics, sum(losses) / len(y)
+            return pair_distance(e1.float(), e2.float()).cpu().numpy(), float(self.loss(e1, e2, same)) * len(
+                same
+            )
+        logit = self.model.same_logit(e1, e2)
+        return torch.sigmoid(logit.float()).cpu().numpy(), float(self.loss(logit, same)) * len(same)
+
+    def _metrics(self, same: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        if self.config.loss == "contrastive":
+            return pair_metrics(same, distance=scores, threshold=self.config.threshold)
+        return pair_metrics(same, prob_same=scores)
 
     def validate(self, device: torch.device) -> dict[str, float]:
         """Pair accuracy and ROC-AUC on the held-out pairs, and the mirror score.
@@ -100,6 +94,21 @@ class SidePairTask(SectionTask):
         one that tells them by handedness (which edge the spine is on, which way a hilum faces) near 0.
         For kidney-only sections a low score is expected: a kidney's shape is its handedness.
         """
-        metrics, loss = self._score(device, mirror_second=False)
-        mirrored, _ = self._score(device, mirror_second=True)
-        return {"loss": loss, **metrics, "mirror_acc": mirrored["acc"], "mirror_auc": mirrored["auc"]}
+        labels, plain, mirrored, losses = [], [], [], []
+        # Under DDP each rank scores its share of the pairs; the scores of all are gathered below.
+        for batch in self.loader(
+            PairDataset(self.val_sampler, shard(self.val_pairs)), self.config.batch_size
+        ):
+            x1, x2, same = (t.to(device, non_blocking=True) for t in batch)
+            e1, e2 = self.model(x1, x2)
+            scores, loss = self._pair_scores(e1, e2, same)
+            plain.append(scores)
+            losses.append(loss)
+            # The same pairs, second section mirrored on the lateral (last) axis: only it is embedded again.
+            mirrored.append(self._pair_scores(e1, self.model.embed(torch.flip(x2, dims=(-1,))), same)[0])
+            labels.append(same.cpu().numpy())
+        y = np.concatenate(gather_lists(labels))
+        metrics = self._metrics(y, np.concatenate(gather_lists(plain)))
+        mirror = self._metrics(y, np.concatenate(gather_lists(mirrored)))
+        loss = sum(gather_lists(losses)) / len(y)
+        return {"loss": loss, **metrics, "mirror_acc": mirror["acc"], "mirror_auc": mirror["auc"]}
