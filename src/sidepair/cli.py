@@ -41,6 +41,16 @@ from sidepair.errors import ConfigError, DataWarning, SidepairError
 from sidepair.evaluation.evaluate import evaluate_predictions, evaluate_run
 from sidepair.experiment import ExperimentConfig, load_experiment_config, run_experiment
 from sidepair.inference.export import ExportFormat, export_model
+from sidepair.inference.laterality import (
+    DEFAULT_THRESHOLD,
+    SideCheckMode,
+    SideModel,
+    check_paths,
+    plan_scans,
+    scan_alarm,
+    summary_line,
+    write_report,
+)
 from sidepair.inference.predictor import OutputLabels, Predictor, plan_inputs, predict_paths
 from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample
 from sidepair.training.distributed import is_main_process
@@ -64,6 +74,14 @@ Split = Literal["train", "val", "test"]
 Which = Literal["best", "last"]
 
 _state: dict[str, Any] = {"debug": False}
+
+SideCheckOpt = Annotated[
+    SideCheckMode,
+    typer.Option(
+        help="Laterality check of each scan with the shipped side model: warn (a one-line warning naming a "
+        "scan that looks flipped left-right), error (stop there), or off."
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -232,6 +250,7 @@ def prepare(
             help="Keep labelled 3D scans without kidney as negatives (slices without kidney always are).",
         ),
     ] = False,
+    side_check: SideCheckOpt = "warn",
 ) -> None:
     """Orient, resample, window and normalise a dataset into a memory-mapped store."""
     settings = get_preset(preset).preprocess
@@ -254,6 +273,7 @@ def prepare(
         format_options=slice_options,
         preset=preset,
         accept_negatives=accept_negatives,
+        scan_check=scan_alarm(side_check),
     )
     typer.echo(store_summary(Store(store), "+".join(d.name for d in datasets)))
 
@@ -391,6 +411,7 @@ def predict(
     ] = False,
     resample: ResampleOpt = DEFAULT_RESAMPLE,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    side_check: SideCheckOpt = "warn",
 ) -> None:
     """Kidney masks for new scans, in each scan's own shape and affine, with a JSON of volumes beside."""
     plan_inputs(input_, output, series)  # bad input is refused before the model is loaded
@@ -404,6 +425,7 @@ def predict(
         overwrite=overwrite,
         largest_component=largest_component,
         series=series,
+        scan_check=scan_alarm(side_check),
     )
     for r in records:
         vol = ", ".join(f"{k} {v:.1f} mL" for k, v in r["volume_ml"].items())
@@ -452,6 +474,45 @@ def export(
     )
 
 
+@app.command("check-sides")
+def check_sides(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="NIfTI files, folders of them, DICOM series folders, slice folders (images/*.png) or PNGs.",
+            show_default=False,
+        ),
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", "-m", help="Side-pair run or checkpoint with a side head (default: the shipped model)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="CSV report to write; a JSON with every level beside it."),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(min=0.5, max=0.999, help="ok at or above this probability, flipped at or below 1 - it."),
+    ] = DEFAULT_THRESHOLD,
+) -> None:
+    """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
+    plan_scans(list(inputs))  # bad input is refused before the model is loaded
+    checks = check_paths(list(inputs), SideModel.load(model), threshold)
+    width = max(len(c.input) for c in checks)
+    typer.echo(f"{'scan':<{width}}  p(header right)  verdict  levels")
+    for c in checks:
+        typer.echo(f"{c.input:<{width}}  {c.probability:15.3f}  {c.verdict:<7}  {c.levels}")
+    typer.echo(summary_line(checks))
+    if out is not None:
+        csv_path, json_path = write_report(checks, out)
+        typer.echo(f"report: {csv_path}, {json_path}")
+    if any(c.verdict != "ok" for c in checks):
+        raise typer.Exit(3)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (rerun to resume).")] = Path(
@@ -489,7 +550,10 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.showwarning = show
     try:
-        app(args=argv, prog_name="sidepair", standalone_mode=False)
+        code = app(args=argv, prog_name="sidepair", standalone_mode=False)
+        # Without standalone mode click returns an Exit's code (check-sides' 3) instead of exiting.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SidepairError as exc:
         if debug:
             raise

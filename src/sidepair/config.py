@@ -265,6 +265,11 @@ class PretrainSettings(_Strict):
         0.1, ge=0, description="Random shift of a section's centre, a fraction of its size."
     )
     augment: bool = Field(False, description="On-the-fly MONAI augmentation (rotation, scaling, intensity).")
+    side_head: bool = Field(
+        False,
+        description="side-pair: also learn each section's absolute side (a linear head on the embedding, "
+        "trained with the pairs); what check-sides reads. Needs true side labels.",
+    )
     side_labels: Literal["true", "random"] = Field(
         "true",
         description="true: same/different from the sides; random: a seeded, balanced random target per "
@@ -292,6 +297,8 @@ class PretrainSettings(_Strict):
             )
         if self.side_labels == "random" and self.task != "side-pair":
             raise ValueError(f"side_labels: random is the side-pair control; task {self.task} has no sides")
+        if self.side_head and (self.task != "side-pair" or self.side_labels == "random"):
+            raise ValueError("side_head: the absolute side head learns true sides with side-pair pairs only")
         return self
 
 
@@ -386,9 +393,32 @@ PRESETS: dict[str, Preset] = {
             patch_size=(64, 64), epochs=10, batch_size=16, lr=3e-3, samples_per_epoch=512
         ),
     ),
+    # The laterality (check-sides) model: 2D half-slices of 192 mm at 3 mm, mirrored, with a side head.
+    # A fixed HU window scaled to [0, 1] rather than a per-volume z-score, whose statistics move with the
+    # field of view (a 512 x 512 scan with much air against a tight abdominal crop).
+    "laterality": Preset(
+        name="laterality",
+        preprocess=PreprocessSettings(
+            spacing_zyx=(4.0, 3.0, 3.0), window=(-150.0, 250.0), normalize="window"
+        ),
+        architecture=ArchitectureSettings(dims=2, channels=(8, 16, 32, 64, 128), strides=(1, 2, 2, 2, 2)),
+        pretrain=PretrainSettings(
+            sections="half",
+            batch_size=32,
+            pairs_per_epoch=768,
+            epochs=15,
+            lr=1e-3,
+            loss="bce",
+            mirror=True,
+            side_head=True,
+            augment=True,
+        ),
+        section_size=(48, 48),
+        half_section_size=(64, 64),
+    ),
 }
 
-PresetName = Literal["kits19-paper", "fast-2d", "demo"]
+PresetName = Literal["kits19-paper", "fast-2d", "demo", "laterality"]
 
 
 def get_preset(name: str) -> Preset:

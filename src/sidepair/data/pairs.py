@@ -74,7 +74,9 @@ def sample_pairs(
 
 
 class PairDataset(Dataset):
-    """Reads the sections of a list of pairs: items are ``(x1, x2, same)`` tensors.
+    """Reads the sections of a list of pairs: items are ``(x1, x2, same, right1, right2)`` tensors.
+
+    ``right1``/``right2`` are 1 for a section of the patient's right side (kept under mirroring).
 
     Args:
         sampler: Where the sections are read.
@@ -111,6 +113,12 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         pair = self.pairs[i]
-        return self._section(pair.a, (i, 0)), self._section(pair.b, (i, 1)), torch.tensor(float(pair.same))
+        return (
+            self._section(pair.a, (i, 0)),
+            self._section(pair.b, (i, 1)),
+            torch.tensor(float(pair.same)),
+            torch.tensor(float(pair.a.side == "right")),
+            torch.tensor(float(pair.b.side == "right")),
+        )

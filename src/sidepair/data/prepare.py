@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sides import SideReport, assign_sides, body_centre, kept_mask, side_boxes, voxel_volume_ml
 from sidepair.data.splits import make_splits
+from sidepair.data.volume import Volume
 from sidepair.errors import DataError, DataWarning, StoreError
 from sidepair.version import __version__
 
@@ -236,6 +238,7 @@ def prepare(
     format_options: dict[str, Any] | None = None,
     preset: str | None = None,
     accept_negatives: bool = False,
+    scan_check: Callable[[Volume], None] | None = None,
 ) -> Path:
     """Write (or finish) a store for one dataset or several together.
 
@@ -254,6 +257,8 @@ def prepare(
         format_options: Format options, recorded in the fingerprint.
         preset: The preset the settings came from, recorded so that training defaults to it.
         accept_negatives: Keep labelled 3D scans without kidney as negatives (slices always are).
+        scan_check: Called with each new case's image before it is written (the CLI's laterality check,
+            which warns or raises).
 
     Returns:
         The store folder.
@@ -304,7 +309,10 @@ def prepare(
         ):
             case_dir = out / "cases" / case_id
             if not _case_complete(case_dir, source):
-                arrays, entry = process_case(dataset.load(source), settings, accept_negatives)
+                loaded = dataset.load(source)
+                if scan_check is not None:
+                    scan_check(loaded.image)
+                arrays, entry = process_case(loaded, settings, accept_negatives)
                 entry = entry.model_copy(update={"case_id": case_id, "group": group})
                 with atomic_dir(case_dir) as tmp:
                     for name, array in arrays.items():

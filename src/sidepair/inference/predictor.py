@@ -12,6 +12,7 @@ when it was trained to say them. ``sidepair predict`` and ``sidepair evaluate`` 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -443,8 +444,11 @@ def predict_paths(
     largest_component: bool = False,
     series: str | None = None,
     progress: bool = True,
+    scan_check: Callable[[Volume], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Predict every input and write each mask (input's shape and affine) and its JSON.
+
+    ``scan_check`` is called on each scan first (the CLI's laterality check, which warns or raises).
 
     Returns:
         One record per input: the files and the kidney volumes.
@@ -460,7 +464,10 @@ def predict_paths(
     bar = tqdm(pairs, desc="predict", unit="scan", disable=None if progress and len(pairs) > 1 else True)
     model = {k: getattr(predictor.info, k) for k in ("source", "labels", "dims", "epoch", "sidepair_version")}
     for path, out, uid in bar:
-        prediction = predictor.predict_volume(load_scan(path, uid), labels, largest_component)
+        volume = load_scan(path, uid)
+        if scan_check is not None:
+            scan_check(volume)
+        prediction = predictor.predict_volume(volume, labels, largest_component)
         record = {"input": str(path), "series": uid, "model": model, "sidepair_version": __version__}
         records.append(write_prediction(prediction, out, record))
     return records

@@ -18,10 +18,16 @@ class Siamese(nn.Module):
         embedding_dim: Size of the projected embedding.
         head: ``"contrastive"`` (the paper: distance between embeddings) or ``"bce"`` (a linear
             same/different classifier on ``|e1 - e2|``).
+        side_head: Add a linear head giving each section's absolute side (logit of "right"), trained
+            beside the pairs: a pair model alone cannot say which side a section shows.
     """
 
     def __init__(
-        self, encoder: Encoder, embedding_dim: int = 128, head: Literal["contrastive", "bce"] = "contrastive"
+        self,
+        encoder: Encoder,
+        embedding_dim: int = 128,
+        head: Literal["contrastive", "bce"] = "contrastive",
+        side_head: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -33,6 +39,7 @@ class Siamese(nn.Module):
             nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, embedding_dim)
         )
         self.classifier = nn.Linear(embedding_dim, 1) if head == "bce" else None
+        self.side_classifier = nn.Linear(embedding_dim, 1) if side_head else None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Embedding of a batch of sections."""
@@ -49,3 +56,9 @@ class Siamese(nn.Module):
         if self.classifier is None:
             raise RuntimeError("same_logit needs head='bce'")
         return self.classifier((e1 - e2).abs()).squeeze(1)
+
+    def side_logit(self, e: torch.Tensor) -> torch.Tensor:
+        """The side head's logit that each section shows the patient's right side."""
+        if self.side_classifier is None:
+            raise RuntimeError("side_logit needs side_head=True")
+        return self.side_classifier(e).squeeze(1)

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from sidepair.data.augment import Augmenter
@@ -29,11 +30,18 @@ class SidePairTask(SectionTask):
     def __init__(self, config: PretrainConfig, store: Store) -> None:
         super().__init__(config, store)
         self.val_pairs = sample_pairs(self.val_sampler, config.val_pairs, config.seed, VAL_EPOCH)
-        self.model = Siamese(self.encoder, config.embedding_dim, head=config.loss)
+        self.model = Siamese(self.encoder, config.embedding_dim, head=config.loss, side_head=config.side_head)
         self.loss = ContrastiveLoss(config.margin) if config.loss == "contrastive" else PairBCELoss()
-        self.curves = ["train_loss", "val_loss", "val_acc", "val_auc", "val_mirror_acc"] + (
-            ["val_acc_best"] if config.loss == "contrastive" else []
+        self.curves = (
+            ["train_loss", "val_loss", "val_acc", "val_auc", "val_mirror_acc"]
+            + (["val_acc_best"] if config.loss == "contrastive" else [])
+            + (["val_side_acc", "val_side_mirror_acc"] if config.side_head else [])
         )
+        if config.side_head:
+            # What check-sides reads is the side head; its held-out accuracy, plain and mirrored, picks the
+            # checkpoint.
+            self.monitor = "val_side_score"
+            self.measure = "held-out side accuracy (mean of plain and mirrored)"
 
     def train_pairs(self, epoch: int) -> list[Pair]:
         """The training pairs of ``epoch``, drawn from ``(seed, epoch)``.
@@ -57,17 +65,18 @@ class SidePairTask(SectionTask):
         )
         return self.loader(dataset, self.config.batch_size)
 
-    def _outputs(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x1, x2, same = (t.to(device, non_blocking=True) for t in batch)
-        e1, e2 = self.model(x1, x2)
-        return e1, e2, same
-
     def train_step(self, batch: Any, device: torch.device) -> torch.Tensor:
-        """Loss of one batch of pairs."""
-        e1, e2, same = self._outputs(batch, device)
+        """Loss of one batch of pairs (plus the absolute side loss of both sections with a side head)."""
+        x1, x2, same, right1, right2 = (t.to(device, non_blocking=True) for t in batch)
+        e1, e2 = self.model(x1, x2)
         if self.config.loss == "contrastive":
-            return self.loss(e1, e2, same)
-        return self.loss(self.model.same_logit(e1, e2), same)
+            loss = self.loss(e1, e2, same)
+        else:
+            loss = self.loss(self.model.same_logit(e1, e2), same)
+        if self.config.side_head:
+            logits = self.model.side_logit(torch.cat([e1, e2]))
+            loss = loss + F.binary_cross_entropy_with_logits(logits.float(), torch.cat([right1, right2]))
+        return loss
 
     def _pair_scores(
         self, e1: torch.Tensor, e2: torch.Tensor, same: torch.Tensor
@@ -93,22 +102,37 @@ class SidePairTask(SectionTask):
         unchanged, its handedness reversed. A model that tells sides by organs scores as on plain pairs;
         one that tells them by handedness (which edge the spine is on, which way a hilum faces) near 0.
         For kidney-only sections a low score is expected: a kidney's shape is its handedness.
+
+        With a side head, also its absolute side accuracy on the held-out sections (``side_acc``) and on
+        the mirrored second sections (``side_mirror_acc``), each judged against its patient's side.
         """
         labels, plain, mirrored, losses = [], [], [], []
+        sides: dict[str, list[np.ndarray]] = {"truth": [], "plain": [], "mirrored": []}
         # Under DDP each rank scores its share of the pairs; the scores of all are gathered below.
         for batch in self.loader(
             PairDataset(self.val_sampler, shard(self.val_pairs)), self.config.batch_size
         ):
-            x1, x2, same = (t.to(device, non_blocking=True) for t in batch)
+            x1, x2, same, _, right2 = (t.to(device, non_blocking=True) for t in batch)
             e1, e2 = self.model(x1, x2)
             scores, loss = self._pair_scores(e1, e2, same)
             plain.append(scores)
             losses.append(loss)
             # The same pairs, second section mirrored on the lateral (last) axis: only it is embedded again.
-            mirrored.append(self._pair_scores(e1, self.model.embed(torch.flip(x2, dims=(-1,))), same)[0])
+            e2_mirrored = self.model.embed(torch.flip(x2, dims=(-1,)))
+            mirrored.append(self._pair_scores(e1, e2_mirrored, same)[0])
             labels.append(same.cpu().numpy())
+            if self.config.side_head:
+                sides["truth"].append(right2.cpu().numpy())
+                for key, e in (("plain", e2), ("mirrored", e2_mirrored)):
+                    sides[key].append((self.model.side_logit(e) > 0).float().cpu().numpy())
         y = np.concatenate(gather_lists(labels))
         metrics = self._metrics(y, np.concatenate(gather_lists(plain)))
         mirror = self._metrics(y, np.concatenate(gather_lists(mirrored)))
         loss = sum(gather_lists(losses)) / len(y)
-        return {"loss": loss, **metrics, "mirror_acc": mirror["acc"], "mirror_auc": mirror["auc"]}
+        out = {"loss": loss, **metrics, "mirror_acc": mirror["acc"], "mirror_auc": mirror["auc"]}
+        if self.config.side_head:
+            truth = np.concatenate(gather_lists(sides["truth"]))
+            for key, name in (("plain", "side_acc"), ("mirrored", "side_mirror_acc")):
+                out[name] = float((np.concatenate(gather_lists(sides[key])) == truth).mean())
+            out["side_score"] = (out["side_acc"] + out["side_mirror_acc"]) / 2
+        return out

@@ -1,0 +1,121 @@
+"""Train the side model that ships with sidepair (``check-sides``' default), annotation-free.
+
+Training data, chosen for its licence (the package is Apache-2.0): the procedural phantom (made here) and
+TotalSegmentator's example CT (``ts_example``, Apache-2.0). No label is read: ``half`` sections take their
+side from the header. The one real patient is repeated ``--real-repeats`` times as cases so that it weighs
+like that many phantoms (its sections are still drawn at random positions and augmented). Preset
+``laterality``: 2D half-slices at 3 mm, mirrored at random keeping their anatomical side, with a side head.
+
+The checkpoint is written without optimiser state (a few hundred kB).
+
+Usage:
+    python scripts/train_side_model.py [--data ../shared/data] [--work DIR] [--out FILE]
+        [--without ts_example] [--with ircadb/patient_01 ...]
+
+``--without`` / ``--with`` make the leave-one-patient-out models of ``benchmarks/laterality_lopo.py``; a
+model trained with ircadb (CC BY-NC-ND) must never ship.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "src" / "sidepair" / "resources" / "side_model.pt"
+REAL = {"ts_example": "ts_example/ct.nii.gz"}
+
+
+def run(cmd: list[str]) -> None:
+    """Run a sidepair command, failing loudly."""
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def layout(work: Path, phantom: Path, real: list[Path], repeats: int) -> Path:
+    """KiTS case folders: the phantom's cases, then each real CT ``repeats`` times (images only)."""
+    kits = work / "kits"
+    kits.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for case in sorted(phantom.glob("case_*")):
+        link = kits / f"case_{n:05d}"
+        if not link.exists():
+            link.symlink_to(case.resolve())
+        n += 1
+    for ct in real:
+        for _ in range(repeats):
+            case = kits / f"case_{n:05d}"
+            case.mkdir(exist_ok=True)
+            if not (case / "imaging.nii.gz").exists():
+                (case / "imaging.nii.gz").symlink_to(ct.resolve())
+            n += 1
+    return kits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "side_model")
+    parser.add_argument("--out", type=Path, default=SHIPPED)
+    parser.add_argument("--cases", type=int, default=64, help="Phantom cases.")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--real-repeats", type=int, default=12)
+    parser.add_argument(
+        "--without", action="append", default=[], help="Leave out a real CT (e.g. ts_example)."
+    )
+    parser.add_argument(
+        "--with",
+        dest="extra",
+        action="append",
+        default=[],
+        help="Add a real CT folder under --data; never shipped.",
+    )
+    args = parser.parse_args()
+    sidepair = [sys.executable, "-m", "sidepair"]
+    t0 = time.perf_counter()
+    phantom = args.work / "phantom"
+    if not (phantom / "phantom.json").exists():
+        run([*sidepair, "phantom", "--out", str(phantom), "--cases", str(args.cases),
+             "--seed", str(args.seed), "--no-montage"])  # fmt: skip
+    real = [args.data / p for k, p in REAL.items() if k not in args.without]
+    real += [args.data / e / "ct.nii.gz" for e in args.extra]
+    kits = layout(args.work, phantom, real, args.real_repeats)
+    store, model = args.work / "store", args.work / "model"
+    if not (store / "store.json").exists():
+        run([*sidepair, "prepare", "--data", str(kits), "--format", "kits", "--out", str(store),
+             "--preset", "laterality", "--side-check", "off"])  # fmt: skip
+    run([*sidepair, "pretrain", "--store", str(store), "--out", str(model), "--preset", "laterality",
+         "--epochs", str(args.epochs), "--device", "cpu", "--resume"])  # fmt: skip
+
+    from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint, save_checkpoint
+
+    ckpt = read_checkpoint(model / BEST, PretrainCheckpoint)
+    slim = dataclasses.replace(ckpt, optimizer_state={}, scheduler_state={})
+    slim.config["training_data"] = {
+        "phantom": {"cases": args.cases, "seed": args.seed},
+        "real": [str(p.relative_to(args.data)) for p in real],
+        "real_repeats": args.real_repeats,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(slim, args.out)
+    wall = time.perf_counter() - t0
+    summary = {
+        "out": str(args.out),
+        "bytes": args.out.stat().st_size,
+        "wall_s": round(wall, 1),
+        "best_epoch": ckpt.best_epoch,
+        "val_side_acc": ckpt.history[(ckpt.best_epoch or 1) - 1].get("val_side_acc"),
+        "val_side_mirror_acc": ckpt.history[(ckpt.best_epoch or 1) - 1].get("val_side_mirror_acc"),
+        "training_data": slim.config["training_data"],
+    }
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+"""Laterality QC: does a scan's header put the patient's right where its anatomy says it is.
+
+A same/different pair model cannot answer this: the two halves of a flipped scan are still "different".
+The check reads an *absolute* side instead: the side head of a side-pair run trained with ``side_head``
+on ``half`` sections mirrored at random (``mirror``), so that the head had to tell sides by what they
+hold (liver against spleen and stomach, IVC against aorta), not by handedness, which a flip leaves
+unchanged. At each axial level the half-slab the header calls right and the one it calls left are both
+scored; the level's probability that the header is right is ``sigmoid(logit(right half) - logit(left
+half))``, and the scan's is the mean over its levels (3D volumes: many levels over z; a 2D slice: one).
+
+Each section is scored as itself and mirrored, and the two logits averaged: the score is then blind to
+handedness by construction, so a flipped scan gets exactly ``1 - p`` of the scan as it was, and only
+what the halves hold can move it.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sidepair.atomic import write_json, write_text
+from sidepair.config import PreprocessSettings
+from sidepair.data.dicom import is_dicom_folder, load_dicom_series
+from sidepair.data.formats.base import CaseSource
+from sidepair.data.formats.slices import SlicesFormat
+from sidepair.data.preprocess import normalize, resample_case
+from sidepair.data.sections import read_crop
+from sidepair.data.sides import body_centre
+from sidepair.data.volume import Volume, load_nifti
+from sidepair.errors import DataError, DataWarning, SidepairError
+from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
+from sidepair.models.encoder import Encoder
+from sidepair.models.siamese import Siamese
+from sidepair.version import __version__
+
+Verdict = Literal["ok", "flipped", "unsure"]
+DEFAULT_THRESHOLD = 0.75
+BODY_HU = -500.0
+MAX_LEVELS = 48
+SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the section up, down, in, out
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+IMAGE_SUFFIXES = (".png",)
+
+
+def default_model_path() -> Path:
+    """The side model shipped with the package (``scripts/train_side_model.py`` trains it)."""
+    return Path(str(resources.files("sidepair") / "resources" / "side_model.pt"))
+
+
+@dataclass
+class SideCheck:
+    """The verdict on one scan.
+
+    Attributes:
+        input: The file or series folder checked.
+        probability: Probability that the left-right its header implies is right.
+        verdict: ``ok`` (probability >= threshold), ``flipped`` (<= 1 - threshold) or ``unsure``.
+        levels: Axial levels the verdict rests on (a right and a left section each).
+        sections: Sections read (per level: a right and a left, each at 5 positions, each also mirrored
+            and the two scores averaged).
+        threshold: The threshold used.
+        level_probabilities: Each level's probability, from feet to head.
+        model: The side model's file.
+    """
+
+    input: str
+    probability: float
+    verdict: Verdict
+    levels: int
+    sections: int
+    threshold: float
+    level_probabilities: list[float] = field(default_factory=list)
+    model: str = ""
+
+    def row(self) -> dict[str, Any]:
+        """The CSV row (without the per-level probabilities)."""
+        out = asdict(self)
+        out.pop("level_probabilities")
+        out["probability"] = round(self.probability, 4)
+        return out
+
+
+def verdict_of(probability: float, threshold: float) -> Verdict:
+    """``ok``, ``flipped`` or ``unsure`` for a probability that the header's left-right is right."""
+    if probability >= threshold:
+        return "ok"
+    if probability <= 1 - threshold:
+        return "flipped"
+    return "unsure"
+
+
+class SideModel:
+    """A side-pair encoder with an absolute side head, and the preprocessing it was trained on.
+
+    Args:
+        network: The siamese network (its ``side_classifier`` set).
+        preprocess: The store settings its sections were cut with.
+        section_size: (y, x) in 2D, (z, y, x) in 3D.
+        source: Its file, for messages and reports.
+    """
+
+    def __init__(
+        self, network: Siamese, preprocess: PreprocessSettings, section_size: tuple[int, ...], source: str
+    ) -> None:
+        self.network = network.eval()
+        self.preprocess = preprocess
+        self.dims = network.encoder.spatial_dims
+        self.size = (1, *section_size) if self.dims == 2 else tuple(section_size)
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> SideModel:
+        """Load a side-pair run folder or checkpoint (the shipped model when ``path`` is None).
+
+        Raises:
+            SidepairError: Missing, not a side-pair run, not cut on half sections, or without a side head.
+        """
+        path = Path(path) if path is not None else default_model_path()
+        if path.is_dir():
+            path = path / BEST
+        if not path.exists():
+            raise SidepairError(f"{path}: side model not found")
+        ckpt = read_checkpoint(path, PretrainCheckpoint)
+        config = ckpt.config
+        task = config.get("task", "side-pair")
+        if task != "side-pair":
+            raise SidepairError(f"{path}: a {task} pretraining run, not a side model (side-pair)")
+        if config.get("sections") != "half":
+            raise SidepairError(
+                f"{path}: pretrained on {config.get('sections')} sections; the check cuts half sections "
+                "(kidney sections would need a kidney mask the scan does not have)"
+            )
+        if not config.get("side_head") or "side_classifier.weight" not in ckpt.network_weights:
+            raise SidepairError(
+                f"{path}: a side-pair model without a side head (a pair model cannot say which side a "
+                "section shows); pretrain with --side-head --mirror"
+            )
+        network = Siamese(
+            Encoder(**ckpt.encoder_config),
+            int(config["embedding_dim"]),
+            head=config.get("loss", "contrastive"),
+            side_head=True,
+        )
+        network.load_state_dict(ckpt.network_weights)
+        preprocess = PreprocessSettings.model_validate(ckpt.preprocess)
+        return cls(network, preprocess, tuple(int(v) for v in config["section_size"]), str(path))
+
+    @torch.no_grad()
+    def right_logits(self, crops: np.ndarray, batch: int = 32) -> np.ndarray:
+        """The side head's logit of "right" per section ``(n, 1, *size)``, averaged with its mirror's."""
+        out = []
+        for i in range(0, len(crops), batch):
+            x = torch.from_numpy(crops[i : i + batch])
+            both = self.network.side_logit(self.network.embed(torch.cat([x, torch.flip(x, dims=(-1,))])))
+            out.append(((both[: len(x)] + both[len(x) :]) / 2).numpy())
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    def level_probabilities(self, volume: Volume) -> np.ndarray:
+        """Per axial level, the probability that the header's right is the patient's right.
+
+        Raises:
+            DataError: No body in the scan (all air), or a single slice for a 3D model.
+        """
+        source = volume.source
+        body = volume.array > max(BODY_HU, float(volume.array.min()) + 1.0)
+        if body.mean() < 0.005:
+            raise DataError(source, "no body in the scan (nothing above air); nothing to check")
+        res = resample_case(volume.array, volume.affine, self.preprocess)
+        centre_world = body_centre(res.image, res.affine, BODY_HU)
+        centre = np.linalg.solve(res.affine[:3, :3], centre_world - res.affine[:3, 3])  # (x, y, z) index
+        norm, stats = normalize(res.image, self.preprocess)
+        image = np.transpose(norm, (2, 1, 0))  # (z, y, x), x toward the patient's right, as in the store
+        pad = (self.preprocess.window[0] - stats["mean"]) / stats["std"]
+        hu_zyx = np.transpose(res.image, (2, 1, 0))
+        levels = self._levels(hu_zyx > max(BODY_HU, float(res.image.min()) + 1.0))
+        if not levels:
+            raise DataError(source, f"a {self.dims}D side model needs at least {self.size[0]} slices")
+        sz, sy, sx = self.size
+        shifts = [(0, 0)] + [(dy * sy // 8, dx * sx // 8) for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+        assert len(shifts) == SHIFTS
+        crops = []
+        for z in levels:
+            for side_sign in (1, -1):  # the header's right, then its left
+                for dy, dx in shifts:
+                    start = (
+                        z if self.dims == 2 else int(round(z - sz / 2)),
+                        int(round(centre[1] - sy / 2)) + dy,
+                        int(round(centre[0] + side_sign * sx / 2 - sx / 2)) + side_sign * dx,
+                    )
+                    crops.append(read_crop(image, start, self.size, pad))
+        stack = np.stack(crops).astype(np.float32)
+        stack = stack if self.dims == 3 else stack[:, 0]
+        # Each side's logit is the mean over its shifted crops: one crop's score can turn on a few pixels.
+        logits = self.right_logits(stack[:, None]).reshape(len(levels), 2, len(shifts)).mean(axis=2)
+        return 1.0 / (1.0 + np.exp(-(logits[:, 0] - logits[:, 1])))
+
+    def _levels(self, body_zyx: np.ndarray) -> list[int]:
+        """Axial levels holding body: slices (2D) or slab centres half a slab apart (3D), evenly spread."""
+        area = body_zyx.reshape(body_zyx.shape[0], -1).sum(axis=1)
+        if not area.any():
+            return []
+        with_body = np.nonzero(area >= 0.25 * area.max())[0]
+        if self.dims == 2:
+            candidates = with_body
+        else:
+            sz = self.size[0]
+            lo, hi = int(with_body.min()), int(with_body.max())
+            if body_zyx.shape[0] < sz:
+                return []
+            first = max(lo, sz // 2)
+            last = min(hi, body_zyx.shape[0] - sz + sz // 2)
+            candidates = np.arange(first, max(last, first) + 1, max(sz // 2, 1))
+        if len(candidates) > MAX_LEVELS:
+            candidates = candidates[np.linspace(0, len(candidates) - 1, MAX_LEVELS).round().astype(int)]
+        return [int(z) for z in candidates]
+
+    def check(self, volume: Volume, threshold: float = DEFAULT_THRESHOLD) -> SideCheck:
+        """The verdict on one volume (a 2D slice is a volume of one slice)."""
+        p = self.level_probabilities(volume)
+        probability = float(np.mean(p))
+        return SideCheck(
+            input=str(volume.source),
+            probability=probability,
+            verdict=verdict_of(probability, threshold),
+            levels=len(p),
+            sections=2 * len(p) * SHIFTS,
+            threshold=threshold,
+            level_probabilities=[round(float(v), 4) for v in p],
+            model=self.source,
+        )
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.endswith(NIFTI_SUFFIXES)
+
+
+def _png_loader(png: Path) -> Volume:
+    """A PNG slice: inside a slice folder (``images/``) with its ``slices.json``, else with defaults."""
+    root = png.parent.parent if png.parent.name == "images" else png.parent
+    dataset = SlicesFormat(root)
+    meta = dataset._meta() if (root / "slices.json").exists() else {}
+    return dataset.load_image(CaseSource(png.stem, png, None, extra=dict(meta.get(png.name, {}))))
+
+
+def plan_scans(inputs: list[str | Path]) -> list[tuple[Path, Any]]:
+    """Every scan to check: ``(path, loader)``, loaders called one at a time.
+
+    Each input is a NIfTI file, a folder of NIfTI files, a DICOM series folder, a slice folder
+    (``images/*.png``) or a folder of PNG slices, or a PNG slice.
+
+    Raises:
+        DataError: A missing input, or one that holds nothing to check.
+    """
+    scans: list[tuple[Path, Any]] = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise DataError(path, "input not found")
+        if path.is_file():
+            if _is_nifti(path):
+                scans.append((path, load_nifti))
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
+                scans.append((path, _png_loader))
+            else:
+                raise DataError(path, "not a NIfTI file (.nii.gz, .nii), a PNG slice or a folder")
+            continue
+        if is_dicom_folder(path):
+            scans.append((path, load_dicom_series))
+            continue
+        images = path / "images" if (path / "images").is_dir() else path
+        pngs = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        niftis = sorted(p for p in path.iterdir() if p.is_file() and _is_nifti(p))
+        if not pngs and not niftis:
+            raise DataError(path, "no NIfTI files, PNG slices or DICOM series in the folder")
+        scans += [(p, load_nifti) for p in niftis] + [(p, _png_loader) for p in pngs]
+    return scans
+
+
+def check_sides(
+    image: str | Path | Volume,
+    model: str | Path | SideModel | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> SideCheck:
+    """Check one scan's left-right: ``sidepair.check_sides("ct.nii.gz").verdict``.
+
+    Args:
+        image: A NIfTI file, a DICOM series folder, a PNG slice, or a loaded :class:`Volume`.
+        model: A side-pair run or checkpoint with a side head, or a loaded model; the shipped one when None.
+        threshold: Probability at or above which the verdict is ``ok`` (``flipped`` at or below 1 - it).
+    """
+    if not 0.5 < threshold < 1:
+        raise SidepairError(f"threshold must lie between 0.5 and 1, got {threshold}")
+    side_model = model if isinstance(model, SideModel) else SideModel.load(model)
+    if isinstance(image, Volume):
+        return side_model.check(image, threshold)
+    scans = plan_scans([image])
+    if len(scans) != 1:
+        raise DataError(Path(image), f"holds {len(scans)} scans; check them with check_paths")
+    path, loader = scans[0]
+    return side_model.check(loader(path), threshold)
+
+
+def check_paths(
+    inputs: list[str | Path],
+    model: SideModel,
+    threshold: float = DEFAULT_THRESHOLD,
+    progress: bool = True,
+) -> list[SideCheck]:
+    """Check every scan of ``inputs`` (see :func:`plan_scans`), one at a time.
+
+    Raises:
+        DataError: The first scan that cannot be checked, naming its file and why.
+    """
+    scans = plan_scans(inputs)
+    bar = tqdm(scans, desc="check-sides", unit="scan", disable=None if progress and len(scans) > 1 else True)
+    return [model.check(loader(path), threshold) for path, loader in bar]
+
+
+CSV_COLUMNS = ("input", "probability", "verdict", "levels", "sections", "threshold", "model")
+
+
+def write_report(checks: list[SideCheck], out: str | Path) -> tuple[Path, Path]:
+    """Write the CSV (one row per scan) and a JSON beside it with every level's probability.
+
+    Returns:
+        The CSV and JSON paths.
+    """
+    out = Path(out)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(c.row() for c in checks)
+    write_text(out, buffer.getvalue())
+    json_path = out.with_suffix(".json")
+    write_json(json_path, {"sidepair_version": __version__, "scans": [asdict(c) for c in checks]})
+    return out, json_path
+
+
+SideCheckMode = Literal["warn", "error", "off"]
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_model() -> SideModel:
+    return SideModel.load()
+
+
+def scan_alarm(mode: SideCheckMode = "warn") -> Callable[[Volume], None] | None:
+    """What ``prepare`` and ``predict`` call on each scan: warn or raise when the shipped model says flipped.
+
+    Only a ``flipped`` verdict of a 3D scan alarms. ``unsure`` stays quiet (many scans give the model little
+    to read), and so do single slices: one level is too little to rest an alarm on (on 24 real KiTS19
+    slices as they are, the shipped model called 5 flipped; README, "Measured").
+
+    Args:
+        mode: ``warn`` (a one-line :class:`DataWarning` naming the file), ``error`` (a :class:`DataError`)
+            or ``off`` (None: no check).
+    """
+    if mode == "off":
+        return None
+
+    def alarm(volume: Volume) -> None:
+        if min(volume.array.shape) < 2:
+            return
+        check = _shipped_model().check(volume)
+        if check.verdict != "flipped":
+            return
+        what = (
+            f"looks flipped left-right: the shipped side model gives {check.probability:.2f} that its "
+            f"header's right is the patient's right ({check.levels} levels); check its header"
+        )
+        if mode == "error":
+            raise DataError(volume.source, f"{what}, or pass --side-check warn or off")
+        warnings.warn(DataWarning(f"{volume.source}: {what} (--side-check off silences this)"), stacklevel=2)
+
+    return alarm
+
+
+def summary_line(checks: list[SideCheck]) -> str:
+    """``N scans: a ok, b flipped, c unsure``."""
+    counts = {v: sum(c.verdict == v for c in checks) for v in ("ok", "flipped", "unsure")}
+    return f"{len(checks)} scans: " + ", ".join(f"{n} {v}" for v, n in counts.items())

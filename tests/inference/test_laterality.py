@@ -1,0 +1,135 @@
+"""`sidepair check-sides`: laterality QC with the shipped side model, verdicts, exit codes, bad input."""
+
+import csv
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+import sidepair
+from sidepair.config import PreprocessSettings
+from sidepair.data.volume import load_nifti
+from sidepair.errors import SidepairError
+from sidepair.inference.laterality import SideModel, default_model_path, verdict_of
+from sidepair.models.checkpoint import read_checkpoint
+from sidepair.models.encoder import Encoder
+from sidepair.models.siamese import Siamese
+from tests.conftest import run_cli as cli
+from tests.conftest import write_nifti
+
+
+@pytest.fixture(scope="module")
+def states(small_phantom, tmp_path_factory):
+    """One phantom scan as it is, with its header's x flipped, and with its array mirrored."""
+    out = tmp_path_factory.mktemp("states")
+    img = nib.load(small_phantom / "case_00001" / "imaging.nii.gz")
+    data, affine = np.asanyarray(img.dataobj), img.affine
+    nib.save(img, out / "asis.nii.gz")
+    lateral = int(np.argmax(np.abs(affine[0, :3])))  # the array axis that runs left-right
+    flipped = affine.copy()
+    flipped[:, lateral] *= -1
+    write_nifti(out / "header.nii.gz", data, flipped)
+    write_nifti(out / "array.nii.gz", np.flip(data, axis=lateral).copy(), affine)
+    return out
+
+
+def test_verdicts_follow_the_threshold_both_ways():
+    assert verdict_of(0.9, 0.75) == "ok" and verdict_of(0.75, 0.75) == "ok"
+    assert verdict_of(0.1, 0.75) == "flipped" and verdict_of(0.25, 0.75) == "flipped"
+    assert verdict_of(0.5, 0.75) == verdict_of(0.7, 0.75) == verdict_of(0.3, 0.75) == "unsure"
+
+
+def test_a_flip_turns_any_model_s_probability_into_its_complement(states):
+    """Each section is scored as itself and mirrored: the score is blind to handedness by construction,
+    so a flipped scan gets 1 - p whatever the weights (here random ones)."""
+    torch.manual_seed(0)
+    network = Siamese(Encoder(2, 1, (4, 8, 16), (1, 2, 2)), 8, side_head=True)
+    model = SideModel(network, PreprocessSettings(spacing_zyx=(4.0, 4.0, 4.0)), (32, 32), "random")
+    p = {s: model.check(load_nifti(states / f"{s}.nii.gz")) for s in ("asis", "header", "array")}
+    assert p["asis"].levels > 5 and p["asis"].sections == p["asis"].levels * 10
+    assert p["header"].probability == pytest.approx(1 - p["asis"].probability, abs=0.03)
+    assert p["array"].probability == pytest.approx(1 - p["asis"].probability, abs=0.03)
+
+
+@pytest.mark.integration
+def test_shipped_model_ok_on_a_phantom_and_flipped_both_ways(states, tmp_path):
+    report = tmp_path / "sides.csv"
+    result = cli("check-sides", states / "asis.nii.gz", "--out", report)
+    assert result.returncode == 0, result.stderr
+    assert "1 scans: 1 ok, 0 flipped, 0 unsure" in result.stdout
+    for state in ("header", "array"):
+        result = cli("check-sides", states / f"{state}.nii.gz", states / "asis.nii.gz")
+        assert result.returncode == 3, result.stderr
+        assert "2 scans: 1 ok, 1 flipped, 0 unsure" in result.stdout
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    assert [r["verdict"] for r in rows] == ["ok"] and rows[0]["input"].endswith("asis.nii.gz")
+    assert float(rows[0]["probability"]) >= 0.75 and int(rows[0]["sections"]) == 10 * int(rows[0]["levels"])
+    levels = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))["scans"][0]
+    assert len(levels["level_probabilities"]) == levels["levels"] > 5
+
+
+def test_python_api_and_a_single_slice(states, tmp_path):
+    assert sidepair.check_sides(states / "asis.nii.gz").verdict == "ok"
+    img = nib.load(states / "asis.nii.gz")
+    one = tmp_path / "slice.nii.gz"
+    z = int(np.argmax(np.abs(img.affine[2, :3])))
+    mid = np.take(np.asanyarray(img.dataobj), [img.shape[z] * 2 // 3], axis=z)
+    write_nifti(one, mid, img.affine)
+    check = sidepair.check_sides(one)
+    assert check.levels == 1 and check.verdict in ("ok", "flipped", "unsure")
+
+
+def test_bad_input_is_one_line_naming_the_file(states, tmp_path, pretrained):
+    air = write_nifti(
+        tmp_path / "air.nii.gz", np.random.default_rng(0).normal(-1000, 5, (40, 40, 20)).astype(np.float32)
+    )
+    no_affine = write_nifti(tmp_path / "noaffine.nii.gz", np.zeros((8, 8, 8), np.float32) + 40, codes=False)
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti")
+    cases = {
+        air: "no body in the scan",
+        no_affine: "missing affine",
+        broken: "cannot read as NIfTI",
+    }
+    for path, message in cases.items():
+        result = cli("check-sides", path)
+        assert result.returncode == 1
+        assert result.stderr.strip() == result.stderr.strip().splitlines()[0]
+        assert str(path) in result.stderr and message in result.stderr, result.stderr
+    result = cli("check-sides", states / "asis.nii.gz", "--model", pretrained)
+    assert result.returncode == 1 and str(pretrained) in result.stderr
+    assert "pretrained on masked sections" in result.stderr
+
+
+def test_the_shipped_model_is_small_and_annotation_free():
+    path = default_model_path()
+    assert path.stat().st_size < 3e6
+    model = SideModel.load()
+    assert model.dims == 2 and model.preprocess.normalize == "window"
+    ckpt = read_checkpoint(path)
+    assert ckpt.labels_read == {"train": [], "selection": []}
+    assert ckpt.config["mirror"] and ckpt.config["side_head"] and ckpt.config["sections"] == "half"
+    assert ckpt.config["training_data"]["real"] == ["ts_example/ct.nii.gz"]
+    with pytest.raises(SidepairError, match="side model not found"):
+        SideModel.load(path.parent / "missing.pt")
+
+
+@pytest.mark.integration
+def test_prepare_warns_naming_a_flipped_scan_or_stops_or_stays_quiet(states, tmp_path):
+    data = tmp_path / "kits"
+    for name, state in (("case_00000", "asis"), ("case_00001", "header")):
+        (data / name).mkdir(parents=True)
+        (data / name / "imaging.nii.gz").symlink_to(states / f"{state}.nii.gz")
+    args = ["prepare", "--data", data, "--format", "kits", "--preset", "demo"]
+    result = cli(*args, "--out", tmp_path / "warn")
+    assert result.returncode == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "looks flipped" in line]
+    assert len(warning) == 1 and warning[0].startswith("sidepair prepare: warning: ")
+    assert str(data / "case_00001" / "imaging.nii.gz") in warning[0] and "case_00000" not in warning[0]
+    result = cli(*args, "--out", tmp_path / "error", "--side-check", "error")
+    assert result.returncode == 1 and "looks flipped" in result.stderr
+    assert "case_00001" in result.stderr and not (tmp_path / "error" / "index.json").exists()
+    result = cli(*args, "--out", tmp_path / "off", "--side-check", "off")
+    assert result.returncode == 0 and "looks flipped" not in result.stderr
