@@ -39,6 +39,7 @@ from sidepair.data.sections import read_crop
 from sidepair.data.sides import body_centre
 from sidepair.data.volume import Volume, load_nifti
 from sidepair.errors import DataError, DataWarning, SidepairError
+from sidepair.inference.predictor import is_nifti
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
 from sidepair.models.encoder import Encoder
 from sidepair.models.siamese import Siamese
@@ -49,7 +50,6 @@ DEFAULT_THRESHOLD = 0.75
 BODY_HU = -500.0
 MAX_LEVELS = 48
 SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the section up, down, in, out
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 IMAGE_SUFFIXES = (".png",)
 
 
@@ -241,10 +241,6 @@ class SideModel:
         )
 
 
-def _is_nifti(path: Path) -> bool:
-    return path.name.endswith(NIFTI_SUFFIXES)
-
-
 def _png_loader(png: Path) -> Volume:
     """A PNG slice: inside a slice folder (``images/``) with its ``slices.json``, else with defaults."""
     root = png.parent.parent if png.parent.name == "images" else png.parent
@@ -268,7 +264,7 @@ def plan_scans(inputs: list[str | Path]) -> list[tuple[Path, Any]]:
         if not path.exists():
             raise DataError(path, "input not found")
         if path.is_file():
-            if _is_nifti(path):
+            if is_nifti(path):
                 scans.append((path, load_nifti))
             elif path.suffix.lower() in IMAGE_SUFFIXES:
                 scans.append((path, _png_loader))
@@ -280,7 +276,7 @@ def plan_scans(inputs: list[str | Path]) -> list[tuple[Path, Any]]:
             continue
         images = path / "images" if (path / "images").is_dir() else path
         pngs = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        niftis = sorted(p for p in path.iterdir() if p.is_file() and _is_nifti(p))
+        niftis = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p))
         if not pngs and not niftis:
             raise DataError(path, "no NIfTI files, PNG slices or DICOM series in the folder")
         scans += [(p, load_nifti) for p in niftis] + [(p, _png_loader) for p in pngs]

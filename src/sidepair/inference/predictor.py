@@ -345,7 +345,8 @@ def _onnx_info(path: Path) -> ModelInfo:
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
-def _is_nifti(path: Path) -> bool:
+def is_nifti(path: Path) -> bool:
+    """Whether a path names a NIfTI file (.nii.gz or .nii)."""
     return path.name.endswith(NIFTI_SUFFIXES)
 
 
@@ -385,15 +386,15 @@ def plan_inputs(
     if source.is_dir() and is_dicom_folder(source):
         inputs: list[tuple[Path, str | None]] = [(source, choose_series(source, series)[0])]
     elif source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and _is_nifti(p))
+        files = sorted(p for p in source.iterdir() if p.is_file() and is_nifti(p))
         if not files:
             raise DataError(source, "no NIfTI files (*.nii.gz, *.nii) and no DICOM series in the folder")
         inputs = [(p, None) for p in files]
-    elif _is_nifti(source):
+    elif is_nifti(source):
         inputs = [(source, None)]
     else:
         raise DataError(source, "not a NIfTI file (.nii.gz, .nii) or a folder")
-    if _is_nifti(output):
+    if is_nifti(output):
         if len(inputs) > 1:
             raise DataError(output, f"one output file for {len(inputs)} inputs; give an output folder")
         pairs = [(inputs[0][0], output, inputs[0][1])]
