@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: anything that depends on torch must find it already installed.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# The nnunet extra too, so that the nnU-Net tests run in CI.
+	$(BIN)/pip install --quiet -e ".[dev,nnunet]"
 	touch $(STAMP)
 
 demo: $(STAMP)

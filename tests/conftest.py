@@ -249,3 +249,47 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def nnunet_command(name: str, *args: str, env: dict[str, str]) -> None:
+    """Run one of nnU-Net's commands (installed beside this Python), failing with its output."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / name
+    done = subprocess.run(
+        [str(exe), *args], env={**os.environ, **env}, capture_output=True, encoding="utf-8", errors="replace"
+    )
+    assert done.returncode == 0, (
+        f"{name} {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+
+
+@pytest.fixture(scope="session")
+def nnunet_planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 4-case phantom in nnU-Net's raw layout, written IPL, fingerprinted, planned and preprocessed (2d)
+    by nnU-Net's own commands. Skips without the [nnunet] extra."""
+    pytest.importorskip("nnunetv2", reason="the [nnunet] extra is not installed")
+    from sidepair.data.phantom_nnunet import write_nnunet
+
+    root = tmp_path_factory.mktemp("nnunet")
+    env = {name: str(root / name) for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    raw = root / "nnUNet_raw" / "Dataset501_Phantom"
+    write_nnunet(raw, cases=4, seed=5, shape=(64, 64, 32), axcodes="IPL")
+    nnunet_command("nnUNetv2_extract_fingerprint", "-d", "501", "-np", "1", env=env)
+    nnunet_command("nnUNetv2_plan_experiment", "-d", "501", env=env)
+    nnunet_command("nnUNetv2_preprocess", "-d", "501", "-c", "2d", "-np", "1", env=env)
+    pre = root / "nnUNet_preprocessed" / "Dataset501_Phantom"
+    return {"raw": raw, "plans": pre / "nnUNetPlans.json", "preprocessed": pre / "nnUNetPlans_2d", **env}
+
+
+@pytest.fixture(scope="session")
+def nnunet_store(nnunet_planned: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`nnunet_planned`'s dataset prepared with nnU-Net's 2d preprocessing."""
+    from sidepair.config import PreprocessSettings
+    from sidepair.data.formats import open_dataset
+    from sidepair.data.nnunet_grid import nnunet_settings
+    from sidepair.data.prepare import prepare
+
+    settings = PreprocessSettings(nnunet=nnunet_settings(nnunet_planned["plans"], "2d"), dtype="float32")
+    return prepare(open_dataset(nnunet_planned["raw"]), tmp_path_factory.mktemp("nn") / "store", settings)

@@ -34,13 +34,16 @@ from sidepair.config import (
 )
 from sidepair.data.formats import FORMATS, open_dataset
 from sidepair.data.montage import montage_from_folder
+from sidepair.data.nnunet_grid import nnunet_settings
 from sidepair.data.phantom import PhantomLayout, generate_phantom, write_slices
+from sidepair.data.phantom_nnunet import write_nnunet
 from sidepair.data.prepare import prepare as run_prepare
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, DataWarning, SidepairError
 from sidepair.evaluation.evaluate import evaluate_predictions, evaluate_run
 from sidepair.experiment import ExperimentConfig, load_experiment_config, run_experiment
 from sidepair.inference.export import ExportFormat, export_model
+from sidepair.inference.export_nnunet import export_nnunet
 from sidepair.inference.laterality import (
     DEFAULT_THRESHOLD,
     SideCheckMode,
@@ -198,14 +201,22 @@ def phantom(
     ] = None,
     montage: Annotated[bool, typer.Option(help="Also write montage.png of the first cases.")] = True,
     layout: Annotated[
-        PhantomLayout, typer.Option(help="kits: case folders of NIfTI; slices: a folder of PNG slices.")
+        PhantomLayout,
+        typer.Option(
+            help="kits: case folders of NIfTI; slices: a folder of PNG slices; nnunet: nnU-Net v2 raw "
+            "(imagesTr, labelsTr, dataset.json; --out named DatasetNNN_Name)."
+        ),
     ] = "kits",
     slices_per_case: Annotated[int, typer.Option(help="With --layout slices: slices per case.")] = 4,
 ) -> None:
-    """Write synthetic abdominal CT cases with kidney labels, as KiTS case folders or a slice folder."""
+    """Write synthetic abdominal CT cases with kidney labels: KiTS case folders, slices, or nnU-Net raw."""
     if layout == "slices":
         specs = write_slices(out, cases, seed, shape, slices_per_case, progress=True)
         typer.echo(f"wrote {len(specs)} phantom cases as slices to {out}")
+        return
+    if layout == "nnunet":
+        specs = write_nnunet(out, cases, seed, shape, progress=True)
+        typer.echo(f"wrote {len(specs)} phantom cases in nnU-Net raw layout to {out}")
         return
     specs = generate_phantom(out, cases, seed, shape, masks_from, progress=True)
     typer.echo(f"wrote {len(specs)} phantom cases to {out}")
@@ -251,11 +262,27 @@ def prepare(
         ),
     ] = False,
     side_check: SideCheckOpt = "warn",
+    plans: Annotated[
+        Path | None,
+        typer.Option(
+            help="nnU-Net plans (nnUNetPlans.json): preprocess as nnU-Net does for --configuration, for "
+            "pretraining with --architecture nnunet (needs the [nnunet] extra)."
+        ),
+    ] = None,
+    configuration: Annotated[
+        str | None, typer.Option(help="With --plans: the nnU-Net configuration (2d, 3d_fullres ...).")
+    ] = None,
 ) -> None:
     """Orient, resample, window and normalise a dataset into a memory-mapped store."""
     settings = get_preset(preset).preprocess
     if spacing is not None:
         settings = settings.model_copy(update={"spacing_zyx": tuple(s if s > 0 else None for s in spacing)})
+    if (plans is None) != (configuration is None):
+        raise ConfigError("--plans and --configuration go together (nnU-Net's preprocessing)")
+    if plans is not None and configuration is not None:
+        settings = settings.model_copy(
+            update={"nnunet": nnunet_settings(plans, configuration), "dtype": "float32"}
+        )
     lm = get_label_map(label_map) if label_map is not None else None
     slice_options = {"convention": convention, "intensity": intensity}
     datasets = []
@@ -290,6 +317,8 @@ def store_summary(store: Store, formats: str) -> str:
         f"{len(store.split('train'))} / val {len(store.split('val'))} / test {len(store.split('test'))}"
     )
 
+
+ExportChoice = Literal[ExportFormat, "nnunet"]
 
 StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="Store written by `sidepair prepare`.")]
 RunOpt = Annotated[Path, typer.Option("--out", "-o", help="Run folder.")]
@@ -459,14 +488,45 @@ def experiment(
 
 @app.command()
 def export(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Segmentation run folder or checkpoint.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = "onnx",
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Segmentation run folder or checkpoint (nnunet: a side-pair pretraining run).",
+        ),
+    ],
+    fmt: Annotated[
+        ExportChoice,
+        typer.Option(
+            "--format",
+            "-f",
+            help="onnx or torchscript (a model predict runs alone), or nnunet (nnU-Net's network with the "
+            "pretrained encoder, for nnUNetv2_train -pretrained_weights).",
+        ),
+    ] = "onnx",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output file (default RUN/model.onnx or RUN/model.ts).")
     ] = None,
     checkpoint: Annotated[Which, typer.Option(help="Checkpoint to export.")] = "best",
+    plans: Annotated[
+        Path | None, typer.Option(help="With --format nnunet: the plans nnU-Net trains with.")
+    ] = None,
+    configuration: Annotated[
+        str | None, typer.Option(help="With --format nnunet: the configuration nnU-Net trains.")
+    ] = None,
 ) -> None:
-    """Export a trained model to one ONNX or TorchScript file that `predict` can run alone."""
+    """Export a trained model to one ONNX or TorchScript file, or a pretrained encoder for nnU-Net."""
+    if fmt == "nnunet":
+        if plans is None or configuration is None or out is None:
+            raise ConfigError("--format nnunet needs --plans, --configuration and --out")
+        done = export_nnunet(model, plans, configuration, out)
+        typer.echo(
+            f"export: {done['file']} ({done['bytes'] / 1e6:.1f} MB), nnU-Net's network with "
+            f"{done['encoder_tensors']}/{done['encoder_tensors']} encoder tensors transferred; "
+            f"nnUNetv2_train DATASET {configuration} FOLD -pretrained_weights {done['file']}"
+        )
+        return
     result = export_model(model, fmt, out, checkpoint)
     typer.echo(
         f"export: {result['file']} ({result['bytes'] / 1e6:.1f} MB); max abs logit difference against "

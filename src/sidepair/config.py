@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from sidepair.errors import ConfigError
+from sidepair.models.nnunet import nnunet_encoder_config
 
 Side = Literal["right", "left"]
 LabelMode = Literal["kidney", "kidney+tumour", "sides"]
@@ -148,6 +149,20 @@ LABEL_MAPS: dict[str, LabelMap] = {
 }
 
 
+class NnUNetPreprocessing(_Strict):
+    """nnU-Net's own preprocessing of a plans file's configuration, instead of ours.
+
+    Attributes:
+        plans: The plans file (``nnUNetPlans.json``; its ``dataset.json`` and fingerprint lie beside it).
+        configuration: The configuration whose preprocessing the store repeats (``2d``, ``3d_fullres`` ...).
+        plans_sha: Hash of the plans' content (a pretraining checks it against its architecture).
+    """
+
+    plans: str
+    configuration: str
+    plans_sha: str
+
+
 class PreprocessSettings(_Strict):
     """How ``prepare`` turns a CT into store arrays.
 
@@ -156,12 +171,15 @@ class PreprocessSettings(_Strict):
         window: HU clip range before normalisation (the paper: [-79, 304]).
         normalize: ``"zscore"`` per volume after clipping (the paper), or ``"window"`` to [0, 1].
         dtype: Storage dtype of the image array.
+        nnunet: nnU-Net's preprocessing (reader, crop, transpose, spacing, its normalisation) replaces
+            spacing, window and normalisation; None for ours.
     """
 
     spacing_zyx: tuple[float | None, float | None, float | None] = (3.22, 1.62, 1.62)
     window: tuple[float, float] = (-79.0, 304.0)
     normalize: Literal["zscore", "window"] = "zscore"
     dtype: Literal["float16", "float32"] = "float16"
+    nnunet: NnUNetPreprocessing | None = None
 
     @field_validator("spacing_zyx")
     @classmethod
@@ -179,7 +197,8 @@ class PreprocessSettings(_Strict):
 
     def fingerprint(self, extra: dict[str, Any] | None = None) -> str:
         """A short hash of these settings (and ``extra``), naming the store they produce."""
-        payload = {"preprocess": self.model_dump(mode="json"), **(extra or {})}
+        # exclude_none: a store prepared before ``nnunet`` existed keeps its fingerprint.
+        payload = {"preprocess": self.model_dump(mode="json", exclude_none=True), **(extra or {})}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -191,6 +210,10 @@ class ArchitectureSettings(_Strict):
         channels: Encoder channels per stage, shallow to deep.
         strides: Stride of each stage's first convolution (an int, or one value per axis).
         norm: MONAI norm name.
+        architecture: ``monai`` (sidepair's encoder of MONAI blocks) or ``nnunet`` (nnU-Net's network,
+            built by nnU-Net from ``plans`` and ``configuration``; channels, strides and norm then unused).
+        plans: nnU-Net plans file.
+        configuration: nnU-Net configuration in the plans.
     """
 
     dims: Literal[2, 3] = Field(3, description="2 (axial slices) or 3 (volumes).")
@@ -201,9 +224,27 @@ class ArchitectureSettings(_Strict):
         (1, (1, 2, 2), 2, 2, 2), description="Encoder stride per stage.", json_schema_extra=NO_CLI
     )
     norm: str = Field("instance", description="MONAI norm name.", json_schema_extra=NO_CLI)
+    architecture: Literal["monai", "nnunet"] = Field(
+        "monai",
+        description="monai (sidepair's encoder) or nnunet (nnU-Net's network from --plans and "
+        "--configuration; needs the [nnunet] extra).",
+    )
+    plans: str | None = Field(None, description="nnU-Net plans file (with --architecture nnunet).")
+    configuration: str | None = Field(
+        None, description="nnU-Net configuration of the plans, e.g. 2d or 3d_fullres (--architecture nnunet)."
+    )
+
+    @field_validator("plans")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        return str(Path(v).resolve()) if v else v
 
     @model_validator(mode="after")
     def _check_architecture(self) -> ArchitectureSettings:
+        if self.architecture == "nnunet" and not (self.plans and self.configuration):
+            raise ValueError("architecture nnunet needs plans and configuration (--plans, --configuration)")
+        if self.architecture == "monai" and (self.plans or self.configuration):
+            raise ValueError("plans and configuration are for architecture nnunet (--architecture nnunet)")
         for s in self.strides:
             if not isinstance(s, int) and len(s) != self.dims:
                 raise ValueError(f"stride {s} must have {self.dims} values for dims={self.dims}")
@@ -212,7 +253,22 @@ class ArchitectureSettings(_Strict):
         return self
 
     def encoder_config(self) -> dict[str, Any]:
-        """Arguments of the :class:`~sidepair.models.Encoder` (saved in checkpoints to rebuild it)."""
+        """What rebuilds the encoder (saved in checkpoints).
+
+        :class:`~sidepair.models.Encoder`'s arguments, or nnU-Net's architecture from the plans.
+
+        Raises:
+            ConfigError: nnU-Net plans whose configuration has other dims than ``dims``.
+        """
+        if self.architecture == "nnunet":
+            config = nnunet_encoder_config(str(self.plans), str(self.configuration))
+            if config["spatial_dims"] != self.dims:
+                raise ConfigError(
+                    f"{self.plans}: configuration {self.configuration} is {config['spatial_dims']}D but the "
+                    f"run is {self.dims}D; give --dims {config['spatial_dims']} with a --section-size, or a "
+                    f"{config['spatial_dims']}D preset"
+                )
+            return config
         return {
             "spatial_dims": self.dims,
             "in_channels": 1,

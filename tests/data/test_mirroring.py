@@ -15,6 +15,8 @@ DRAWS = 64
 class Marked:
     """A sampler stand-in whose every section holds a bright block right of the midline (high x)."""
 
+    lateral_dim = -1  # the last axis runs left-right, as in sidepair's RAS stores
+
     def __init__(self, size):
         self.dims = len(size)
         self.image = np.zeros((1, *size), dtype=np.float32)

@@ -15,7 +15,7 @@ def test_same_seed_same_case_different_seed_different():
     b = generate_case("c", seed=3, index=1, shape=(64, 64, 32))
     c = generate_case("c", seed=4, index=1, shape=(64, 64, 32))
     np.testing.assert_array_equal(np.asanyarray(a[0].dataobj), np.asanyarray(b[0].dataobj))
-    assert a[2] == b[2]
+    assert a.spec == b.spec
     assert not np.array_equal(np.asanyarray(a[0].dataobj), np.asanyarray(c[0].dataobj))
 
 
@@ -86,3 +86,26 @@ def test_masks_from_real_kits_geometry(shared_data, tmp_path):
     np.testing.assert_allclose(real_world.mean(axis=0), out_world.mean(axis=0), atol=1e-3)
     image = np.asanyarray(out_image.dataobj)
     assert image.shape == out_label.shape and np.percentile(image, 1) < -900
+
+
+def test_organ_map_marks_liver_and_ivc_right_spleen_stomach_and_aorta_left_never_kidney(small_phantom):
+    from sidepair.data.phantom import ORGANS
+
+    case = small_phantom / "case_00001"
+    organs_img = nib.load(case / "organs.nii.gz")
+    label_img = nib.load(case / "segmentation.nii.gz")
+    np.testing.assert_allclose(organs_img.affine, label_img.affine)
+    organs = np.asanyarray(organs_img.dataobj)
+    label = np.asanyarray(label_img.dataobj)
+    assert organs.shape == label.shape
+    assert not ((organs > 0) & (label > 0)).any()  # a kidney drawn over an organ clears it there
+    meta = json.loads((small_phantom / "phantom.json").read_text(encoding="utf-8"))
+    assert meta["organs"]["codes"] == ORGANS
+    # World x (RAS, + toward the patient's right) of each organ's centre, against the body's midline.
+    idx = {name: np.argwhere(organs == code) for name, code in ORGANS.items()}
+    world_x = {n: (organs_img.affine @ np.c_[i, np.ones(len(i))].T)[0].mean() for n, i in idx.items()}
+    image = np.asanyarray(nib.load(case / "imaging.nii.gz").dataobj)
+    midline = body_midline_x(image, organs_img.affine)
+    assert all(len(i) > 100 for i in idx.values()), {n: len(i) for n, i in idx.items()}
+    assert min(world_x["liver"], world_x["ivc"]) > midline
+    assert midline > max(world_x["spleen"], world_x["stomach"], world_x["aorta"])

@@ -32,9 +32,16 @@ def item_state(seed: tuple[int, ...], salt: int = 977) -> int:
     return int(np.random.SeedSequence([*seed, salt]).generate_state(1)[0])
 
 
-def lateral_flip(dims: int, prob: float = 0.5) -> RandFlip:
-    """A random left-right mirror of a channel-first section: its last spatial axis is the lateral one."""
-    return RandFlip(prob=prob, spatial_axis=dims - 1)
+def lateral_flip(dims: int, prob: float = 0.5, lateral_dim: int = -1) -> RandFlip:
+    """A random left-right mirror of a channel-first section.
+
+    Args:
+        dims: Spatial dimensions.
+        prob: Probability of a flip.
+        lateral_dim: The tensor dimension (from the end) that runs left-right: the last one in sidepair's
+            RAS stores (:attr:`~sidepair.data.sections.SectionSampler.lateral_dim`).
+    """
+    return RandFlip(prob=prob, spatial_axis=dims + lateral_dim)
 
 
 class Augmenter:

@@ -109,10 +109,15 @@ class BodyCentre(_Record):
 
 
 class Normalization(_Record):
-    """What the normalisation subtracted and divided by (inference repeats it)."""
+    """What the normalisation subtracted and divided by (inference repeats it).
+
+    ``low`` is the HU its clipping floor maps from, where it is not the store window's low end (nnU-Net's
+    CT normalisation clips at the foreground's 0.5th percentile).
+    """
 
     mean: float
     std: float
+    low: float | None = None
 
 
 class SideInfo(_Record):
@@ -130,6 +135,18 @@ class SideReportInfo(_Record):
     tiny_components: int = 0
     split_at_midline: bool = False
     warnings: list[str] = []
+
+
+class NetworkView(_Record):
+    """How a section of this store goes back to the network's axis order (stores of nnU-Net preprocessing).
+
+    Attributes:
+        order: For each network axis, the store axis (z 0, y 1, x 2) it is.
+        flips: For each network axis, whether it runs against that store axis.
+    """
+
+    order: list[int]
+    flips: list[bool]
 
 
 class CaseEntry(_Record):
@@ -153,6 +170,7 @@ class CaseEntry(_Record):
         has_tumour: Whether the label holds tumour.
         negative: A labelled case without kidney on the store grid (background for segmentation).
         vanished: A negative whose source label had kidney voxels, too few to survive on the grid.
+        network: For a store of nnU-Net's preprocessing, how sections go back to nnU-Net's axis order.
     """
 
     case_id: str
@@ -172,6 +190,7 @@ class CaseEntry(_Record):
     has_tumour: bool = False
     negative: bool = False
     vanished: bool = False
+    network: NetworkView | None = None
 
     @property
     def affine_zyx(self) -> np.ndarray:

@@ -99,7 +99,7 @@ class PairDataset(Dataset):
         self.pairs = pairs
         self.augment = augment
         self.seed = seed
-        self.flip = lateral_flip(sampler.dims) if mirror else None
+        self.flip = lateral_flip(sampler.dims, lateral_dim=sampler.lateral_dim) if mirror else None
 
     def _section(self, section: Section, key: tuple[int, ...]) -> torch.Tensor:
         crop = self.sampler.read(section)

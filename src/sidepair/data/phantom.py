@@ -8,7 +8,9 @@ fluid-filled bowel, and two bean-shaped kidneys with cortex, medulla (pyramids),
 a medially facing hilum and a renal vein; the right kidney lies lower. Per case it varies body size,
 kidney position, size and rotation, contrast, optional tumours, noise, slice spacing and the orientation
 codes the file is written in. With ``masks_from`` the kidneys and tumours are real label maps (e.g.
-KiTS19 segmentations) on their own grid, and the body is drawn around them.
+KiTS19 segmentations) on their own grid, and the body is drawn around them. Each case also writes
+``organs.nii.gz``, the map of its liver, spleen, stomach, aorta and IVC (:data:`ORGANS`), for occlusion
+probes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import nibabel as nib
 import numpy as np
@@ -33,6 +35,9 @@ from sidepair.data.volume import load_nifti
 from sidepair.errors import DataError
 
 ORIENTATIONS = ("RAS", "LPS", "IPL", "LAS", "RPI", "PIL", "ASR", "SLP")
+# Codes of the organ map each case also writes (``organs.nii.gz``): the organs that differ between the sides,
+# which an occlusion probe blanks. Kidneys are in the segmentation, not here.
+ORGANS = {"liver": 1, "spleen": 2, "stomach": 3, "aorta": 4, "ivc": 5}
 DEFAULT_SHAPE = (256, 256, 100)
 AIR, FAT, MUSCLE, GAS = -1000.0, -100.0, 50.0, -1000.0
 
@@ -64,6 +69,24 @@ class CaseSpec:
     masks_from: str | None = None
 
 
+class DrawnCase(NamedTuple):
+    """One drawn case, each image in the case's orientation.
+
+    Attributes:
+        image: CT (int16 HU).
+        label: Segmentation (uint8: 1 kidney, 2 tumour).
+        organs: Organ map (uint8, codes :data:`ORGANS`).
+        sides: Side of each kidney voxel (uint8: 1 right, 2 left), from world position.
+        spec: What was drawn.
+    """
+
+    image: nib.Nifti1Image
+    label: nib.Nifti1Image
+    organs: nib.Nifti1Image
+    sides: nib.Nifti1Image
+    spec: CaseSpec
+
+
 class _Canvas:
     """HU and label arrays on an axis-aligned RAS grid, painted one organ at a time."""
 
@@ -72,6 +95,7 @@ class _Canvas:
         self.affine = affine
         self.hu = np.full(shape, AIR, dtype=np.float32)
         self.label = np.zeros(shape, dtype=np.uint8)
+        self.organs = np.zeros(shape, dtype=np.uint8)
         # Axis-aligned grid: world coordinate of each index along each axis.
         self.axes = [affine[a, a] * np.arange(shape[a]) + affine[a, 3] for a in range(3)]
         self.spacing = np.abs(np.diag(affine)[:3])
@@ -114,12 +138,23 @@ class _Canvas:
         r = np.sqrt((x / semi[0]) ** 2 + (y / semi[1]) ** 2 + (z / semi[2]) ** 2)
         return sl, r
 
-    def paint(self, sl, mask: np.ndarray, hu: float | np.ndarray, inside: np.ndarray | None = None) -> None:
-        """Set HU where ``mask`` (and, if given, ``inside``, a full-grid mask) holds."""
+    def paint(
+        self,
+        sl,
+        mask: np.ndarray,
+        hu: float | np.ndarray,
+        inside: np.ndarray | None = None,
+        organ: int | None = None,
+    ) -> None:
+        """Set HU where ``mask`` (and, if given, ``inside``, a full-grid mask) holds.
+
+        ``organ`` marks those voxels in the organ map; painting anything else there clears them.
+        """
         if inside is not None:
             mask = mask & inside[sl]
         target = self.hu[sl]
         target[mask] = hu if np.isscalar(hu) else np.broadcast_to(hu, mask.shape)[mask]
+        self.organs[sl][mask] = organ or 0
 
 
 def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
@@ -178,7 +213,15 @@ def _draw_spine(c: _Canvas, rng: np.random.Generator, spine: tuple[float, float]
     return r_body
 
 
-def _tube(c: _Canvas, start: np.ndarray, end: np.ndarray, radius: float, hu: float, inside=None) -> None:
+def _tube(
+    c: _Canvas,
+    start: np.ndarray,
+    end: np.ndarray,
+    radius: float,
+    hu: float,
+    inside=None,
+    organ: int | None = None,
+) -> None:
     """A cylinder between two world points."""
     mid = (start + end) / 2
     half = float(np.linalg.norm(end - start)) / 2
@@ -189,7 +232,7 @@ def _tube(c: _Canvas, start: np.ndarray, end: np.ndarray, radius: float, hu: flo
     axis = (end - start) / max(2 * half, 1e-6)
     t = x * axis[0] + y * axis[1] + z * axis[2]
     dist2 = x**2 + y**2 + z**2 - t**2
-    c.paint(sl, (dist2 <= radius**2) & (np.abs(t) <= half), hu, inside)
+    c.paint(sl, (dist2 <= radius**2) & (np.abs(t) <= half), hu, inside, organ)
 
 
 def _draw_kidney(c: _Canvas, rng: np.random.Generator, side: int, centre: np.ndarray, contrast: float):
@@ -272,19 +315,19 @@ def _draw_organs(
         (bx + 0.45 * a, by + 0.05 * b, zk + 85), (0.55 * a, 0.75 * b, 95), _rotation(0, 0, 0.2)
     )
     if sl is not None:
-        c.paint(sl, r <= 1, 100 + 40 * contrast + rng.normal(0, 4), cavity3d)
+        c.paint(sl, r <= 1, 100 + 40 * contrast + rng.normal(0, 4), cavity3d, ORGANS["liver"])
     sl, r = c.ellipsoid(
         (bx - 0.6 * a, by - 0.25 * b, zk + 70), (0.22 * a, 0.4 * b, 55), _rotation(0, 0, -0.5)
     )
     if sl is not None:
-        c.paint(sl, r <= 1, 100 + 25 * contrast, cavity3d)
+        c.paint(sl, r <= 1, 100 + 25 * contrast, cavity3d, ORGANS["spleen"])
     st_c = (bx - 0.35 * a, by + 0.45 * b, zk + 75)
     sl, r = c.ellipsoid(st_c, (0.3 * a, 0.3 * b, 50))
     if sl is not None:
         y_local = c.local(sl, st_c)[1]
-        c.paint(sl, r <= 1, 45.0, cavity3d)
-        c.paint(sl, (r <= 0.85) & (y_local > 0.05 * b), GAS, cavity3d)
-        c.paint(sl, (r <= 0.85) & (y_local <= 0.05 * b), 15.0, cavity3d)
+        c.paint(sl, r <= 1, 45.0, cavity3d, ORGANS["stomach"])
+        c.paint(sl, (r <= 0.85) & (y_local > 0.05 * b), GAS, cavity3d, ORGANS["stomach"])
+        c.paint(sl, (r <= 0.85) & (y_local <= 0.05 * b), 15.0, cavity3d, ORGANS["stomach"])
     # Bowel loops: gas or fluid filled, walls of soft tissue, anterior and lower abdomen.
     for _ in range(int(rng.integers(6, 12))):
         centre = (bx + rng.uniform(-0.6, 0.6) * a, by + rng.uniform(0.0, 0.6) * b, zk + rng.uniform(-90, 40))
@@ -295,13 +338,13 @@ def _draw_organs(
         c.paint(sl, r <= 1, 40.0, cavity3d)
         c.paint(sl, r <= 0.75, GAS if rng.random() < 0.6 else 20.0, cavity3d)
     # Great vessels: aorta left of midline, IVC right; full length of the scan.
-    for dx, semi, hu in (
-        (-14.0, (11.0, 11.0), 150 + 100 * contrast),
-        (20.0, (14.0, 10.0), 100 + 40 * contrast),
+    for dx, semi, hu, organ in (
+        (-14.0, (11.0, 11.0), 150 + 100 * contrast, ORGANS["aorta"]),
+        (20.0, (14.0, 10.0), 100 + 40 * contrast, ORGANS["ivc"]),
     ):
         start = np.array([bx + dx, vessel_y, zmin - 5])
         end = np.array([bx + dx, vessel_y, zmax + 5])
-        _tube(c, start, end, semi[0], hu)
+        _tube(c, start, end, semi[0], hu, organ=organ)
 
 
 def _geometry(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -378,6 +421,7 @@ def _kidney_from_mask(c: _Canvas, rng: np.random.Generator, mask: np.ndarray, co
     target = c.hu[pad]
     target[sub > 0] = values[sub > 0]
     c.label[pad][sub > 0] = np.where(tumour, TUMOUR, KIDNEY)[sub > 0]
+    c.organs[pad][sub > 0] = 0
 
 
 def generate_case(
@@ -387,7 +431,7 @@ def generate_case(
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
     mask_file: Path | None = None,
     axcodes: str | None = None,
-) -> tuple[nib.Nifti1Image, nib.Nifti1Image, CaseSpec]:
+) -> DrawnCase:
     """Draw one phantom case.
 
     Args:
@@ -399,7 +443,7 @@ def generate_case(
         axcodes: Orientation codes to write; drawn from :data:`ORIENTATIONS` when None.
 
     Returns:
-        Image (int16 HU) and segmentation (uint8) in the chosen orientation, and the case's spec.
+        The images in the chosen orientation, and the case's spec.
     """
     rng = np.random.default_rng([seed, index])
     contrast = float(rng.uniform(0.5, 1.0))
@@ -432,7 +476,10 @@ def generate_case(
     transform = nio.ornt_transform(nio.axcodes2ornt(("R", "A", "S")), nio.axcodes2ornt(tuple(codes)))
     image = nib.Nifti1Image(hu, c.affine).as_reoriented(transform)
     label = nib.Nifti1Image(c.label, c.affine).as_reoriented(transform)
-    for img in (image, label):
+    organs = nib.Nifti1Image(c.organs, c.affine).as_reoriented(transform)
+    side_map, _ = assign_sides(c.label > 0, c.affine, float(geo["body_centre"][0]))
+    sides = nib.Nifti1Image(side_map, c.affine).as_reoriented(transform)
+    for img in (image, label, organs, sides):
         img.set_qform(img.affine, code=1)
         img.set_sform(img.affine, code=1)
     spec = CaseSpec(
@@ -446,7 +493,7 @@ def generate_case(
         noise_hu=round(noise, 2),
         masks_from=str(mask_file) if mask_file else None,
     )
-    return image, label, spec
+    return DrawnCase(image, label, organs, sides, spec)
 
 
 def _mask_files(masks_from: Path) -> list[Path]:
@@ -465,6 +512,9 @@ def generate_phantom(
     progress: bool = False,
 ) -> list[CaseSpec]:
     """Write ``cases`` phantom cases in KiTS layout plus ``phantom.json`` (what was drawn).
+
+    Each case folder holds ``imaging.nii.gz``, ``segmentation.nii.gz`` and ``organs.nii.gz`` (the organ
+    map, codes :data:`ORGANS`; KiTS readers ignore it).
 
     Args:
         out: Output folder; existing complete cases with the same parameters are kept.
@@ -488,11 +538,12 @@ def generate_phantom(
     for i in tqdm(range(cases), desc="phantom", unit="case", disable=None if progress else True):
         case_id = f"case_{i:05d}"
         mask_file = masks[i % len(masks)] if masks else None
-        image, label, spec = generate_case(case_id, seed, i, tuple(shape), mask_file)  # type: ignore[arg-type]
+        drawn = generate_case(case_id, seed, i, tuple(shape), mask_file)  # type: ignore[arg-type]
         with atomic_dir(out / case_id) as tmp:
-            nib.save(image, str(tmp / "imaging.nii.gz"))
-            nib.save(label, str(tmp / "segmentation.nii.gz"))
-        specs.append(spec)
+            nib.save(drawn.image, str(tmp / "imaging.nii.gz"))
+            nib.save(drawn.label, str(tmp / "segmentation.nii.gz"))
+            nib.save(drawn.organs, str(tmp / "organs.nii.gz"))
+        specs.append(drawn.spec)
     write_json(
         out / "phantom.json",
         {
@@ -500,6 +551,7 @@ def generate_phantom(
             "seed": seed,
             "shape": list(shape),
             "masks_from": str(masks_from) if masks_from else None,
+            "organs": {"file": "organs.nii.gz", "codes": ORGANS},
             "note": "synthetic phantom, not patient data",
             "cases": [asdict(s) for s in specs],
         },
@@ -507,7 +559,7 @@ def generate_phantom(
     return specs
 
 
-PhantomLayout = Literal["kits", "slices"]
+PhantomLayout = Literal["kits", "slices", "nnunet"]
 SLICE_AXCODES = "SPL"  # axis 0 the slices; rows toward posterior, columns toward the patient's left
 
 
@@ -541,9 +593,10 @@ def write_slices(
     transform = nio.ornt_transform(nio.axcodes2ornt(("R", "A", "S")), nio.axcodes2ornt(tuple(SLICE_AXCODES)))
     for i in tqdm(range(cases), desc="phantom slices", unit="case", disable=None if progress else True):
         case_id = f"case_{i:05d}"
-        image, label, spec = generate_case(case_id, seed, i, tuple(shape), axcodes="RAS")  # type: ignore[arg-type]
-        hu = nio.apply_orientation(np.asarray(image.dataobj), transform)
-        lab = nio.apply_orientation(np.asarray(label.dataobj), transform)
+        drawn = generate_case(case_id, seed, i, tuple(shape), axcodes="RAS")  # type: ignore[arg-type]
+        spec = drawn.spec
+        hu = nio.apply_orientation(np.asarray(drawn.image.dataobj), transform)
+        lab = nio.apply_orientation(np.asarray(drawn.label.dataobj), transform)
         spacing = [float(v) for v in np.asarray(spec.spacing)[[2, 1, 0]]]
         with_kidney = np.flatnonzero((lab > 0).any(axis=(1, 2)))
         picks = np.unique(

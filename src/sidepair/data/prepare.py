@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 from tqdm import tqdm
 
 from sidepair.atomic import atomic_dir, write_json
-from sidepair.config import PreprocessSettings
-from sidepair.data.axes import affine_xyz_to_zyx, box_xyz_to_zyx, shape_xyz_to_zyx, spacing_of, xyz_to_zyx
+from sidepair.config import NnUNetPreprocessing, PreprocessSettings
+from sidepair.data.axes import (
+    affine_xyz_to_zyx,
+    affine_zyx_to_xyz,
+    box_xyz_to_zyx,
+    shape_xyz_to_zyx,
+    spacing_of,
+    xyz_to_zyx,
+)
 from sidepair.data.formats import CaseSource, DatasetFormat, LoadedCase
 from sidepair.data.index import (
     STORE_VERSION,
@@ -30,11 +38,13 @@ from sidepair.data.index import (
     read_record,
 )
 from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
-from sidepair.data.preprocess import normalize, resample_case
+from sidepair.data.nnunet_grid import NnUNetCase, preprocess_case
+from sidepair.data.preprocess import Resampled, normalize, resample_case
 from sidepair.data.sides import SideReport, assign_sides, body_centre, kept_mask, side_boxes, voxel_volume_ml
 from sidepair.data.splits import make_splits
 from sidepair.data.volume import Volume
 from sidepair.errors import DataError, DataWarning, StoreError
+from sidepair.models.nnunet import read_plans
 from sidepair.version import __version__
 
 
@@ -81,7 +91,7 @@ class StoreSettings:
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form, as written to ``store.json``."""
         return {
-            "preprocess": self.preprocess.model_dump(mode="json"),
+            "preprocess": self.preprocess.model_dump(mode="json", exclude_none=True),
             "datasets": self.datasets,
             "split": {
                 "seed": self.split_seed,
@@ -108,6 +118,39 @@ def _declared_report(side: np.ndarray, affine: np.ndarray, midline: float) -> Si
     return report
 
 
+def _nnunet_resampled(loaded: LoadedCase, nnunet: NnUNetPreprocessing) -> tuple[NnUNetCase, Resampled]:
+    """nnU-Net's array of the scan in RAS (x, y, z), with the case's label and side maps brought onto it.
+
+    Labels go through world coordinates (nearest neighbour) from the grid sidepair's reader gave them.
+    """
+    case = preprocess_case(loaded.source.image, nnunet)
+    image = np.ascontiguousarray(case.store_array().transpose(2, 1, 0))
+    affine = affine_zyx_to_xyz(case.store_affine())
+    to_source = np.linalg.inv(loaded.image.affine) @ affine
+
+    def onto(array: np.ndarray | None) -> np.ndarray | None:
+        if array is None:
+            return None
+        return ndimage.affine_transform(
+            array, to_source[:3, :3], offset=to_source[:3, 3], output_shape=image.shape, order=0, cval=0
+        ).astype(np.uint8)
+
+    labels = loaded.labels
+    return case, Resampled(
+        image,
+        onto(labels.label if labels else None),
+        onto(labels.declared_side if labels else None),
+        affine,
+    )
+
+
+def _ct_normalization(nnunet: NnUNetPreprocessing | None) -> dict[str, float]:
+    """The fingerprint's foreground mean and standard deviation nnU-Net's CT normalisation used."""
+    assert nnunet is not None
+    props = read_plans(nnunet.plans)["foreground_intensity_properties_per_channel"]["0"]
+    return {"mean": float(props["mean"]), "std": float(props["std"]), "low": float(props["percentile_00_5"])}
+
+
 def process_case(
     loaded: LoadedCase, settings: PreprocessSettings, accept_negatives: bool = False
 ) -> tuple[dict[str, np.ndarray], CaseEntry]:
@@ -127,14 +170,19 @@ def process_case(
     """
     image = loaded.image
     labels = loaded.labels
-    res = resample_case(
-        image.array,
-        image.affine,
-        settings,
-        labels.label if labels else None,
-        labels.declared_side if labels else None,
-    )
-    body = body_centre(res.image, res.affine)
+    network: NnUNetCase | None = None
+    if settings.nnunet is not None:
+        network, res = _nnunet_resampled(loaded, settings.nnunet)
+        body = body_centre(image.array, image.affine)  # in HU, on the scan's own grid
+    else:
+        res = resample_case(
+            image.array,
+            image.affine,
+            settings,
+            labels.label if labels else None,
+            labels.declared_side if labels else None,
+        )
+        body = body_centre(res.image, res.affine)
     midline = float(body[0])
     report: SideReport | None = None
     side = res.side
@@ -153,7 +201,10 @@ def process_case(
         else:
             side = np.where(kidney, side, 0).astype(np.uint8)
             report = _declared_report(side, res.affine, midline)
-    norm, stats = normalize(res.image, settings)
+    if network is None:
+        norm, stats = normalize(res.image, settings)
+    else:  # nnU-Net normalised it; kept in float32, as nnU-Net keeps it
+        norm, stats = res.image, _ct_normalization(settings.nnunet)
     affine = affine_xyz_to_zyx(res.affine)
     # Store indices (z, y, x) of the body centre; its x is where the midline falls.
     body_index = (np.linalg.inv(affine) @ np.array([*body, 1.0]))[:3]
@@ -176,6 +227,9 @@ def process_case(
         "normalization": stats,
         "sources": [s.model_dump() for s in source_files(loaded.source)],
     }
+    if network is not None:
+        order = network.network_order()
+        meta["network"] = {"order": order, "flips": [network.store_flips[s] for s in order]}
     arrays = {"image": xyz_to_zyx(norm)}
     if res.label is not None and side is not None and report is not None:
         boxes = side_boxes(side, res.affine)
@@ -323,6 +377,7 @@ def prepare(
         if created and not any((out / "cases").glob("*/meta.json")):
             shutil.rmtree(out, ignore_errors=True)
         raise
+    _check_network_order(entries, out)
     splits = make_splits(
         ((e.case_id, e.group, e.labelled) for e in entries), split_seed, val_fraction, test_fraction
     )
@@ -335,6 +390,29 @@ def prepare(
         {"fingerprint": fingerprint, "cases": [e.model_dump(mode="json") for e in entries]},
     )
     return out
+
+
+def _check_network_order(entries: list[CaseEntry], out: Path) -> None:
+    """Refuse an nnU-Net store whose cases put left-right on different network axes.
+
+    nnU-Net reads arrays as they are, so a dataset written in mixed orientations gives its network
+    differently laid out inputs; mirroring a section left-right needs one lateral axis for the store.
+
+    Raises:
+        DataError: Naming the first case that differs.
+    """
+    views = [(e, e.network) for e in entries if e.network is not None]
+    if not views:
+        return
+    first_entry, first = views[0]
+    for entry, view in views[1:]:
+        if view.order != first.order:
+            source = entry.sources[0].path if entry.sources else entry.case_id
+            raise DataError(
+                Path(source),
+                f"nnU-Net reads it with its axes in another order than {first_entry.case_id} "
+                f"({view.order} against {first.order}); write all scans in one orientation",
+            )
 
 
 def _check_existing(out: Path, header: dict[str, Any]) -> None:

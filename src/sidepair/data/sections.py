@@ -103,6 +103,16 @@ class SectionSampler:
                 f"{store.path}: no {mode} sections in {len(case_ids)} cases "
                 f"({'no labelled kidneys' if mode != 'half' else 'no cases'})"
             )
+        views = {tuple(store.cases[c].network.order) for c, _ in self.units if store.cases[c].network}
+        order = list(views.pop()) if views else [0, 1, 2]
+        if dims == 2 and order[0] != 0:
+            raise StoreError(
+                f"{store.path}: nnU-Net's 2d configuration slices these scans along an axis that is not "
+                "axial; side-pair 2D sections are axial (use a 3d configuration)"
+            )
+        # The tensor dimension that runs left-right in a section as read (channel first): the last one,
+        # unless nnU-Net's axis order moved it.
+        self.lateral_dim = order.index(2) - 3
 
     def sides(self) -> dict[str, list[int]]:
         """Indices into :attr:`units` per side."""
@@ -158,7 +168,11 @@ class SectionSampler:
         return Section(case_id, side, start, self.size)  # type: ignore[arg-type]
 
     def read(self, section: Section) -> np.ndarray:
-        """The section's voxels, float32, shape ``(1, *size)`` (a channel axis first)."""
+        """The section's voxels, float32, shape ``(1, *size)`` (a channel axis first).
+
+        In a store of nnU-Net's preprocessing the section comes in nnU-Net's axis order (its
+        :attr:`lateral_dim` tells which dimension runs left-right).
+        """
         image = self.store.array(section.case_id, "image")
         crop = read_crop(image, section.start, section.size, self.store.background_value(section.case_id))
         if self.mode == "masked":
@@ -168,6 +182,11 @@ class SectionSampler:
                 read_crop(side, section.start, section.size, 0) == SIDE_CODES[section.side]
             )
             crop = np.where(mask, crop, 0.0).astype(np.float32)
+        view = self.store.cases[section.case_id].network
+        if view is not None:  # nnU-Net's axis order, which its network is fed in
+            crop = np.transpose(crop, view.order)
+            flips = tuple(m for m, f in enumerate(view.flips) if f)
+            crop = np.ascontiguousarray(np.flip(crop, axis=flips) if flips else crop)
         return crop[0:1] if self.dims == 2 else crop[None]
 
 

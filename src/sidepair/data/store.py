@@ -104,7 +104,8 @@ class Store:
     def background_value(self, case_id: str) -> float:
         """The normalised value of the HU window's low end in a case: what crops are padded with."""
         stats = self.cases[case_id].normalization
-        return (self.settings.window[0] - stats.mean) / stats.std
+        low = stats.low if stats.low is not None else self.settings.window[0]
+        return (low - stats.mean) / stats.std
 
     def split(self, name: str) -> list[str]:
         """Case ids of split ``name`` (``train``, ``val`` or ``test``)."""

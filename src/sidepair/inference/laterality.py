@@ -41,7 +41,6 @@ from sidepair.data.volume import Volume, load_nifti
 from sidepair.errors import DataError, DataWarning, SidepairError
 from sidepair.inference.predictor import is_nifti
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
-from sidepair.models.encoder import Encoder
 from sidepair.models.siamese import Siamese
 from sidepair.version import __version__
 
@@ -146,13 +145,7 @@ class SideModel:
                 f"{path}: a side-pair model without a side head (a pair model cannot say which side a "
                 "section shows); pretrain with --side-head --mirror"
             )
-        network = Siamese(
-            Encoder(**ckpt.encoder_config),
-            int(config["embedding_dim"]),
-            head=config.get("loss", "contrastive"),
-            side_head=True,
-        )
-        network.load_state_dict(ckpt.network_weights)
+        network = Siamese.from_checkpoint(ckpt)
         preprocess = PreprocessSettings.model_validate(ckpt.preprocess)
         return cls(network, preprocess, tuple(int(v) for v in config["section_size"]), str(path))
 

@@ -8,12 +8,20 @@ One class serves both, so transfer is a strict ``state_dict`` load of every tens
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from monai.networks.blocks.dynunet_block import UnetBasicBlock, UnetResBlock
 from torch import nn
 
+from sidepair.models.nnunet import is_nnunet, nnunet_encoder
+
 Stride = int | Sequence[int]
+
+
+def build_encoder(config: dict[str, Any]) -> nn.Module:
+    """The encoder an encoder config describes: :class:`Encoder`, or nnU-Net's (``architecture: nnunet``)."""
+    return nnunet_encoder(config) if is_nnunet(config) else Encoder(**config)
 
 
 class Encoder(nn.Module):

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
-from sidepair.models.encoder import Encoder
+from sidepair.models.encoder import Encoder, build_encoder
+from sidepair.models.nnunet import bottleneck
+
+if TYPE_CHECKING:
+    from sidepair.models.checkpoint import PretrainCheckpoint
 
 
 class Siamese(nn.Module):
     """Two weight-sharing branches embed two sections; the head scores "same side".
 
     Args:
-        encoder: The encoder (later transferred into the U-Net).
+        encoder: The encoder (later transferred into the U-Net): :class:`Encoder`, or nnU-Net's encoder
+            module (:func:`~sidepair.models.nnunet.nnunet_encoder`).
         embedding_dim: Size of the projected embedding.
         head: ``"contrastive"`` (the paper: distance between embeddings) or ``"bce"`` (a linear
             same/different classifier on ``|e1 - e2|``).
@@ -24,7 +29,7 @@ class Siamese(nn.Module):
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: Encoder | nn.Module,
         embedding_dim: int = 128,
         head: Literal["contrastive", "bce"] = "contrastive",
         side_head: bool = False,
@@ -41,10 +46,22 @@ class Siamese(nn.Module):
         self.classifier = nn.Linear(embedding_dim, 1) if head == "bce" else None
         self.side_classifier = nn.Linear(embedding_dim, 1) if side_head else None
 
+    @classmethod
+    def from_checkpoint(cls, ckpt: PretrainCheckpoint) -> Siamese:
+        """The side-pair network a pretraining checkpoint holds, weights loaded strictly."""
+        config = ckpt.config
+        network = cls(
+            build_encoder(ckpt.encoder_config),
+            int(config["embedding_dim"]),
+            head=config.get("loss", "contrastive"),
+            side_head="side_classifier.weight" in ckpt.network_weights,
+        )
+        network.load_state_dict(ckpt.network_weights)
+        return network
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Embedding of a batch of sections."""
-        _, bottleneck = self.encoder(x)
-        return self.projection(self.pool(bottleneck).flatten(1))
+        return self.projection(self.pool(bottleneck(self.encoder(x))).flatten(1))
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings of both sections; one encoder pass over the concatenated batch."""

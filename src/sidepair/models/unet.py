@@ -38,44 +38,51 @@ class UNet(nn.Module):
         return self.decoder(skips, bottleneck)
 
     def load_encoder(self, weights: dict[str, torch.Tensor], source: str) -> int:
-        """Strictly load every encoder tensor from a pretraining checkpoint.
-
-        Args:
-            weights: Encoder state dict (prefix removed).
-            source: Checkpoint path, named in errors.
-
-        Returns:
-            The number of tensors transferred (all of the encoder's).
-
-        Raises:
-            SidepairError: On a missing or unexpected name, a shape mismatch, or 2D weights for a 3D
-                model (and the reverse), naming the first offending tensor.
-        """
-        own = self.encoder.state_dict()
-        for name, tensor in weights.items():
-            if name in own and tensor.ndim != own[name].ndim and tensor.ndim >= 4:
-                raise SidepairError(
-                    f"{source}: {tensor.ndim - 2}D weights cannot initialise a "
-                    f"{own[name].ndim - 2}D encoder ({name})"
-                )
-        missing = sorted(set(own) - set(weights))
-        unexpected = sorted(set(weights) - set(own))
-        if missing or unexpected:
-            what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-            raise SidepairError(
-                f"{source}: encoder tensors do not match the U-Net's ({what}; "
-                f"{len(missing)} missing, {len(unexpected)} unexpected)"
-            )
-        for name, tensor in weights.items():
-            if tuple(tensor.shape) != tuple(own[name].shape):
-                raise SidepairError(
-                    f"{source}: shape of {name} is {tuple(tensor.shape)}, the U-Net's encoder "
-                    f"needs {tuple(own[name].shape)}"
-                )
-        self.encoder.load_state_dict(weights, strict=True)
-        return len(weights)
+        """Strictly load every encoder tensor from a pretraining checkpoint (:func:`transfer_encoder`)."""
+        return transfer_encoder(self.encoder, weights, source, "the U-Net's")
 
     def set_encoder_trainable(self, trainable: bool) -> None:
         """Freeze or unfreeze the encoder's parameters."""
         for p in self.encoder.parameters():
             p.requires_grad_(trainable)
+
+
+def transfer_encoder(encoder: nn.Module, weights: dict[str, torch.Tensor], source: str, whose: str) -> int:
+    """Strictly load every encoder tensor of a pretraining checkpoint into ``encoder``.
+
+    Args:
+        encoder: The receiving encoder module.
+        weights: Encoder state dict (prefix removed).
+        source: Checkpoint path, named in errors.
+        whose: The receiving network, in words (``"the U-Net's"``).
+
+    Returns:
+        The number of tensors transferred (all of the encoder's).
+
+    Raises:
+        SidepairError: On a missing or unexpected name, a shape mismatch, or 2D weights for a 3D
+            model (and the reverse), naming the first offending tensor.
+    """
+    own = encoder.state_dict()
+    for name, tensor in weights.items():
+        if name in own and tensor.ndim != own[name].ndim and tensor.ndim >= 4:
+            raise SidepairError(
+                f"{source}: {tensor.ndim - 2}D weights cannot initialise a "
+                f"{own[name].ndim - 2}D encoder ({name})"
+            )
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise SidepairError(
+            f"{source}: encoder tensors do not match {whose} ({what}; "
+            f"{len(missing)} missing, {len(unexpected)} unexpected)"
+        )
+    for name, tensor in weights.items():
+        if tuple(tensor.shape) != tuple(own[name].shape):
+            raise SidepairError(
+                f"{source}: shape of {name} is {tuple(tensor.shape)}, {whose} encoder needs "
+                f"{tuple(own[name].shape)}"
+            )
+    encoder.load_state_dict(weights, strict=True)
+    return len(weights)

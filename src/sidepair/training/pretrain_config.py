@@ -39,6 +39,8 @@ class PretrainConfig(PretrainSettings, ArchitectureSettings):
 
     @model_validator(mode="after")
     def _check(self) -> PretrainConfig:
+        if self.architecture == "nnunet" and self.task != "side-pair":
+            raise ValueError(f"architecture nnunet pretrains the side-pair task only, not {self.task}")
         if len(self.section_size) != self.dims:
             raise ValueError(
                 f"section_size {self.section_size} must have {self.dims} sizes for dims={self.dims}"

@@ -37,6 +37,7 @@ from sidepair.evaluation.statistics import plateaued
 from sidepair.inference.sliding import predict_array
 from sidepair.models import UNet
 from sidepair.models.checkpoint import PretrainCheckpoint, SegmentationCheckpoint, read_checkpoint
+from sidepair.models.nnunet import is_nnunet
 from sidepair.training.curves import plot_history
 from sidepair.training.distributed import (
     check_batch,
@@ -51,6 +52,13 @@ from sidepair.training.performance import Performance
 from sidepair.training.runinfo import update_run_info, write_run_config, write_run_info
 
 N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
+
+
+# Segmentation training of nnU-Net's network inside sidepair is not built; nnU-Net trains it itself.
+NNUNET_FINETUNE = (
+    "sidepair train does not train nnU-Net's network yet; fine-tune it with nnU-Net: sidepair export "
+    "--format nnunet, then nnUNetv2_train -pretrained_weights (README: With nnU-Net)"
+)
 
 
 class TrainConfig(SegmentSettings, ArchitectureSettings):
@@ -78,6 +86,8 @@ class TrainConfig(SegmentSettings, ArchitectureSettings):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.architecture == "nnunet":
+            raise ValueError(NNUNET_FINETUNE)
         if len(self.patch_size) != self.dims:
             raise ValueError(f"patch_size {self.patch_size} must have {self.dims} sizes for dims={self.dims}")
         if not 0 < self.label_fraction <= 1:
@@ -111,6 +121,8 @@ def resolve_train_config(preset: PresetName | str | None, store: str | Path, **o
     init = overrides.get("init")
     if init and init != "scratch":
         enc = read_checkpoint(init, PretrainCheckpoint).encoder_config
+        if is_nnunet(enc):
+            raise ConfigError(f"{init}: {NNUNET_FINETUNE}")
         base.update(
             dims=enc["spatial_dims"],
             channels=tuple(enc["channels"]),

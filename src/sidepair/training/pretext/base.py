@@ -20,7 +20,8 @@ from sidepair.data.splits import hold_out_groups
 from sidepair.data.store import Store
 from sidepair.errors import StoreError
 from sidepair.models.checkpoint import PretrainCheckpoint
-from sidepair.models.encoder import Encoder
+from sidepair.models.encoder import build_encoder
+from sidepair.models.nnunet import check_nnunet_store
 from sidepair.training.pretrain_config import PretrainConfig, label_subset
 
 
@@ -79,8 +80,10 @@ class SectionTask:
             "train": sorted(train) if with_labels else [],
             "selection": sorted(val) if with_labels else [],
         }
+        if config.architecture == "nnunet":
+            check_nnunet_store(store, str(config.plans), str(config.configuration))
         torch.manual_seed(config.seed)
-        self.encoder = Encoder(**config.encoder_config())
+        self.encoder = build_encoder(config.encoder_config())
 
     def loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
         """An unshuffled loader (the draws are already in a seeded order)."""

@@ -117,8 +117,8 @@ class SidePairTask(SectionTask):
             scores, loss = self._pair_scores(e1, e2, same)
             plain.append(scores)
             losses.append(loss)
-            # The same pairs, second section mirrored on the lateral (last) axis: only it is embedded again.
-            e2_mirrored = self.model.embed(torch.flip(x2, dims=(-1,)))
+            # The same pairs, second section mirrored left-right: only it is embedded again.
+            e2_mirrored = self.model.embed(torch.flip(x2, dims=(self.val_sampler.lateral_dim,)))
             mirrored.append(self._pair_scores(e1, e2_mirrored, same)[0])
             labels.append(same.cpu().numpy())
             if self.config.side_head:

@@ -1,0 +1,107 @@
+"""Side-pair pretraining of nnU-Net's encoder, then ``nnUNetv2_train -pretrained_weights`` on CPU.
+
+Every step is the command a user types (README: With nnU-Net), on a tiny phantom whose labels carry sides:
+
+1. ``sidepair phantom --layout nnunet`` (``nnUNet_raw/Dataset501_SidepairPhantom``);
+2. ``nnUNetv2_extract_fingerprint``, ``nnUNetv2_plan_experiment``, ``nnUNetv2_preprocess -c C``;
+3. ``sidepair prepare --plans --configuration C`` and ``sidepair pretrain --architecture nnunet``;
+4. ``sidepair export --format nnunet``;
+5. ``nnUNetv2_train 501 C 0 -tr nnUNetTrainer_1epoch_NoMirroring -pretrained_weights FILE -device cpu``
+   (one epoch of 250 iterations without mirroring, which would swap the side labels; the trainer lies in
+   ``scripts/nnunet_trainers``), through ``scripts/nnunet_trainers/train.py``: nnU-Net's own entry point
+   with the same arguments, without the trainer lookup that fails on CPU torch beside PyPI's torchvision.
+
+Writes ``WORK/summary.json``: each step's wall time, nnU-Net's "Loading pretrained weights" line and its
+loss lines. Phantom data, not patient data.
+
+Usage: python scripts/nnunet_finetune.py [--work runs/nnunet_finetune] [--cases 8] [--configuration 2d]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def step(name: str, cmd: list[str], env: dict[str, str], log: Path, times: dict[str, float]) -> str:
+    """Run one command, keeping its output in ``log``; its output."""
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(
+        cmd, env={**os.environ, **env}, capture_output=True, encoding="utf-8", errors="replace"
+    )
+    times[name] = round(time.perf_counter() - start, 1)
+    log.write_text(done.stdout + done.stderr, encoding="utf-8")
+    if done.returncode != 0:
+        sys.exit(f"{name} failed (exit {done.returncode}); see {log}\n{done.stderr[-2000:]}")
+    return done.stdout + done.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "nnunet_finetune")
+    parser.add_argument("--cases", type=int, default=8)
+    parser.add_argument("--configuration", default="2d")
+    parser.add_argument("--pretrain-epochs", type=int, default=3)
+    args = parser.parse_args()
+    work = args.work.resolve()
+    env = {k: str(work / k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    env["nnUNet_extTrainer"] = str(REPO / "scripts" / "nnunet_trainers")
+    raw = work / "nnUNet_raw" / "Dataset501_SidepairPhantom"
+    plans = work / "nnUNet_preprocessed" / raw.name / "nnUNetPlans.json"
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    sidepair = [sys.executable, "-m", "sidepair"]
+    c = args.configuration
+    step("phantom", [*sidepair, "phantom", "--layout", "nnunet", "--out", str(raw),
+                     "--cases", str(args.cases), "--shape", "128", "128", "48"],
+         env, logs / "phantom.log", times)  # fmt: skip
+    step("fingerprint", [str(BIN / "nnUNetv2_extract_fingerprint"), "-d", "501", "-np", "2"], env,
+         logs / "fingerprint.log", times)  # fmt: skip
+    step("plan", [str(BIN / "nnUNetv2_plan_experiment"), "-d", "501"], env, logs / "plan.log", times)
+    step("preprocess", [str(BIN / "nnUNetv2_preprocess"), "-d", "501", "-c", c, "-np", "2"], env,
+         logs / "preprocess.log", times)  # fmt: skip
+    store, run, weights = work / "store", work / "pretrain", work / "side_pair_nnunet.pth"
+    step("prepare", [*sidepair, "prepare", "--data", str(raw), "--out", str(store), "--preset", "demo",
+                     "--plans", str(plans), "--configuration", c, "--side-check", "off"], env,
+         logs / "prepare.log", times)  # fmt: skip
+    step("pretrain", [*sidepair, "pretrain", "--store", str(store), "--out", str(run), "--preset", "demo",
+                      "--architecture", "nnunet", "--plans", str(plans), "--configuration", c, "--mirror",
+                      "--epochs", str(args.pretrain_epochs), "--device", "cpu"], env,
+         logs / "pretrain.log", times)  # fmt: skip
+    exported = step("export", [*sidepair, "export", "--model", str(run), "--format", "nnunet", "--plans",
+                               str(plans), "--configuration", c, "--out", str(weights)], env,
+                    logs / "export.log", times)  # fmt: skip
+    # Data augmentation in the training process itself (2 CPU cores here); planning needs it unset.
+    env["nnUNet_n_proc_DA"] = "0"
+    # nnUNetv2_train's own entry point (scripts/nnunet_trainers/train.py says why not its console script).
+    train = [sys.executable, str(REPO / "scripts" / "nnunet_trainers" / "train.py")]
+    trained = step("nnUNetv2_train", [*train, "501", c, "0", "-tr",
+                                      "nnUNetTrainer_1epoch_NoMirroring", "-pretrained_weights", str(weights),
+                                      "-device", "cpu"], env, logs / "nnunet_train.log", times)  # fmt: skip
+    lines = trained.splitlines()
+    summary = {
+        "data": f"phantom, {args.cases} cases (nnU-Net raw layout, labels kidney_right/kidney_left), "
+        "not patient data",
+        "configuration": c,
+        "wall_s": times,
+        "export": exported.strip().splitlines()[-1],
+        "loading_line": next((x for x in lines if "Loading pretrained weights" in x), None),
+        "loss_lines": [x for x in lines if "train_loss" in x or "val_loss" in x or "Pseudo dice" in x],
+        "validation": next((x for x in lines if "Mean Validation Dice" in x), None),
+    }
+    (work / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
