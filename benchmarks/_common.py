@@ -86,12 +86,12 @@ def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None =
     path.write_text(
         json.dumps({"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}, indent=2)
     )
-    keys = list(rows[0])
-    widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # rows may differ in their keys
+    widths = [max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys]
     print(" | ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)))
     print("-|-".join("-" * w for w in widths))
     for r in rows:
-        print(" | ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
+        print(" | ".join(_fmt(r.get(k)).ljust(w) for k, w in zip(keys, widths, strict=True)))
     print(f"\nwritten {path}")
     return path
 

@@ -12,8 +12,8 @@ Usage:
     python scripts/train_side_model.py [--data ../shared/data] [--work DIR] [--out FILE]
         [--without ts_example] [--with ircadb/patient_01 ...]
 
-``--without`` / ``--with`` make the leave-one-patient-out models of ``benchmarks/laterality_lopo.py``; a
-model trained with ircadb (CC BY-NC-ND) must never ship.
+``--without`` / ``--with`` train variants on other real CTs (``benchmarks/laterality_lopo.py`` trains its
+leave-one-patient-out models itself); a model trained with ircadb (CC BY-NC-ND) must never ship.
 """
 
 from __future__ import annotations

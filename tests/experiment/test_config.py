@@ -45,6 +45,7 @@ def test_bundled_configs_load_and_hold_the_papers_settings():
     assert arms == {
         ("side-pair", "masked", "matched", None, None),
         ("side-pair", "half", "all", None, None),
+        ("side-pair", "half", "all", None, True),
         ("side-pair", "masked", "matched", "random", None),
         ("restoration", "half", "all", None, None),
         ("contrastive-views", "half", "all", None, None),
