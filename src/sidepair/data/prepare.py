@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 from tqdm import tqdm
 
 from sidepair.atomic import atomic_dir, write_json
@@ -39,7 +38,7 @@ from sidepair.data.index import (
 )
 from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
 from sidepair.data.nnunet_grid import NnUNetCase, preprocess_case
-from sidepair.data.preprocess import Resampled, normalize, resample_case
+from sidepair.data.preprocess import Resampled, nearest_onto, normalize, resample_case
 from sidepair.data.sides import SideReport, assign_sides, body_centre, kept_mask, side_boxes, voxel_volume_ml
 from sidepair.data.splits import make_splits
 from sidepair.data.volume import Volume
@@ -126,14 +125,11 @@ def _nnunet_resampled(loaded: LoadedCase, nnunet: NnUNetPreprocessing) -> tuple[
     case = preprocess_case(loaded.source.image, nnunet)
     image = np.ascontiguousarray(case.store_array().transpose(2, 1, 0))
     affine = affine_zyx_to_xyz(case.store_affine())
-    to_source = np.linalg.inv(loaded.image.affine) @ affine
 
     def onto(array: np.ndarray | None) -> np.ndarray | None:
         if array is None:
             return None
-        return ndimage.affine_transform(
-            array, to_source[:3, :3], offset=to_source[:3, 3], output_shape=image.shape, order=0, cval=0
-        ).astype(np.uint8)
+        return nearest_onto(array, loaded.image.affine, affine, image.shape).astype(np.uint8)
 
     labels = loaded.labels
     return case, Resampled(

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Spacing
+from scipy import ndimage
 
 from sidepair.config import PreprocessSettings
 
@@ -108,3 +109,23 @@ def normalize(image: np.ndarray, settings: PreprocessSettings) -> tuple[np.ndarr
         out = (clipped - low) / (high - low)
         stats = {"mean": float(low), "std": float(high - low)}
     return out.astype(settings.dtype, copy=False), stats
+
+
+def nearest_onto(
+    array: np.ndarray, source_affine: np.ndarray, target_affine: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
+    """A label-like array brought onto another grid through world coordinates, nearest neighbour.
+
+    Args:
+        array: Values on the source grid (any orientation its affine says).
+        source_affine: Source index -> world.
+        target_affine: Target index -> world.
+        shape: Target grid shape.
+
+    Returns:
+        The values on the target grid (0 outside the source), in ``array``'s dtype.
+    """
+    to_source = np.linalg.inv(np.asarray(source_affine, dtype=float)) @ np.asarray(target_affine, dtype=float)
+    return ndimage.affine_transform(
+        array, to_source[:3, :3], offset=to_source[:3, 3], output_shape=shape, order=0, cval=0
+    )  # mode "constant" (the default): 0 outside the source

@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from sidepair.data.pairs import sample_pairs
 from sidepair.data.phantom import ORGANS
+from sidepair.data.preprocess import nearest_onto
 from sidepair.data.sections import Section, SectionSampler, read_crop
 from sidepair.data.store import Store
 from sidepair.errors import SidepairError
@@ -80,11 +81,7 @@ def organ_mask_on_store(store: Store, case_id: str, organs: tuple[str, ...] = OC
         while data.ndim > 3 and data.shape[-1] == 1:
             data = data[..., 0]
         mask = (data == code) if code is not None else (data > 0)
-        to_source = np.linalg.inv(np.asarray(img.affine, dtype=float)) @ store_affine
-        out |= ndimage.affine_transform(
-            mask.astype(np.uint8), to_source[:3, :3], offset=to_source[:3, 3], output_shape=out.shape,
-            order=0, mode="constant", cval=0,
-        ).astype(bool)  # fmt: skip
+        out |= nearest_onto(mask.astype(np.uint8), img.affine, store_affine, out.shape).astype(bool)
     return out
 
 
