@@ -50,6 +50,34 @@ def step(name: str, cmd: list[str], env: dict[str, str], log: Path, times: dict[
     return done.stdout + done.stderr
 
 
+def workspace(work: Path, dataset: str) -> tuple[dict[str, str], Path, Path, Path]:
+    """nnU-Net's three folders under ``work`` (as environment variables), the raw dataset, its plans file
+    and a log folder (made)."""
+    env = {k: str(work / k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return (
+        env,
+        work / "nnUNet_raw" / dataset,
+        work / "nnUNet_preprocessed" / dataset / "nnUNetPlans.json",
+        logs,
+    )
+
+
+def plan_phantom(
+    raw: Path, cases: int, shape: list[int], env: dict[str, str], logs: Path, times: dict[str, float]
+) -> None:
+    """Write the phantom in nnU-Net's raw layout at ``raw`` (``DatasetNNN_Name``), then nnU-Net's
+    fingerprint and plans of it."""
+    dataset = raw.name[len("Dataset") : len("Dataset") + 3]
+    step("phantom", [sys.executable, "-m", "sidepair", "phantom", "--layout", "nnunet", "--out", str(raw),
+                     "--cases", str(cases), "--shape", *map(str, shape)],
+         env, logs / "phantom.log", times)  # fmt: skip
+    step("fingerprint", [str(BIN / "nnUNetv2_extract_fingerprint"), "-d", dataset, "-np", "2"], env,
+         logs / "fingerprint.log", times)  # fmt: skip
+    step("plan", [str(BIN / "nnUNetv2_plan_experiment"), "-d", dataset], env, logs / "plan.log", times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "nnunet_finetune")
@@ -59,21 +87,12 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=3)
     args = parser.parse_args()
     work = args.work.resolve()
-    env = {k: str(work / k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    env, raw, plans, logs = workspace(work, "Dataset501_SidepairPhantom")
     env["nnUNet_extTrainer"] = str(REPO / "scripts" / "nnunet_trainers")
-    raw = work / "nnUNet_raw" / "Dataset501_SidepairPhantom"
-    plans = work / "nnUNet_preprocessed" / raw.name / "nnUNetPlans.json"
-    logs = work / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     sidepair = [sys.executable, "-m", "sidepair"]
     c = args.configuration
-    step("phantom", [*sidepair, "phantom", "--layout", "nnunet", "--out", str(raw),
-                     "--cases", str(args.cases), "--shape", *map(str, args.shape)],
-         env, logs / "phantom.log", times)  # fmt: skip
-    step("fingerprint", [str(BIN / "nnUNetv2_extract_fingerprint"), "-d", "501", "-np", "2"], env,
-         logs / "fingerprint.log", times)  # fmt: skip
-    step("plan", [str(BIN / "nnUNetv2_plan_experiment"), "-d", "501"], env, logs / "plan.log", times)
+    plan_phantom(raw, args.cases, args.shape, env, logs, times)
     step("preprocess", [str(BIN / "nnUNetv2_preprocess"), "-d", "501", "-c", c, "-np", "2"], env,
          logs / "preprocess.log", times)  # fmt: skip
     store, run, weights = work / "store", work / "pretrain", work / "side_pair_nnunet.pth"

@@ -293,3 +293,19 @@ def nnunet_store(nnunet_planned: dict[str, Path], tmp_path_factory: pytest.TempP
 
     settings = PreprocessSettings(nnunet=nnunet_settings(nnunet_planned["plans"], "2d"), dtype="float32")
     return prepare(open_dataset(nnunet_planned["raw"]), tmp_path_factory.mktemp("nn") / "store", settings)
+
+
+@pytest.fixture(scope="session")
+def nnunet_run(
+    nnunet_planned: dict[str, Path], nnunet_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A one-epoch side-pair pretraining of nnU-Net's 2d encoder on :func:`nnunet_store`."""
+    out = tmp_path_factory.mktemp("nnpre") / "run"
+    done = run_cli(
+        "pretrain", "--store", nnunet_store, "--out", out, "--preset", "demo", "--architecture", "nnunet",
+        "--plans", nnunet_planned["plans"], "--configuration", "2d", "--epochs", "1",
+        "--pairs-per-epoch", "16", "--val-pairs", "8", "--batch-size", "8",
+        "--section-size", "32", "--section-size", "32", "--mirror", "--device", "cpu",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out

@@ -34,7 +34,7 @@ from sidepair.config import (
 )
 from sidepair.data.formats import FORMATS, open_dataset
 from sidepair.data.montage import montage_from_folder
-from sidepair.data.nnunet_grid import nnunet_settings
+from sidepair.data.nnunet_grid import with_nnunet
 from sidepair.data.phantom import PhantomLayout, generate_phantom, write_slices
 from sidepair.data.phantom_nnunet import write_nnunet
 from sidepair.data.prepare import prepare as run_prepare
@@ -280,9 +280,7 @@ def prepare(
     if (plans is None) != (configuration is None):
         raise ConfigError("--plans and --configuration go together (nnU-Net's preprocessing)")
     if plans is not None and configuration is not None:
-        settings = settings.model_copy(
-            update={"nnunet": nnunet_settings(plans, configuration), "dtype": "float32"}
-        )
+        settings = with_nnunet(settings, plans, configuration)
     lm = get_label_map(label_map) if label_map is not None else None
     slice_options = {"convention": convention, "intensity": intensity}
     datasets = []

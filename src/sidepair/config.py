@@ -202,6 +202,18 @@ class PreprocessSettings(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def check_architecture(architecture: str, plans: str | None, configuration: str | None) -> None:
+    """Refuse nnU-Net without its plans and configuration, and those without nnU-Net.
+
+    Raises:
+        ValueError: Naming the missing or stray setting (pydantic validators turn it into the field's error).
+    """
+    if architecture == "nnunet" and not (plans and configuration):
+        raise ValueError("architecture nnunet needs plans and configuration (--plans, --configuration)")
+    if architecture == "monai" and (plans or configuration):
+        raise ValueError("plans and configuration are for architecture nnunet (--architecture nnunet)")
+
+
 class ArchitectureSettings(_Strict):
     """The encoder (and so the U-Net) architecture, shared by pretraining and segmentation.
 
@@ -241,10 +253,7 @@ class ArchitectureSettings(_Strict):
 
     @model_validator(mode="after")
     def _check_architecture(self) -> ArchitectureSettings:
-        if self.architecture == "nnunet" and not (self.plans and self.configuration):
-            raise ValueError("architecture nnunet needs plans and configuration (--plans, --configuration)")
-        if self.architecture == "monai" and (self.plans or self.configuration):
-            raise ValueError("plans and configuration are for architecture nnunet (--architecture nnunet)")
+        check_architecture(self.architecture, self.plans, self.configuration)
         for s in self.strides:
             if not isinstance(s, int) and len(s) != self.dims:
                 raise ValueError(f"stride {s} must have {self.dims} values for dims={self.dims}")

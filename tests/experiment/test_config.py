@@ -90,6 +90,8 @@ def test_plan_covers_every_init_fraction_and_seed(tmp_path):
         ({"jobs": 0}, "jobs"),
         ({"performance": {"precision": "fp16"}}, "performance.precision"),
         ({"extra": 1}, "extra"),
+        ({"architecture": "nnunet"}, "architecture nnunet needs plans and configuration"),
+        ({"plans": "nnUNetPlans.json"}, "plans and configuration are for architecture nnunet"),
     ],
 )
 def test_invalid_configs_name_the_field(tmp_path, change, message):
@@ -123,3 +125,20 @@ def test_augment_and_speed_options_reach_the_runs(tmp_path):
     assert _train_config(plain, tmp_path / "store", tmp_path, plan_runs(plain)[0])["augment"] is False
     assert plain.performance.precision == "auto" and not plain.performance.compile
     assert load_experiment_config("kits19-paper-3d").performance.compile is True
+
+
+@pytest.mark.integration
+def test_architecture_nnunet_reaches_every_run(nnunet_planned, nnunet_store, tmp_path):
+    from sidepair.experiment.runner import _pretrain_config, _train_config
+
+    beside = tmp_path / "nnUNetPlans.json"  # a relative plans path is looked up beside the config
+    beside.write_text(nnunet_planned["plans"].read_text(encoding="utf-8"), encoding="utf-8")
+    data = {**BASE, "architecture": "nnunet", "plans": "nnUNetPlans.json", "configuration": "2d"}
+    config = load_experiment_config(write(tmp_path, data))
+    assert config.plans == str(beside.resolve())
+    run = next(r for r in plan_runs(config) if r.pretrain is None)
+    train = _train_config(config, nnunet_store, tmp_path, run)
+    assert (train["architecture"], train["plans"], train["configuration"]) == ("nnunet", str(beside), "2d")
+    assert train["patch_size"] == [64, 64]  # the plans' 2d patch, not the preset's
+    pretrain = _pretrain_config(config, nnunet_store, PretrainSpec("half", "half"))
+    assert (pretrain["architecture"], pretrain["configuration"]) == ("nnunet", "2d")

@@ -20,19 +20,6 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def nnunet_run(nnunet_planned, nnunet_store, tmp_path_factory):
-    out = tmp_path_factory.mktemp("nnpre") / "run"
-    done = run_cli(
-        "pretrain", "--store", nnunet_store, "--out", out, "--preset", "demo", "--architecture", "nnunet",
-        "--plans", nnunet_planned["plans"], "--configuration", "2d", "--epochs", "1",
-        "--pairs-per-epoch", "16", "--val-pairs", "8", "--batch-size", "8",
-        "--section-size", "32", "--section-size", "32", "--mirror", "--device", "cpu",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
-
-
 def nnunet_network(plans, configuration="2d"):
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager

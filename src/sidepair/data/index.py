@@ -148,6 +148,27 @@ class NetworkView(_Record):
     order: list[int]
     flips: list[bool]
 
+    def to_network(self, array: np.ndarray) -> np.ndarray:
+        """A store-order array (its last three axes z, y, x) in the network's axis order."""
+        lead = array.ndim - 3
+        out = np.transpose(array, [*range(lead), *(lead + s for s in self.order)])
+        flips = tuple(lead + m for m, f in enumerate(self.flips) if f)
+        return np.ascontiguousarray(np.flip(out, axis=flips) if flips else out)
+
+    def to_store(self, array: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_network`: a network-order array (last three axes) in store order."""
+        lead = array.ndim - 3
+        flips = tuple(lead + m for m, f in enumerate(self.flips) if f)
+        unflipped = np.flip(array, axis=flips) if flips else array
+        back = [self.order.index(s) for s in range(3)]
+        return np.ascontiguousarray(np.transpose(unflipped, [*range(lead), *(lead + m for m in back)]))
+
+    def network_size(self, size: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+        """A store-order window size (z, y, x), or an axial (y, x) one, in the network's axis order."""
+        full = (1, *size) if len(size) == 2 else tuple(size)
+        out = tuple(int(full[s]) for s in self.order)
+        return out[1:] if len(size) == 2 else out
+
 
 class CaseEntry(_Record):
     """One case of the store (a line of ``index.json``).

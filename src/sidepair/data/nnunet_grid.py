@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sidepair.config import NnUNetPreprocessing
+from sidepair.config import NnUNetPreprocessing, PreprocessSettings
 from sidepair.errors import DataError
 from sidepair.models.nnunet import plans_digest, read_plans, require_nnunet
 
@@ -47,8 +47,13 @@ class NnUNetCase:
 
     def store_array(self) -> np.ndarray:
         """The array in store order: RAS ``(z, y, x)``, each axis increasing toward S, A, R."""
-        out = np.transpose(self.array, self.store_axes)
-        flips = tuple(a for a, f in enumerate(self.store_flips) if f)
+        return self.to_store(self.array)
+
+    def to_store(self, array: np.ndarray) -> np.ndarray:
+        """An array on nnU-Net's grid (its last three axes; a prediction) in store order."""
+        lead = array.ndim - 3
+        out = np.transpose(array, [*range(lead), *(lead + m for m in self.store_axes)])
+        flips = tuple(lead + a for a, f in enumerate(self.store_flips) if f)
         return np.ascontiguousarray(np.flip(out, axis=flips) if flips else out)
 
     def store_affine(self) -> np.ndarray:
@@ -113,6 +118,16 @@ def nnunet_settings(plans: str | Path, configuration: str) -> NnUNetPreprocessin
     return NnUNetPreprocessing(
         plans=str(Path(plans).resolve()), configuration=configuration, plans_sha=plans_digest(content)
     )
+
+
+def with_nnunet(settings: PreprocessSettings, plans: str | Path, configuration: str) -> PreprocessSettings:
+    """Store settings that take nnU-Net's preprocessing of a plans file's configuration (float32 arrays).
+
+    Raises:
+        ConfigError: nnU-Net not installed, or not a plans file.
+        DataError: A configuration the plans do not have.
+    """
+    return settings.model_copy(update={"nnunet": nnunet_settings(plans, configuration), "dtype": "float32"})
 
 
 def preprocess_case(image: Path, settings: NnUNetPreprocessing) -> NnUNetCase:

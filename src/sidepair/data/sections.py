@@ -184,9 +184,7 @@ class SectionSampler:
             crop = np.where(mask, crop, 0.0).astype(np.float32)
         view = self.store.cases[section.case_id].network
         if view is not None:  # nnU-Net's axis order, which its network is fed in
-            crop = np.transpose(crop, view.order)
-            flips = tuple(m for m, f in enumerate(view.flips) if f)
-            crop = np.ascontiguousarray(np.flip(crop, axis=flips) if flips else crop)
+            crop = view.to_network(crop)
         return crop[0:1] if self.dims == 2 else crop[None]
 
 

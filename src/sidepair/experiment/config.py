@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sidepair.config import (
     PretrainSettings,
     SegmentSettings,
+    check_architecture,
     get_preset,
     load_yaml,
     overrides_model,
@@ -148,6 +149,10 @@ class ExperimentConfig(_Strict):
         performance: Speed options of the training runs (bf16, channels-last, compile, cuDNN).
         primary: The side-pair variant named in advance as the one every other variant is also compared
             with (paired per test patient), never chosen after seeing the test set.
+        architecture: ``monai`` (sidepair's U-Net) or ``nnunet``: nnU-Net's network from ``plans`` and
+            ``configuration``, on nnU-Net's preprocessing, for every pretraining and segmentation run.
+        plans: nnU-Net plans file (a path relative to the config is looked up beside it first).
+        configuration: nnU-Net configuration of the plans (``2d`` for a 2D preset).
     """
 
     name: str
@@ -163,6 +168,9 @@ class ExperimentConfig(_Strict):
     device: str = "auto"
     performance: Performance = Performance()
     primary: str | None = None
+    architecture: Literal["monai", "nnunet"] = "monai"
+    plans: str | None = None
+    configuration: str | None = None
 
     @field_validator("preset")
     @classmethod
@@ -172,6 +180,17 @@ class ExperimentConfig(_Strict):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return v
+
+    @model_validator(mode="after")
+    def _architecture(self) -> ExperimentConfig:
+        check_architecture(self.architecture, self.plans, self.configuration)
+        return self
+
+    def architecture_fields(self) -> dict[str, Any]:
+        """The architecture settings every run of the experiment gets (none for the default)."""
+        if self.architecture == "monai":
+            return {}
+        return {"architecture": "nnunet", "plans": self.plans, "configuration": self.configuration}
 
     @model_validator(mode="after")
     def _transfer(self) -> ExperimentConfig:
@@ -236,4 +255,9 @@ def load_experiment_config(spec: str | Path, data: list[str] | None = None) -> E
         beside = path.parent / label_map  # a colours file kept next to the config
         if beside.exists():
             raw["data"]["label_map"] = str(beside)
+    plans = raw.get("plans")
+    if isinstance(plans, str) and not Path(plans).is_absolute() and (path.parent / plans).exists():
+        raw["plans"] = str((path.parent / plans).resolve())  # plans kept next to the config
+    elif isinstance(plans, str):
+        raw["plans"] = str(Path(plans).resolve())
     return validated(ExperimentConfig, raw, path.name)

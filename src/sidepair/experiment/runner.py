@@ -28,6 +28,7 @@ from tqdm import tqdm
 from sidepair.atomic import number, write_json, write_text
 from sidepair.config import PretrainSettings, SegmentSettings, get_label_map, get_preset, set_fields
 from sidepair.data.formats import open_dataset
+from sidepair.data.nnunet_grid import with_nnunet
 from sidepair.data.phantom import generate_phantom, write_slices
 from sidepair.data.prepare import StoreSettings, dataset_record, prepare
 from sidepair.data.store import Store
@@ -107,6 +108,8 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
         updates["window"] = config.prepare.window
     if updates:
         settings = type(settings).model_validate({**settings.model_dump(), **updates})
+    if config.architecture == "nnunet":
+        settings = with_nnunet(settings, str(config.plans), str(config.configuration))
     split = config.prepare
     fingerprint = StoreSettings(
         settings,
@@ -133,7 +136,13 @@ def _pretrain_config(config: ExperimentConfig, store: Path, spec: PretrainSpec) 
     v = next(v for v in config.pretrain if v.name == spec.variant)
     hyper = {k: val for k, val in set_fields(v).items() if k in PretrainSettings.model_fields}
     resolved = resolve_config(
-        config.preset, store, **hyper, label_cases=spec.label_cases, seed=v.seed, device=config.device
+        config.preset,
+        store,
+        **hyper,
+        **config.architecture_fields(),
+        label_cases=spec.label_cases,
+        seed=v.seed,
+        device=config.device,
     )
     return json.loads(resolved.model_dump_json())
 
@@ -146,6 +155,7 @@ def _train_config(config: ExperimentConfig, store: Path, out: Path, run: RunSpec
         config.preset,
         store,
         **hyper,
+        **config.architecture_fields(),
         init=init,
         freeze_encoder=run.mode in ("frozen", "frozen-then-unfrozen"),
         unfreeze_after=grid.unfreeze_after if run.mode == "frozen-then-unfrozen" else None,

@@ -11,6 +11,7 @@ when it was trained to say them. ``sidepair predict`` and ``sidepair evaluate`` 
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +27,10 @@ from tqdm import tqdm
 
 from sidepair.atomic import write_json
 from sidepair.config import PreprocessSettings
-from sidepair.data.axes import ras_to_original, xyz_to_zyx, zyx_to_xyz
+from sidepair.data.axes import affine_zyx_to_xyz, ras_to_original, xyz_to_zyx, zyx_to_xyz
 from sidepair.data.dicom import choose_series, is_dicom_folder, load_dicom_series
 from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
+from sidepair.data.nnunet_grid import NnUNetCase, preprocess_case
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sides import assign_sides, body_midline_x, voxel_volume_ml
 from sidepair.data.volume import Volume, check_nifti_header, load_nifti, save_nifti, volume_from_image
@@ -36,8 +38,9 @@ from sidepair.devices import resolve_device
 from sidepair.errors import ConfigError, DataError, SidepairError
 from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample, resample_labels, resample_probabilities
 from sidepair.inference.sliding import predict_array
-from sidepair.models import UNet
 from sidepair.models.checkpoint import SegmentationCheckpoint, read_checkpoint
+from sidepair.models.encoder import total_stride
+from sidepair.models.unet import segmentation_network
 from sidepair.version import __version__
 
 OutputLabels = Literal["sides", "kidney", "kidney+tumour"]
@@ -113,16 +116,6 @@ class ModelInfo(BaseModel):
                 f"{source}: model description lacks {'.'.join(map(str, err['loc']))} ({err['msg']}); "
                 "export it again with this sidepair"
             ) from None
-
-
-def total_stride(encoder: dict[str, Any]) -> list[int]:
-    """The encoder's overall downsampling per axis, from its saved arguments."""
-    dims = int(encoder["spatial_dims"])
-    total = [1] * dims
-    for s in encoder["strides"]:
-        step = [s] * dims if isinstance(s, int) else list(s)
-        total = [a * b for a, b in zip(total, step, strict=True)]
-    return total
 
 
 class _OnnxModule:
@@ -256,17 +249,20 @@ class Predictor:
                 "--labels kidney+tumour needs a model trained with tumour; "
                 f"this one predicts {self.info.labels}"
             )
-        image_zyx, grid_affine = self.preprocess(volume)
-        out = predict_array(
-            self.model,
-            image_zyx,
-            self.info.dims,
-            tuple(self.info.patch_size),
-            self.device,
-            batch_size=self.batch_size or self.info.batch_size,
-            stride=tuple(self.info.stride),
-            output=self.resample,
-        )
+        if self.info.preprocess.nnunet is not None:
+            out, grid_affine = self._predict_nnunet(volume)
+        else:
+            image_zyx, grid_affine = self.preprocess(volume)
+            out = predict_array(
+                self.model,
+                image_zyx,
+                self.info.dims,
+                tuple(self.info.patch_size),
+                self.device,
+                batch_size=self.batch_size or self.info.batch_size,
+                stride=tuple(self.info.stride),
+                output=self.resample,
+            )
         if self.resample == "labels":
             classes = resample_labels(zyx_to_xyz(out), grid_affine, volume.affine, volume.array.shape)
         else:
@@ -300,8 +296,51 @@ class Predictor:
         original = np.asarray(volume.original_affine if volume.original_affine is not None else volume.affine)
         return Prediction(classes, side, ras_to_original(result, original), original, facts)
 
+    def _predict_nnunet(self, volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+        """Predict on nnU-Net's preprocessing of the scan, as its training store held it.
 
-def load_segmentation_model(run: str | Path, which: str = "best") -> tuple[UNet, SegmentationCheckpoint]:
+        Returns:
+            The labels (or probabilities) on the store grid ``(z, y, x)`` and that grid's RAS affine for
+            ``(x, y, z)`` indices.
+        """
+        settings = self.info.preprocess.nnunet
+        assert settings is not None
+        case = nnunet_case(volume, settings)
+        order = case.network_order()
+        size = list(self.info.patch_size)
+        full = [1, *size] if len(size) == 2 else size
+        patch = tuple(full[s] for s in order)
+        out = predict_array(
+            self.model,
+            case.array,
+            self.info.dims,
+            patch[1:] if len(size) == 2 else patch,
+            self.device,
+            batch_size=self.batch_size or self.info.batch_size,
+            stride=tuple(self.info.stride),
+            output=self.resample,
+        )
+        return case.to_store(out), affine_zyx_to_xyz(case.store_affine())
+
+
+def nnunet_case(volume: Volume, settings: Any) -> NnUNetCase:
+    """nnU-Net's preprocessing of a loaded scan: of its file, or of the scan written as NIfTI as it was read.
+
+    A DICOM series (or an in-memory image) is written to a temporary NIfTI in its own orientation first,
+    as a user converting it for nnU-Net would.
+    """
+    if volume.source.is_file() and is_nifti(volume.source):
+        return preprocess_case(volume.source, settings)
+    with tempfile.TemporaryDirectory(prefix="sidepair-nnunet-") as tmp:
+        original = np.asarray(volume.original_affine)
+        path = Path(tmp) / "scan_0000.nii.gz"
+        save_nifti(ras_to_original(volume.array, original).astype(np.float32), original, path)
+        return preprocess_case(path, settings)
+
+
+def load_segmentation_model(
+    run: str | Path, which: str = "best"
+) -> tuple[torch.nn.Module, SegmentationCheckpoint]:
     """The trained U-Net of a run folder (or a checkpoint file) and its checkpoint.
 
     Raises:
@@ -310,7 +349,7 @@ def load_segmentation_model(run: str | Path, which: str = "best") -> tuple[UNet,
     run = Path(run)
     path = run if run.is_file() else run / f"checkpoint_{which}.pt"
     ckpt = read_checkpoint(path, SegmentationCheckpoint)
-    model = UNet(ckpt.encoder_config, int(ckpt.out_channels))
+    model = segmentation_network(ckpt.encoder_config, int(ckpt.out_channels))
     model.load_state_dict(ckpt.network_weights)
     return model, ckpt
 

@@ -24,6 +24,17 @@ def build_encoder(config: dict[str, Any]) -> nn.Module:
     return nnunet_encoder(config) if is_nnunet(config) else Encoder(**config)
 
 
+def total_stride(config: dict[str, Any]) -> list[int]:
+    """An encoder's overall downsampling per axis, from its saved config (either architecture)."""
+    dims = int(config["spatial_dims"])
+    strides = config["arch_kwargs"]["strides"] if is_nnunet(config) else config["strides"]
+    total = [1] * dims
+    for s in strides:
+        step = [s] * dims if isinstance(s, int) else list(s)
+        total = [a * b for a, b in zip(total, step, strict=True)]
+    return total
+
+
 class Encoder(nn.Module):
     """A U-Net encoder: one stage per resolution, the last one the bottleneck.
 

@@ -10,6 +10,26 @@ from torch import nn
 from sidepair.errors import SidepairError
 from sidepair.models.decoder import Decoder
 from sidepair.models.encoder import Encoder
+from sidepair.models.nnunet import build_nnunet, is_nnunet
+
+
+def segmentation_network(encoder_config: dict[str, Any], out_channels: int) -> nn.Module:
+    """The segmentation network an encoder config describes, with an ``encoder`` module.
+
+    sidepair's :class:`UNet`, or nnU-Net's whole network built by nnU-Net from the plans'
+    architecture (``architecture: nnunet``) with deep supervision off: sidepair trains every arm with one
+    loss at full resolution, so a scratch and a pretrained nnU-Net differ only in their encoder's start.
+    Its state dict keeps nnU-Net's own key names.
+    """
+    if is_nnunet(encoder_config):
+        return build_nnunet(encoder_config, out_channels, deep_supervision=False)
+    return UNet(encoder_config, out_channels)
+
+
+def set_encoder_trainable(model: nn.Module, trainable: bool) -> None:
+    """Freeze or unfreeze the parameters of a segmentation network's ``encoder``."""
+    for p in model.encoder.parameters():
+        p.requires_grad_(trainable)
 
 
 class UNet(nn.Module):
@@ -43,8 +63,7 @@ class UNet(nn.Module):
 
     def set_encoder_trainable(self, trainable: bool) -> None:
         """Freeze or unfreeze the encoder's parameters."""
-        for p in self.encoder.parameters():
-            p.requires_grad_(trainable)
+        set_encoder_trainable(self, trainable)
 
 
 def transfer_encoder(encoder: nn.Module, weights: dict[str, torch.Tensor], source: str, whose: str) -> int:

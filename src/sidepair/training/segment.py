@@ -29,15 +29,17 @@ from sidepair.config import (
     validated,
 )
 from sidepair.data.augment import Augmenter
+from sidepair.data.index import NetworkView
 from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.metrics import dice_score
 from sidepair.evaluation.statistics import plateaued
 from sidepair.inference.sliding import predict_array
-from sidepair.models import UNet
 from sidepair.models.checkpoint import PretrainCheckpoint, SegmentationCheckpoint, read_checkpoint
-from sidepair.models.nnunet import is_nnunet
+from sidepair.models.encoder import total_stride
+from sidepair.models.nnunet import check_nnunet_store, is_nnunet, read_plans
+from sidepair.models.unet import segmentation_network, set_encoder_trainable, transfer_encoder
 from sidepair.training.curves import plot_history
 from sidepair.training.distributed import (
     check_batch,
@@ -52,13 +54,6 @@ from sidepair.training.performance import Performance
 from sidepair.training.runinfo import update_run_info, write_run_config, write_run_info
 
 N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
-
-
-# Segmentation training of nnU-Net's network inside sidepair is not built; nnU-Net trains it itself.
-NNUNET_FINETUNE = (
-    "sidepair train does not train nnU-Net's network yet; fine-tune it with nnU-Net: sidepair export "
-    "--format nnunet, then nnUNetv2_train -pretrained_weights (README: With nnU-Net)"
-)
 
 
 class TrainConfig(SegmentSettings, ArchitectureSettings):
@@ -86,8 +81,6 @@ class TrainConfig(SegmentSettings, ArchitectureSettings):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.architecture == "nnunet":
-            raise ValueError(NNUNET_FINETUNE)
         if len(self.patch_size) != self.dims:
             raise ValueError(f"patch_size {self.patch_size} must have {self.dims} sizes for dims={self.dims}")
         if not 0 < self.label_fraction <= 1:
@@ -120,22 +113,64 @@ def resolve_train_config(preset: PresetName | str | None, store: str | Path, **o
     }
     init = overrides.get("init")
     if init and init != "scratch":
-        enc = read_checkpoint(init, PretrainCheckpoint).encoder_config
+        pretrained = read_checkpoint(init, PretrainCheckpoint)
+        enc = pretrained.encoder_config
         if is_nnunet(enc):
-            raise ConfigError(f"{init}: {NNUNET_FINETUNE}")
-        base.update(
-            dims=enc["spatial_dims"],
-            channels=tuple(enc["channels"]),
-            strides=tuple(s if isinstance(s, int) else tuple(s) for s in enc["strides"]),
-            norm=enc["norm"],
-        )
+            base.update(
+                dims=enc["spatial_dims"],
+                architecture="nnunet",
+                plans=pretrained.config.get("plans"),
+                configuration=enc["configuration"],
+            )
+        else:
+            base.update(
+                dims=enc["spatial_dims"],
+                channels=tuple(enc["channels"]),
+                strides=tuple(s if isinstance(s, int) else tuple(s) for s in enc["strides"]),
+                norm=enc["norm"],
+            )
         if enc["spatial_dims"] != p.architecture.dims and overrides.get("patch_size") is None:
             raise ConfigError(
                 f"{init}: {enc['spatial_dims']}D encoder, but preset {name} is {p.architecture.dims}D; "
                 "give --patch-size or use a preset with the encoder's dims"
             )
     base.update({k: v for k, v in overrides.items() if v is not None})
+    if base.get("architecture") == "nnunet" and overrides.get("patch_size") is None:
+        base["patch_size"] = nnunet_patch_size(store, base.get("plans"), base.get("configuration"))
     return validated(TrainConfig, base, "train")
+
+
+def nnunet_patch_size(store: str | Path, plans: str | None, configuration: str | None) -> tuple[int, ...]:
+    """The plans' patch size of ``configuration``, in store order (what nnU-Net's network is fed).
+
+    Raises:
+        ConfigError: Plans or configuration missing, or a store not prepared with nnU-Net's preprocessing.
+    """
+    if not plans or not configuration:
+        raise ConfigError("architecture nnunet needs --plans and --configuration")
+    conf = read_plans(plans)["configurations"].get(configuration)
+    if conf is None or "patch_size" not in conf:
+        raise ConfigError(f"{plans}: no patch_size for configuration {configuration!r}")
+    view = network_view(Store(store))
+    patch = [int(v) for v in conf["patch_size"]]
+    full = [1, *patch] if len(patch) == 2 else patch
+    store_order = [full[view.order.index(s)] for s in range(3)]
+    return tuple(store_order[1:]) if len(patch) == 2 else tuple(store_order)
+
+
+def network_view(store: Store) -> NetworkView:
+    """The store's axis order for nnU-Net's network (one per store; prepare refuses mixed orders).
+
+    Raises:
+        ConfigError: The store was not prepared with nnU-Net's preprocessing.
+    """
+    view = next((e.network for e in store.cases.values() if e.network is not None), None)
+    if view is None:
+        raise ConfigError(
+            f"{store.path}: prepared without nnU-Net's preprocessing; run sidepair prepare --plans PLANS "
+            "--configuration C for --architecture nnunet"
+        )
+    return view
 
 
 def pretrained_preprocess(checkpoint: PretrainCheckpoint, path: str) -> PreprocessSettings:
@@ -241,8 +276,11 @@ class PatchDataset(Dataset):
         )
         target = target_of(label, side, self.config.labels)
         image, target = (image[0:1], target[0:1]) if self.config.dims == 2 else (image[None], target[None])
-        if self.augment is not None:
+        if self.augment is not None:  # in store order: the rotation is in the axial plane
             image, target = self.augment(image, target, (self.config.seed, self.epoch, i))
+        view = self.store.cases[case_id].network
+        if view is not None:  # nnU-Net's axis order, as nnU-Net feeds its network this case
+            image, target = view.to_network(image), view.to_network(target)
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(target))
 
 
@@ -263,8 +301,17 @@ class SegmentationTask:
         if not self.val_ids:
             raise StoreError(f"{store.path}: no labelled validation cases in the store's split")
         self.train_ids = select_fraction(labelled, config.label_fraction, config.seed)
+        if config.architecture == "nnunet":
+            check_nnunet_store(store, str(config.plans), str(config.configuration))
+            if config.dims == 2 and network_view(store).order[0] != 0:
+                raise StoreError(
+                    f"{store.path}: nnU-Net's 2d configuration slices these scans along an axis that is "
+                    "not axial; sidepair's 2D runs are axial (use a 3d configuration)"
+                )
+        self.encoder_config = config.encoder_config()
+        self.stride = tuple(total_stride(self.encoder_config))
         torch.manual_seed(config.seed)
-        self.model = UNet(config.encoder_config(), N_CLASSES[config.labels])
+        self.model = segmentation_network(self.encoder_config, N_CLASSES[config.labels])
         self.transferred = 0
         self.encoder_tensors = len(self.model.encoder.state_dict())
         self.mismatch: str | None = None
@@ -278,9 +325,11 @@ class SegmentationTask:
                     f"{config.init}: encoder pretrained on a store with other preprocessing "
                     f"({self.mismatch}); pass --accept-store-mismatch to transfer it knowingly"
                 )
-            self.transferred = self.model.load_encoder(pretrained.encoder_weights(), config.init)
+            self.transferred = transfer_encoder(
+                self.model.encoder, pretrained.encoder_weights(), config.init, "the U-Net's"
+            )
         if config.freeze_encoder:
-            self.model.set_encoder_trainable(False)
+            set_encoder_trainable(self.model, False)
         dice_weight = 0.8 if config.loss == "paper" else 1.0
         ce_weight = 0.2 if config.loss == "paper" else 1.0
         # Batch Dice (one Dice over the whole batch, as nnU-Net): patches without kidney do not make it noisy.
@@ -306,7 +355,7 @@ class SegmentationTask:
         """Unfreeze the encoder once ``unfreeze_after`` epochs are done."""
         if self.config.freeze_encoder:
             frozen = self.config.unfreeze_after is None or epoch < self.config.unfreeze_after
-            self.model.set_encoder_trainable(not frozen)
+            set_encoder_trainable(self.model, not frozen)
 
     def train_batches(self, epoch: int) -> DataLoader:
         """The patches of ``epoch``, drawn from ``(seed, epoch)``."""
@@ -326,15 +375,16 @@ class SegmentationTask:
         return self.loss(logits, target)
 
     def predict_case(self, case_id: str, device: torch.device) -> np.ndarray:
-        """Labels of a whole store case (2D: every slice, stacked)."""
-        return predict_array(
-            self.model,
-            self.store.array(case_id),
-            self.config.dims,
-            tuple(self.config.patch_size),
-            device,
-            batch_size=self.config.batch_size,
+        """Labels of a whole store case (2D: every slice, stacked), on the store grid."""
+        image = np.asarray(self.store.array(case_id))
+        patch = tuple(self.config.patch_size)
+        view = self.store.cases[case_id].network
+        if view is not None:  # nnU-Net's network sees the case in its own axis order
+            image, patch = view.to_network(image), view.network_size(patch)
+        labels = predict_array(
+            self.model, image, self.config.dims, patch, device, self.config.batch_size, stride=self.stride
         )
+        return view.to_store(labels) if view is not None else labels
 
     def validate(self, device: torch.device) -> dict[str, float]:
         """Mean per-case 3D kidney Dice on the validation cases (store grid)."""
@@ -351,7 +401,7 @@ class SegmentationTask:
         """What prediction needs besides the weights: config, encoder, labels, preprocessing."""
         return {
             "config": json.loads(self.config.model_dump_json()),
-            "encoder_config": self.config.encoder_config(),
+            "encoder_config": self.encoder_config,
             "out_channels": N_CLASSES[self.config.labels],
             "labels": self.config.labels,
             "preprocess": self.store.settings.model_dump(mode="json"),

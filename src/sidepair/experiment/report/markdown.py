@@ -342,6 +342,12 @@ def _setup_section(config: ExperimentConfig, s: dict[str, Any], rows: list[dict[
         "## Setup",
         "",
         f"- Data: {s['data']}; store `{s['store']}`.",
+        (
+            f"- Network: nnU-Net's own, built by nnU-Net from `{config.plans}` configuration "
+            f"`{config.configuration}` (deep supervision off, as every arm here), on nnU-Net's preprocessing."
+            if config.architecture == "nnunet"
+            else "- Network: sidepair's U-Net of MONAI blocks."
+        ),
         f"- Hardware: {hw['processor']}, {hw['cpu_cores']} CPU cores, {hw['memory_gib']} GiB, GPU: "
         f"{', '.join(hw['gpus'])}; {config.jobs} run(s) at a time; {hw['platform']}.",
         "- Software: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
