@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,22 +10,14 @@ from typer.testing import CliRunner
 from sidepair.cli import app
 from sidepair.training.pretrain import resolve_config
 from sidepair.training.segment import resolve_train_config
-from tests.conftest import two_kidney_volume, write_nifti
+from tests.conftest import run_cli, two_kidney_volume, write_nifti
 
 VERBS = ["phantom", "prepare", "pretrain", "train", "evaluate", "predict", "experiment", "demo", "export"]
 
 
-def run(*args, cwd=None, env_columns=None):
+def run(*args, cwd=None, env_columns=None, fresh=False):
     env = {**os.environ, "COLUMNS": str(env_columns)} if env_columns else None
-    return subprocess.run(
-        [sys.executable, "-m", "sidepair", *args],
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        cwd=cwd,
-        env=env,
-        timeout=600,
-    )
+    return run_cli(*args, cwd=cwd, env=env, fresh=fresh)
 
 
 def test_help_lists_every_verb():
@@ -103,7 +93,8 @@ def test_missing_data_folder(tmp_path):
 
 
 def test_version():
-    result = run("--version")
+    # In a new interpreter, as `python -m sidepair` (the other tests fork a server that imported it).
+    result = run("--version", fresh=True)
     assert result.returncode == 0 and result.stdout.startswith("sidepair ")
 
 

@@ -1,8 +1,5 @@
 """`sidepair export`: ONNX and TorchScript files that give PyTorch's logits and predict alone."""
 
-import subprocess
-import sys
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -10,6 +7,7 @@ import pytest
 from sidepair.errors import SidepairError
 from sidepair.inference.export import export_model
 from sidepair.inference.predictor import Predictor, predict_paths
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".ts")])
@@ -29,23 +27,7 @@ def test_export_matches_pytorch_and_predicts_alone(seg_run, small_phantom, tmp_p
 
 def test_cli_export_reports_the_difference(seg_run, tmp_path):
     out = tmp_path / "m.onnx"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sidepair",
-            "export",
-            "--model",
-            str(seg_run),
-            "--format",
-            "onnx",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        encoding="utf-8",
-        timeout=600,
-    )
+    result = run_cli("export", "--model", seg_run, "--format", "onnx", "--out", out)
     assert result.returncode == 0, result.stderr
     assert "max abs logit difference against PyTorch" in result.stdout and out.exists()
 

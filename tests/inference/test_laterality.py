@@ -133,3 +133,11 @@ def test_prepare_warns_naming_a_flipped_scan_or_stops_or_stays_quiet(states, tmp
     assert "case_00001" in result.stderr and not (tmp_path / "error" / "index.json").exists()
     result = cli(*args, "--out", tmp_path / "off", "--side-check", "off")
     assert result.returncode == 0 and "looks flipped" not in result.stderr
+
+
+@pytest.mark.integration
+def test_check_sides_refuses_a_side_model_of_nnunets_architecture(nnunet_planned, nnunet_run):
+    scan = sorted((nnunet_planned["raw"] / "imagesTr").glob("*.nii.gz"))[0]
+    done = cli("check-sides", scan, "--model", nnunet_run)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert str(nnunet_run) in done.stderr and "nnU-Net's architecture" in done.stderr

@@ -2,15 +2,13 @@
 
 import errno
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sidepair import atomic
 from sidepair.cli import main
-from tests.conftest import TINY_TRAIN_ARGS
+from tests.conftest import TINY_TRAIN_ARGS, run_cli
 
 
 def run_main(capsys, *args):
@@ -90,9 +88,7 @@ def test_permission_denied_on_the_output_folder(unwritable, seg_run, small_phant
             "--model",
             str(seg_run),
         ]
-    result = subprocess.run(
-        [sys.executable, "-m", "sidepair", *args], capture_output=True, encoding="utf-8", timeout=300
-    )
+    result = run_cli(*args, timeout=300)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"sidepair {verb}: error: {unwritable}") and "cannot write (" in lines[0]

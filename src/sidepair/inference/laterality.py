@@ -41,6 +41,7 @@ from sidepair.data.volume import Volume, load_nifti
 from sidepair.errors import DataError, DataWarning, SidepairError
 from sidepair.inference.predictor import is_nifti
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
+from sidepair.models.nnunet import is_nnunet
 from sidepair.models.siamese import Siamese
 from sidepair.version import __version__
 
@@ -140,13 +141,19 @@ class SideModel:
                 f"{path}: pretrained on {config.get('sections')} sections; the check cuts half sections "
                 "(kidney sections would need a kidney mask the scan does not have)"
             )
+        preprocess = PreprocessSettings.model_validate(ckpt.preprocess)
+        if is_nnunet(ckpt.encoder_config) or preprocess.nnunet is not None:
+            raise SidepairError(
+                f"{path}: a side model of nnU-Net's architecture on nnU-Net's preprocessing; check-sides "
+                "cuts sections with sidepair's own preprocessing: pretrain the side model without "
+                "--architecture nnunet"
+            )
         if not config.get("side_head") or "side_classifier.weight" not in ckpt.network_weights:
             raise SidepairError(
                 f"{path}: a side-pair model without a side head (a pair model cannot say which side a "
                 "section shows); pretrain with --side-head --mirror"
             )
         network = Siamese.from_checkpoint(ckpt)
-        preprocess = PreprocessSettings.model_validate(ckpt.preprocess)
         return cls(network, preprocess, tuple(int(v) for v in config["section_size"]), str(path))
 
     @torch.no_grad()
