@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from sidepair.config import PreprocessSettings
+from sidepair.data.nnunet_grid import nnunet_settings
 from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
 from sidepair.data.volume import load_nifti
@@ -96,16 +98,22 @@ class Threshold(torch.nn.Module):
         return torch.cat([torch.zeros_like(x), x - self.t], dim=1)
 
 
-def test_prediction_comes_back_in_the_scans_own_geometry(nnunet_planned, nnunet_store):
-    """nnU-Net's preprocessing of an IPL scan, a known per-voxel rule, and the file's own grid back."""
+@pytest.mark.parametrize(("configuration", "patch"), [("2d", [32, 32]), ("3d_fullres", [16, 32, 32])])
+def test_prediction_comes_back_in_the_scans_own_geometry(nnunet_planned, configuration, patch):
+    """nnU-Net's preprocessing of an IPL scan, a known per-voxel rule, and the file's own grid back
+    (2D: whole slices; 3D: sliding windows in nnU-Net's axis order)."""
     plans = json.loads(nnunet_planned["plans"].read_text(encoding="utf-8"))
     stats = plans["foreground_intensity_properties_per_channel"]["0"]
     hu = 100.0
     assert stats["percentile_00_5"] < hu < stats["percentile_99_5"]
+    dims = len(patch)
+    settings = PreprocessSettings(
+        nnunet=nnunet_settings(nnunet_planned["plans"], configuration), dtype="float32"
+    )
     info = ModelInfo(
-        source="threshold", labels="kidney", out_channels=2, dims=2, patch_size=[32, 32], batch_size=4,
-        encoder_config={"architecture": "nnunet", "spatial_dims": 2}, stride=[1, 1],
-        preprocess=Store(nnunet_store).settings, epoch=0,
+        source="threshold", labels="kidney", out_channels=2, dims=dims, patch_size=patch, batch_size=4,
+        encoder_config={"architecture": "nnunet", "spatial_dims": dims}, stride=[1] * dims,
+        preprocess=settings, epoch=0,
     )  # fmt: skip
     predictor = Predictor(Threshold((hu - stats["mean"]) / stats["std"]), info)
     scan = sorted((nnunet_planned["raw"] / "imagesTr").glob("*.nii.gz"))[0]
