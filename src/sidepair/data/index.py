@@ -169,6 +169,12 @@ class NetworkView(_Record):
         out = tuple(int(full[s]) for s in self.order)
         return out[1:] if len(size) == 2 else out
 
+    def store_size(self, size: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+        """The inverse of :meth:`network_size`: a network-order window size in store order."""
+        full = (1, *size) if len(size) == 2 else tuple(size)
+        out = tuple(int(full[self.order.index(s)]) for s in range(3))
+        return out[1:] if len(size) == 2 else out
+
 
 class CaseEntry(_Record):
     """One case of the store (a line of ``index.json``).

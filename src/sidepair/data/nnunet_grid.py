@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sidepair.config import NnUNetPreprocessing, PreprocessSettings
+from sidepair.data.index import NetworkView
 from sidepair.errors import DataError
 from sidepair.models.nnunet import plans_digest, read_plans, require_nnunet
 
@@ -47,14 +48,7 @@ class NnUNetCase:
 
     def store_array(self) -> np.ndarray:
         """The array in store order: RAS ``(z, y, x)``, each axis increasing toward S, A, R."""
-        return self.to_store(self.array)
-
-    def to_store(self, array: np.ndarray) -> np.ndarray:
-        """An array on nnU-Net's grid (its last three axes; a prediction) in store order."""
-        lead = array.ndim - 3
-        out = np.transpose(array, [*range(lead), *(lead + m for m in self.store_axes)])
-        flips = tuple(lead + a for a, f in enumerate(self.store_flips) if f)
-        return np.ascontiguousarray(np.flip(out, axis=flips) if flips else out)
+        return self.view().to_store(self.array)
 
     def store_affine(self) -> np.ndarray:
         """Store index (z, y, x) -> RAS world."""
@@ -65,9 +59,10 @@ class NnUNetCase:
             to_nn[m, 3] = self.array.shape[m] - 1 if flip else 0.0
         return self.affine @ to_nn
 
-    def network_order(self) -> list[int]:
-        """For each nnU-Net axis, the store axis it is (the inverse of :attr:`store_axes`)."""
-        return [self.store_axes.index(m) for m in range(3)]
+    def view(self) -> NetworkView:
+        """How store-order arrays go to nnU-Net's axis order and back (what the store index keeps)."""
+        order = [self.store_axes.index(m) for m in range(3)]
+        return NetworkView(order=order, flips=[self.store_flips[s] for s in order])
 
 
 def reader_affine(properties: dict[str, Any], source: Path) -> np.ndarray:

@@ -224,8 +224,7 @@ def process_case(
         "sources": [s.model_dump() for s in source_files(loaded.source)],
     }
     if network is not None:
-        order = network.network_order()
-        meta["network"] = {"order": order, "flips": [network.store_flips[s] for s in order]}
+        meta["network"] = network.view().model_dump()
     arrays = {"image": xyz_to_zyx(norm)}
     if res.label is not None and side is not None and report is not None:
         boxes = side_boxes(side, res.affine)

@@ -306,21 +306,18 @@ class Predictor:
         settings = self.info.preprocess.nnunet
         assert settings is not None
         case = nnunet_case(volume, settings)
-        order = case.network_order()
-        size = list(self.info.patch_size)
-        full = [1, *size] if len(size) == 2 else size
-        patch = tuple(full[s] for s in order)
+        view = case.view()
         out = predict_array(
             self.model,
             case.array,
             self.info.dims,
-            patch[1:] if len(size) == 2 else patch,
+            view.network_size(self.info.patch_size),
             self.device,
             batch_size=self.batch_size or self.info.batch_size,
             stride=tuple(self.info.stride),
             output=self.resample,
         )
-        return case.to_store(out), affine_zyx_to_xyz(case.store_affine())
+        return view.to_store(out), affine_zyx_to_xyz(case.store_affine())
 
 
 def nnunet_case(volume: Volume, settings: Any) -> NnUNetCase:

@@ -151,11 +151,7 @@ def nnunet_patch_size(store: str | Path, plans: str | None, configuration: str |
     conf = read_plans(plans)["configurations"].get(configuration)
     if conf is None or "patch_size" not in conf:
         raise ConfigError(f"{plans}: no patch_size for configuration {configuration!r}")
-    view = network_view(Store(store))
-    patch = [int(v) for v in conf["patch_size"]]
-    full = [1, *patch] if len(patch) == 2 else patch
-    store_order = [full[view.order.index(s)] for s in range(3)]
-    return tuple(store_order[1:]) if len(patch) == 2 else tuple(store_order)
+    return network_view(Store(store)).store_size([int(v) for v in conf["patch_size"]])
 
 
 def network_view(store: Store) -> NetworkView:
