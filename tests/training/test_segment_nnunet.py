@@ -123,7 +123,7 @@ def test_prediction_comes_back_in_the_scans_own_geometry(nnunet_planned, configu
     assert prediction.output.shape == raw.shape
     expected = np.asarray(raw.dataobj) > hu
     assert 0.01 < expected.mean() < 0.9
-    # nnU-Net resamples this phantom's ~6 mm voxels to the plans' spacing and back: a few boundary voxels
-    # change (0.95-0.97 measured); a wrong axis or direction drops it to 0.3-0.55.
+    # nnU-Net resamples this phantom's ~6 mm voxels to the plans' spacing and back, so a few boundary voxels
+    # change; a wrong axis or direction loses far more.
     assert dice_score(prediction.output > 0, expected) > 0.93
     assert all(dice_score(prediction.output > 0, np.flip(expected, a)) < 0.7 for a in range(3))
