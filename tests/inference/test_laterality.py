@@ -53,6 +53,24 @@ def test_a_flip_turns_any_model_s_probability_into_its_complement(states):
     assert p["array"].probability == pytest.approx(1 - p["asis"].probability, abs=0.03)
 
 
+def test_levels_are_pooled_as_mean_evidence_not_mean_probability(states):
+    """Two levels read at 0.99 and two that hold nothing to read (0.5): 0.91, not the 0.745 a mean of
+    probabilities would give; and the flipped scan's evidence, negated, gives exactly 1 - p."""
+    network = Siamese(Encoder(2, 1, (4, 8, 16), (1, 2, 2)), 8, side_head=True)
+    model = SideModel(network, PreprocessSettings(spacing_zyx=(4.0, 4.0, 4.0)), (32, 32), "stub")
+    volume = load_nifti(states / "asis.nii.gz")
+    strong = float(np.log(0.99 / 0.01))
+    for sign in (1, -1):
+        model.level_evidence = lambda _v, s=sign: s * np.array([strong, strong, 0.0, 0.0])  # type: ignore[method-assign]
+        check = model.check(volume)
+        expected = 1 / (1 + np.exp(-sign * strong / 2))
+        assert check.probability == pytest.approx(expected) and check.levels == 4
+        assert check.level_probabilities == pytest.approx(
+            [0.99, 0.99, 0.5, 0.5] if sign > 0 else [0.01, 0.01, 0.5, 0.5]
+        )
+    assert check.verdict == "flipped" and model.check(volume, threshold=0.95).verdict == "unsure"
+
+
 @pytest.mark.integration
 def test_shipped_model_ok_on_a_phantom_and_flipped_both_ways(states, tmp_path):
     report = tmp_path / "sides.csv"

@@ -5,8 +5,11 @@ The check reads an *absolute* side instead: the side head of a side-pair run tra
 on ``half`` sections mirrored at random (``mirror``), so that the head had to tell sides by what they
 hold (liver against spleen and stomach, IVC against aorta), not by handedness, which a flip leaves
 unchanged. At each axial level the half-slab the header calls right and the one it calls left are both
-scored; the level's probability that the header is right is ``sigmoid(logit(right half) - logit(left
-half))``, and the scan's is the mean over its levels (3D volumes: many levels over z; a 2D slice: one).
+scored; the level's evidence that the header is right is ``logit(right half) - logit(left half)``, and the
+scan's probability is the sigmoid of its levels' mean evidence (3D volumes: many levels over z; a 2D slice:
+one). Evidence is averaged as logits, the way the crops of one level are: a mean of probabilities counts a
+level the head reads at 0.99 no more than one at 0.9, so the many levels of a scan that hold no organ that
+differs between the sides (pelvis, lung bases: about 0.5 each) pull it toward 0.5 (see README, "Measured").
 
 Each section is scored as itself and mirrored, and the two logits averaged: the score is then blind to
 handedness by construction, so a flipped scan gets exactly ``1 - p`` of the scan as it was, and only
@@ -70,7 +73,7 @@ class SideCheck:
         sections: Sections read (per level: a right and a left, each at 5 positions, each also mirrored
             and the two scores averaged).
         threshold: The threshold used.
-        level_probabilities: Each level's probability, from feet to head.
+        level_probabilities: Each level's probability (the sigmoid of its evidence), from feet to head.
         model: The side model's file.
     """
 
@@ -166,8 +169,8 @@ class SideModel:
             out.append(((both[: len(x)] + both[len(x) :]) / 2).numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    def level_probabilities(self, volume: Volume) -> np.ndarray:
-        """Per axial level, the probability that the header's right is the patient's right.
+    def level_evidence(self, volume: Volume) -> np.ndarray:
+        """Per axial level, the log-odds that the header's right is the patient's right.
 
         Raises:
             DataError: No body in the scan (all air), or a single slice for a 3D model.
@@ -203,7 +206,7 @@ class SideModel:
         stack = stack if self.dims == 3 else stack[:, 0]
         # Each side's logit is the mean over its shifted crops: one crop's score can turn on a few pixels.
         logits = self.right_logits(stack[:, None]).reshape(len(levels), 2, len(shifts)).mean(axis=2)
-        return 1.0 / (1.0 + np.exp(-(logits[:, 0] - logits[:, 1])))
+        return logits[:, 0] - logits[:, 1]
 
     def _levels(self, body_zyx: np.ndarray) -> list[int]:
         """Axial levels holding body: slices (2D) or slab centres half a slab apart (3D), evenly spread."""
@@ -227,18 +230,22 @@ class SideModel:
 
     def check(self, volume: Volume, threshold: float = DEFAULT_THRESHOLD) -> SideCheck:
         """The verdict on one volume (a 2D slice is a volume of one slice)."""
-        p = self.level_probabilities(volume)
-        probability = float(np.mean(p))
+        evidence = self.level_evidence(volume)
+        probability = float(_sigmoid(evidence.mean()))
         return SideCheck(
             input=str(volume.source),
             probability=probability,
             verdict=verdict_of(probability, threshold),
-            levels=len(p),
-            sections=2 * len(p) * SHIFTS,
+            levels=len(evidence),
+            sections=2 * len(evidence) * SHIFTS,
             threshold=threshold,
-            level_probabilities=[round(float(v), 4) for v in p],
+            level_probabilities=[round(float(v), 4) for v in _sigmoid(evidence)],
             model=self.source,
         )
+
+
+def _sigmoid(x: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def _png_loader(png: Path) -> Volume:
