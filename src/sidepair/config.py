@@ -335,6 +335,14 @@ class PretrainSettings(_Strict):
         description="side-pair: also learn each section's absolute side (a linear head on the embedding, "
         "trained with the pairs); what check-sides reads. Needs true side labels.",
     )
+    export_clip: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="side-pair: share of sections whose HU are clipped to a random 8-bit range (a low end "
+        "of -160 to 40 HU, 200 to 400 HU wide), as slices exported to PNG are; needs a store normalised "
+        "by window.",
+    )
     side_labels: Literal["true", "random"] = Field(
         "true",
         description="true: same/different from the sides; random: a seeded, balanced random target per "
@@ -362,6 +370,8 @@ class PretrainSettings(_Strict):
             )
         if self.side_labels == "random" and self.task != "side-pair":
             raise ValueError(f"side_labels: random is the side-pair control; task {self.task} has no sides")
+        if self.export_clip and self.task != "side-pair":
+            raise ValueError(f"export_clip: a side-pair setting; task {self.task} does not read it")
         if self.side_head and (self.task != "side-pair" or self.side_labels == "random"):
             raise ValueError("side_head: the absolute side head learns true sides with side-pair pairs only")
         return self
@@ -475,6 +485,7 @@ PRESETS: dict[str, Preset] = {
             lr=1e-3,
             loss="bce",
             mirror=True,
+            export_clip=0.3,
             side_head=True,
             augment=True,
         ),

@@ -85,6 +85,9 @@ class PairDataset(Dataset):
         seed: Integers fixing the augmentation draws, e.g. ``(run seed, epoch)``.
         mirror: Mirror each section left-right with probability 0.5, keeping its side (context sections
             only: the pair's target stays the anatomical same/different).
+        export_clip: Share of sections clipped as an 8-bit slice export would clip their HU.
+        window: The store's HU window (its values are ``(HU - low) / (high - low)``); needed for
+            ``export_clip``.
     """
 
     def __init__(
@@ -94,7 +97,13 @@ class PairDataset(Dataset):
         augment: Augmenter | None = None,
         seed: tuple[int, ...] = (0,),
         mirror: bool = False,
+        export_clip: float = 0.0,
+        window: tuple[float, float] | None = None,
     ) -> None:
+        if export_clip and window is None:
+            raise ValueError("export_clip needs the store's HU window")
+        self.export_clip = export_clip
+        self.window = window
         self.sampler = sampler
         self.pairs = pairs
         self.augment = augment
@@ -106,9 +115,25 @@ class PairDataset(Dataset):
         if self.flip is not None:
             self.flip.set_random_state(seed=item_state((*self.seed, *key), 31))
             crop = np.asarray(self.flip(crop), dtype=np.float32)
+        if self.export_clip:
+            crop = self._clip_as_export(crop, key)
         if self.augment is not None:
             crop, _ = self.augment(crop, None, (*self.seed, *key))
         return torch.from_numpy(np.ascontiguousarray(crop))
+
+    def _clip_as_export(self, crop: np.ndarray, key: tuple[int, ...]) -> np.ndarray:
+        """Clip a section's HU as a slice saved to 8 bits without a window would be.
+
+        KiTS19's PNGs, for one, hold HU clipped to [0, 255]: fat and air then look alike, which a model
+        trained only on full-range HU has never seen.
+        """
+        rng = np.random.default_rng(item_state((*self.seed, *key), 57))
+        if rng.random() >= self.export_clip:
+            return crop
+        low, high = self.window  # type: ignore[misc]
+        lo = rng.uniform(-160.0, 40.0)
+        hi = lo + rng.uniform(200.0, 400.0)
+        return np.clip(crop, (lo - low) / (high - low), (hi - low) / (high - low)).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sidepair.config import PretrainSettings
-from sidepair.errors import ConfigError
+from sidepair.errors import ConfigError, StoreError
 from sidepair.models.checkpoint import BEST, read_checkpoint
 from sidepair.training.pretrain import run_pretrain
 from tests.conftest import tiny_pretrain_config
@@ -52,3 +52,13 @@ def test_without_a_side_head_nothing_changes(small_store, tmp_path):
 def test_config_error_is_one_line(small_store):
     with pytest.raises(ConfigError):
         tiny_pretrain_config(small_store, side_labels="random", side_head=True)
+
+
+def test_export_clip_refuses_a_z_scored_store(small_store, tmp_path):
+    """Clipping HU means something only where the store holds a fixed window of them."""
+    config = tiny_pretrain_config(
+        small_store, sections="half", section_size=(32, 32), mirror=True, side_head=True, export_clip=0.3
+    )
+    with pytest.raises(StoreError, match=r"export_clip clips HU, and this store is z-scored"):
+        run_pretrain(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / BEST).exists()

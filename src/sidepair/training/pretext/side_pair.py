@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from sidepair.data.augment import Augmenter
 from sidepair.data.pairs import Pair, PairDataset, sample_pairs
 from sidepair.data.store import Store
+from sidepair.errors import StoreError
 from sidepair.evaluation.proxy import pair_metrics
 from sidepair.models import Siamese
 from sidepair.training.distributed import gather_lists, shard
@@ -28,6 +29,11 @@ class SidePairTask(SectionTask):
     measure: ClassVar[str] = "held-out pair accuracy"
 
     def __init__(self, config: PretrainConfig, store: Store) -> None:
+        if config.export_clip and store.settings.normalize != "window":
+            raise StoreError(
+                f"{store.path}: export_clip clips HU, and this store is z-scored per volume; prepare it with "
+                "a preset normalised by a fixed window (laterality)"
+            )
         super().__init__(config, store)
         self.val_pairs = sample_pairs(self.val_sampler, config.val_pairs, config.seed, VAL_EPOCH)
         self.model = Siamese(self.encoder, config.embedding_dim, head=config.loss, side_head=config.side_head)
@@ -60,8 +66,15 @@ class SidePairTask(SectionTask):
         """The pairs of ``epoch``, drawn from ``(seed, epoch)``."""
         pairs = self.train_pairs(epoch)
         augment = Augmenter(self.config.dims, with_label=False) if self.config.augment else None
+        settings = self.store.settings
         dataset = PairDataset(
-            self.train_sampler, pairs, augment, (self.config.seed, epoch), mirror=self.config.mirror
+            self.train_sampler,
+            pairs,
+            augment,
+            (self.config.seed, epoch),
+            mirror=self.config.mirror,
+            export_clip=self.config.export_clip,
+            window=tuple(settings.window) if settings.normalize == "window" else None,  # type: ignore[arg-type]
         )
         return self.loader(dataset, self.config.batch_size)
 
