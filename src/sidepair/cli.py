@@ -36,6 +36,7 @@ from sidepair.data.formats import FORMATS, open_dataset
 from sidepair.data.montage import montage_from_folder
 from sidepair.data.nnunet_grid import with_nnunet
 from sidepair.data.phantom import PhantomLayout, generate_phantom, write_slices
+from sidepair.data.phantom_anatomy import AnatomyChoice
 from sidepair.data.phantom_nnunet import write_nnunet
 from sidepair.data.prepare import prepare as run_prepare
 from sidepair.data.store import Store
@@ -208,6 +209,13 @@ def phantom(
         ),
     ] = "kits",
     slices_per_case: Annotated[int, typer.Option(help="With --layout slices: slices per case.")] = 4,
+    anatomy: Annotated[
+        AnatomyChoice,
+        typer.Option(
+            help="fixed: one organ template (the demo's); varied: organ sizes, positions and contrast phase "
+            "(unenhanced too) drawn per case, for side models (KiTS layout)."
+        ),
+    ] = "fixed",
 ) -> None:
     """Write synthetic abdominal CT cases with kidney labels: KiTS case folders, slices, or nnU-Net raw."""
     if layout == "slices":
@@ -218,7 +226,7 @@ def phantom(
         specs = write_nnunet(out, cases, seed, shape, progress=True)
         typer.echo(f"wrote {len(specs)} phantom cases in nnU-Net raw layout to {out}")
         return
-    specs = generate_phantom(out, cases, seed, shape, masks_from, progress=True)
+    specs = generate_phantom(out, cases, seed, shape, masks_from, progress=True, anatomy=anatomy)
     typer.echo(f"wrote {len(specs)} phantom cases to {out}")
     if montage:
         png = montage_from_folder(out, out / "montage.png", max_cases=min(6, len(specs)))

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from sidepair.atomic import atomic_dir, atomic_path, write_json
 from sidepair.data.labels import KIDNEY, TUMOUR
+from sidepair.data.phantom_anatomy import Anatomy, AnatomyChoice, OrganPose, anatomy_for
 from sidepair.data.sides import assign_sides
 from sidepair.data.volume import load_nifti
 from sidepair.errors import DataError
@@ -53,7 +54,8 @@ class CaseSpec:
         shape: Shape (x, y, z) of the RAS grid.
         kidneys: Side -> world centre (mm) of each kidney drawn.
         tumour: Side with a tumour, or None.
-        contrast: Contrast-phase factor (1 = strong corticomedullary enhancement).
+        contrast: Contrast-phase factor (1 = strong corticomedullary enhancement, 0 = unenhanced).
+        anatomy: ``fixed`` (the organ template) or ``varied`` (drawn per case).
         noise_hu: Noise standard deviation.
         masks_from: Label map the kidneys were taken from, if any.
     """
@@ -67,6 +69,7 @@ class CaseSpec:
     contrast: float = 1.0
     noise_hu: float = 10.0
     masks_from: str | None = None
+    anatomy: str = "fixed"
 
 
 class DrawnCase(NamedTuple):
@@ -235,7 +238,9 @@ def _tube(
     c.paint(sl, (dist2 <= radius**2) & (np.abs(t) <= half), hu, inside, organ)
 
 
-def _draw_kidney(c: _Canvas, rng: np.random.Generator, side: int, centre: np.ndarray, contrast: float):
+def _draw_kidney(
+    c: _Canvas, rng: np.random.Generator, side: int, centre: np.ndarray, contrast: float, anat: Anatomy
+):
     """A bean-shaped kidney; ``side`` +1 right, -1 left. Returns its rotation and semi-axes."""
     semi = np.array([rng.uniform(24, 30), rng.uniform(20, 25), rng.uniform(48, 60)])
     # Upper pole tilted medially, hilum turned anteromedially.
@@ -265,8 +270,8 @@ def _draw_kidney(c: _Canvas, rng: np.random.Generator, side: int, centre: np.nda
     )
     theta = np.arctan2(z / semi[2], y / semi[1])
     pyramids = (r > 0.45) & (r < 0.82) & (np.cos(7 * theta) > -0.2)
-    cortex_hu = 120 + 100 * contrast + rng.normal(0, 8)
-    medulla_hu = 70 + 40 * contrast + rng.normal(0, 5)
+    cortex_hu = anat.hu("cortex", 120 + 100 * contrast + rng.normal(0, 8))
+    medulla_hu = anat.hu("medulla", 70 + 40 * contrast + rng.normal(0, 5))
     values = np.where(pyramids, medulla_hu, cortex_hu).astype(np.float32)
     values = np.where(sinus, -90.0, values)
     c.paint(sl, kidney, values)
@@ -274,7 +279,7 @@ def _draw_kidney(c: _Canvas, rng: np.random.Generator, side: int, centre: np.nda
     # Renal vein from the hilum toward the IVC/aorta region (medially).
     hilum_world = centre + rot.T @ np.array([-side * semi[0] * 0.9, 0.0, 0.0])
     vein_end = hilum_world + np.array([-side * 45.0, 8.0, 0.0])
-    _tube(c, hilum_world, vein_end, 5.0, 110 + 40 * contrast)
+    _tube(c, hilum_world, vein_end, 5.0, anat.hu("blood", 110 + 40 * contrast))
     return rot, semi
 
 
@@ -286,13 +291,14 @@ def _draw_tumour(
     rot: np.ndarray,
     semi: np.ndarray,
     body: np.ndarray,
+    scale: float = 1.0,
 ) -> None:
     # A point on the lateral, anterior or polar surface (never the medial hilum side).
     angle = rng.uniform(-1.2, 1.2)
     elev = rng.uniform(-1.0, 1.0)
     local = np.array([side * np.cos(angle) * semi[0], np.sin(angle) * semi[1], elev * semi[2] * 0.8])
     tc = centre + rot.T @ local
-    radius = rng.uniform(10, 28)
+    radius = rng.uniform(10, 28) * scale
     sl, r = c.ellipsoid(tc, (radius, radius * rng.uniform(0.8, 1.1), radius * rng.uniform(0.8, 1.2)))
     if sl is None:
         return
@@ -302,8 +308,20 @@ def _draw_tumour(
     c.label[sl][inside] = TUMOUR
 
 
+def _placed(
+    centre: tuple[float, float, float], semi: tuple[float, float, float], turn: float, pose: OrganPose
+) -> tuple[tuple[float, ...], tuple[float, ...], np.ndarray]:
+    """An organ's template centre, semi-axes and turn about z, moved by its pose."""
+    placed = tuple(c + s for c, s in zip(centre, pose.shift, strict=True))
+    return (
+        placed,
+        tuple(a * k for a, k in zip(semi, pose.scale, strict=True)),
+        _rotation(0, 0, turn + pose.turn),
+    )
+
+
 def _draw_organs(
-    c: _Canvas, rng: np.random.Generator, geo: dict[str, Any], contrast: float, cavity3d
+    c: _Canvas, rng: np.random.Generator, geo: dict[str, Any], contrast: float, cavity3d, anat: Anatomy
 ) -> None:
     bx, by = geo["body_centre"]
     a, b = geo["body_semi"]
@@ -312,22 +330,26 @@ def _draw_organs(
     zmin, zmax = float(c.axes[2].min()), float(c.axes[2].max())
     # Liver (right, upper), spleen and stomach (left, upper).
     sl, r = c.ellipsoid(
-        (bx + 0.45 * a, by + 0.05 * b, zk + 85), (0.55 * a, 0.75 * b, 95), _rotation(0, 0, 0.2)
+        *_placed((bx + 0.45 * a, by + 0.05 * b, zk + 85), (0.55 * a, 0.75 * b, 95), 0.2, anat.liver)
     )
     if sl is not None:
-        c.paint(sl, r <= 1, 100 + 40 * contrast + rng.normal(0, 4), cavity3d, ORGANS["liver"])
+        liver_hu = anat.hu("liver", 100 + 40 * contrast + rng.normal(0, 4))
+        c.paint(sl, r <= 1, liver_hu, cavity3d, ORGANS["liver"])
     sl, r = c.ellipsoid(
-        (bx - 0.6 * a, by - 0.25 * b, zk + 70), (0.22 * a, 0.4 * b, 55), _rotation(0, 0, -0.5)
+        *_placed((bx - 0.6 * a, by - 0.25 * b, zk + 70), (0.22 * a, 0.4 * b, 55), -0.5, anat.spleen)
     )
     if sl is not None:
-        c.paint(sl, r <= 1, 100 + 25 * contrast, cavity3d, ORGANS["spleen"])
-    st_c = (bx - 0.35 * a, by + 0.45 * b, zk + 75)
-    sl, r = c.ellipsoid(st_c, (0.3 * a, 0.3 * b, 50))
+        c.paint(sl, r <= 1, anat.hu("spleen", 100 + 25 * contrast), cavity3d, ORGANS["spleen"])
+    st_c, st_semi, _ = _placed(
+        (bx - 0.35 * a, by + 0.45 * b, zk + 75), (0.3 * a, 0.3 * b, 50), 0.0, anat.stomach
+    )
+    sl, r = c.ellipsoid(st_c, st_semi)
     if sl is not None:
         y_local = c.local(sl, st_c)[1]
+        gas_from = (0.05 + 1.2 * (0.5 - anat.stomach_gas)) * b  # the template: gas above 0.05 b
         c.paint(sl, r <= 1, 45.0, cavity3d, ORGANS["stomach"])
-        c.paint(sl, (r <= 0.85) & (y_local > 0.05 * b), GAS, cavity3d, ORGANS["stomach"])
-        c.paint(sl, (r <= 0.85) & (y_local <= 0.05 * b), 15.0, cavity3d, ORGANS["stomach"])
+        c.paint(sl, (r <= 0.85) & (y_local > gas_from), GAS, cavity3d, ORGANS["stomach"])
+        c.paint(sl, (r <= 0.85) & (y_local <= gas_from), 15.0, cavity3d, ORGANS["stomach"])
     # Bowel loops: gas or fluid filled, walls of soft tissue, anterior and lower abdomen.
     for _ in range(int(rng.integers(6, 12))):
         centre = (bx + rng.uniform(-0.6, 0.6) * a, by + rng.uniform(0.0, 0.6) * b, zk + rng.uniform(-90, 40))
@@ -339,8 +361,8 @@ def _draw_organs(
         c.paint(sl, r <= 0.75, GAS if rng.random() < 0.6 else 20.0, cavity3d)
     # Great vessels: aorta left of midline, IVC right; full length of the scan.
     for dx, semi, hu, organ in (
-        (-14.0, (11.0, 11.0), 150 + 100 * contrast, ORGANS["aorta"]),
-        (20.0, (14.0, 10.0), 100 + 40 * contrast, ORGANS["ivc"]),
+        (anat.aorta_dx, (11.0, 11.0), anat.hu("blood", 150 + 100 * contrast), ORGANS["aorta"]),
+        (anat.ivc_dx, (14.0, 10.0), anat.hu("blood", 100 + 40 * contrast), ORGANS["ivc"]),
     ):
         start = np.array([bx + dx, vessel_y, zmin - 5])
         end = np.array([bx + dx, vessel_y, zmax + 5])
@@ -407,13 +429,15 @@ def _from_masks(
     return c, geo, centres
 
 
-def _kidney_from_mask(c: _Canvas, rng: np.random.Generator, mask: np.ndarray, contrast: float) -> None:
+def _kidney_from_mask(
+    c: _Canvas, rng: np.random.Generator, mask: np.ndarray, contrast: float, anat: Anatomy
+) -> None:
     box = ndimage.find_objects((mask > 0).astype(np.uint8))[0]
     pad = tuple(slice(max(s.start - 2, 0), min(s.stop + 2, n)) for s, n in zip(box, mask.shape, strict=True))
     sub = mask[pad]
     depth = ndimage.distance_transform_edt(sub > 0, sampling=c.spacing)
-    cortex_hu = 120 + 100 * contrast + rng.normal(0, 8)
-    medulla_hu = 70 + 40 * contrast
+    cortex_hu = anat.hu("cortex", 120 + 100 * contrast + rng.normal(0, 8))
+    medulla_hu = anat.hu("medulla", 70 + 40 * contrast)
     values = np.where(depth < rng.uniform(4, 7), cortex_hu, medulla_hu).astype(np.float32)
     values[depth > np.percentile(depth[sub > 0], 97)] = -90.0  # central sinus fat
     tumour = sub == 2
@@ -431,6 +455,7 @@ def generate_case(
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
     mask_file: Path | None = None,
     axcodes: str | None = None,
+    anatomy: AnatomyChoice = "fixed",
 ) -> DrawnCase:
     """Draw one phantom case.
 
@@ -441,12 +466,15 @@ def generate_case(
         shape: RAS grid shape (x, y, z) when not taken from ``mask_file``.
         mask_file: A real label map (0 background, 1 kidney, 2 tumour) giving kidney geometry.
         axcodes: Orientation codes to write; drawn from :data:`ORIENTATIONS` when None.
+        anatomy: ``fixed`` organs (the template) or ``varied`` per case (sizes, positions, contrast phase
+            unenhanced included; see :mod:`sidepair.data.phantom_anatomy`).
 
     Returns:
         The images in the chosen orientation, and the case's spec.
     """
     rng = np.random.default_rng([seed, index])
     contrast = float(rng.uniform(0.5, 1.0))
+    anat = anatomy_for(anatomy, seed, index)
     if mask_file is None:
         affine, geo = _geometry(rng, shape)
         c = _Canvas(shape, affine)
@@ -456,16 +484,16 @@ def generate_case(
     body, cavity = _draw_body(c, rng, geo["body_centre"], geo["body_semi"])
     geo["r_body"] = _draw_spine(c, rng, (geo["body_centre"][0], geo["spine_y"]), 0)
     cavity3d = np.broadcast_to(cavity[:, :, None], c.shape)
-    _draw_organs(c, rng, geo, contrast, cavity3d)
+    _draw_organs(c, rng, geo, contrast, cavity3d, anat)
     tumour_side = None
     if mask_file is None:
         tumour_side = str(rng.choice(["right", "left"])) if rng.random() < 0.5 else None
         for name, sign in (("right", 1), ("left", -1)):
-            rot, semi = _draw_kidney(c, rng, sign, centres[name], contrast)
+            rot, semi = _draw_kidney(c, rng, sign, centres[name], contrast, anat)
             if tumour_side == name:
-                _draw_tumour(c, rng, sign, centres[name], rot, semi, body)
+                _draw_tumour(c, rng, sign, centres[name], rot, semi, body, anat.tumour_scale)
     else:
-        _kidney_from_mask(c, rng, geo["kidney_mask"], contrast)
+        _kidney_from_mask(c, rng, geo["kidney_mask"], contrast, anat)
         if (geo["kidney_mask"] == TUMOUR).any():
             tumour_side = "from-mask"
     noise = float(rng.uniform(5, 20))
@@ -489,9 +517,10 @@ def generate_case(
         shape=tuple(int(s) for s in c.shape),  # type: ignore[arg-type]
         kidneys={k: [round(float(x), 2) for x in v] for k, v in centres.items()},
         tumour=tumour_side,
-        contrast=round(contrast, 3),
+        contrast=0.0 if anat.unenhanced else round(contrast, 3),
         noise_hu=round(noise, 2),
         masks_from=str(mask_file) if mask_file else None,
+        anatomy=anatomy,
     )
     return DrawnCase(image, label, organs, sides, spec)
 
@@ -510,6 +539,7 @@ def generate_phantom(
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
     masks_from: str | Path | None = None,
     progress: bool = False,
+    anatomy: AnatomyChoice = "fixed",
 ) -> list[CaseSpec]:
     """Write ``cases`` phantom cases in KiTS layout plus ``phantom.json`` (what was drawn).
 
@@ -523,6 +553,7 @@ def generate_phantom(
         shape: RAS grid shape (x, y, z).
         masks_from: Folder of real label maps for kidney geometry (cycled through, in sorted order).
         progress: Show a progress bar.
+        anatomy: ``fixed`` organs or ``varied`` per case (see :func:`generate_case`).
 
     Returns:
         The spec of every case.
@@ -538,7 +569,7 @@ def generate_phantom(
     for i in tqdm(range(cases), desc="phantom", unit="case", disable=None if progress else True):
         case_id = f"case_{i:05d}"
         mask_file = masks[i % len(masks)] if masks else None
-        drawn = generate_case(case_id, seed, i, tuple(shape), mask_file)  # type: ignore[arg-type]
+        drawn = generate_case(case_id, seed, i, tuple(shape), mask_file, anatomy=anatomy)  # type: ignore[arg-type]
         with atomic_dir(out / case_id) as tmp:
             nib.save(drawn.image, str(tmp / "imaging.nii.gz"))
             nib.save(drawn.label, str(tmp / "segmentation.nii.gz"))
@@ -551,6 +582,7 @@ def generate_phantom(
             "seed": seed,
             "shape": list(shape),
             "masks_from": str(masks_from) if masks_from else None,
+            "anatomy": anatomy,
             "organs": {"file": "organs.nii.gz", "codes": ORGANS},
             "note": "synthetic phantom, not patient data",
             "cases": [asdict(s) for s in specs],
