@@ -291,14 +291,13 @@ def _draw_tumour(
     rot: np.ndarray,
     semi: np.ndarray,
     body: np.ndarray,
-    scale: float = 1.0,
 ) -> None:
     # A point on the lateral, anterior or polar surface (never the medial hilum side).
     angle = rng.uniform(-1.2, 1.2)
     elev = rng.uniform(-1.0, 1.0)
     local = np.array([side * np.cos(angle) * semi[0], np.sin(angle) * semi[1], elev * semi[2] * 0.8])
     tc = centre + rot.T @ local
-    radius = rng.uniform(10, 28) * scale
+    radius = rng.uniform(10, 28)
     sl, r = c.ellipsoid(tc, (radius, radius * rng.uniform(0.8, 1.1), radius * rng.uniform(0.8, 1.2)))
     if sl is None:
         return
@@ -491,7 +490,7 @@ def generate_case(
         for name, sign in (("right", 1), ("left", -1)):
             rot, semi = _draw_kidney(c, rng, sign, centres[name], contrast, anat)
             if tumour_side == name:
-                _draw_tumour(c, rng, sign, centres[name], rot, semi, body, anat.tumour_scale)
+                _draw_tumour(c, rng, sign, centres[name], rot, semi, body)
     else:
         _kidney_from_mask(c, rng, geo["kidney_mask"], contrast, anat)
         if (geo["kidney_mask"] == TUMOUR).any():

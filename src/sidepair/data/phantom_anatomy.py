@@ -53,8 +53,6 @@ class Anatomy:
         aorta_dx: Aorta centre from the body's midline (mm, negative = patient's left).
         ivc_dx: IVC centre from the midline (mm, positive = patient's right).
         unenhanced: Whether the case is an unenhanced (non-contrast) scan.
-        tumour_scale: A drawn tumour's radius against the template's 10-28 mm (KiTS-like masses reach
-            10 cm and more, and fill a side as a liver does).
     """
 
     liver: OrganPose = field(default_factory=OrganPose)
@@ -64,15 +62,13 @@ class Anatomy:
     aorta_dx: float = -14.0
     ivc_dx: float = 20.0
     unenhanced: bool = False
-    tumour_scale: float = 1.0
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Anatomy:
         """A varied anatomy.
 
         Sizes 0.75-1.25 (spleen and stomach 0.6-1.35) of the template, shifts of up to 25 mm across and
-        30 mm along z, turns of up to 0.25 rad, vessels 8-24 mm off the midline, 30 % unenhanced scans,
-        tumours (where a case has one) 1-2.5 times the template's radius.
+        30 mm along z, turns of up to 0.25 rad, vessels 8-24 mm off the midline, 30 % unenhanced scans.
         """
         return cls(
             liver=_pose(rng, (20.0, 15.0, 30.0), (0.75, 1.25)),
@@ -82,7 +78,6 @@ class Anatomy:
             aorta_dx=float(rng.uniform(-20.0, -8.0)),
             ivc_dx=float(rng.uniform(14.0, 26.0)),
             unenhanced=bool(rng.random() < UNENHANCED_SHARE),
-            tumour_scale=float(rng.uniform(1.0, 2.5)),
         )
 
     def hu(self, tissue: str, enhanced: float) -> float:
