@@ -1,9 +1,9 @@
 """Leave-one-patient-out over the real CT volumes here: what side models read, and check-sides' verdicts.
 
 For each real volume in ``../shared/data`` (``ts_example``, ``ircadb/patient_01``, ``ircadb/patient_07``) it
-trains side models on the phantom (64 cases, seed 11) plus the other real volumes (each repeated
-``--real-repeats`` times as cases, TotalSegmentator layout), with the ``laterality`` preset (2D, 3 mm, fixed
-HU window), for each variant:
+trains side models on the phantom (64 cases, seed 11, ``--anatomy`` varied by default) plus the other real
+volumes (each repeated ``--real-repeats`` times as cases, TotalSegmentator layout), with the ``laterality``
+preset (2D, 3 mm, fixed HU window), for each variant:
 
 - ``new``: ``half`` sections mirrored at random keeping their side, with a side head (what ships);
 - ``half``: ``half`` sections, never mirrored, no side head (today's annotation-free sections);
@@ -13,7 +13,9 @@ Then, on the held-out patient alone (its own store, same preset): the probe of
 ``sidepair.evaluation.side_probe`` (plain, mirrored and liver/spleen-occluded accuracy; ``ts_example`` has
 no organ maps) and, for ``new``, ``check-sides`` on three states of its scan: as it is, header flipped (the
 affine column of the left-right array axis negated) and array mirrored under the original header. The
-shipped model's verdicts are listed too (``ts_example`` is in its training data: not a hold-out).
+shipped model's verdicts are listed too (``ts_example`` is in its training data: not a hold-out). Last,
+every real KiTS19 slice, as it is and mirrored, with the shipped model and each fold's ``new`` model (no
+model saw those patients).
 
 Models trained with ircadb (CC BY-NC-ND) stay in ``--work``; they must never ship. A model already
 trained in ``--work`` is probed again, not retrained (its ``wall_s`` is then null). Real-data results
@@ -34,10 +36,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from PIL import Image
 
 from _common import report
 from sidepair.evaluation.side_probe import probe
-from sidepair.inference.laterality import check_sides
+from sidepair.inference.laterality import SideModel, check_paths, check_sides
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENTS = ("ts_example", "ircadb/patient_01", "ircadb/patient_07")
@@ -93,6 +96,31 @@ def states(ct: Path, out: Path) -> dict[str, Path]:
     return paths
 
 
+def mirrored_slices(slices: Path, out: Path) -> Path:
+    """A copy of a slice folder's images with every PNG mirrored left-right (a PNG has no header to flip)."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "slices.json").write_bytes((slices / "slices.json").read_bytes())
+    for png in sorted((slices / "images").glob("*.png")):
+        pixels = np.asarray(Image.open(png))
+        Image.fromarray(np.ascontiguousarray(pixels[:, ::-1])).save(out / "images" / png.name)
+    return out
+
+
+def slice_verdicts(slices: Path, models: dict[str, Path | None], work: Path) -> list[dict]:
+    """Every real slice as it is and mirrored, with each model (none of them saw these patients)."""
+    states = {"as is": slices, "mirrored": mirrored_slices(slices, work / "kits19_slices_mirrored")}
+    rows = []
+    for name, path in models.items():
+        model = SideModel.load(path)
+        for state, folder in states.items():
+            for check in check_paths([folder], model, progress=False):
+                right = "ok" if state == "as is" else "flipped"
+                rows.append({"scan": Path(check.input).name, "state": state, "model": name,
+                             "probability": round(check.probability, 3), "verdict": check.verdict,
+                             "right": check.verdict == right})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -101,14 +129,22 @@ def main() -> None:
     parser.add_argument("--real-repeats", type=int, default=12)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--patients", nargs="+", default=list(PATIENTS))
+    parser.add_argument(
+        "--anatomy",
+        choices=("fixed", "varied"),
+        default="varied",
+        help="The phantom's organs (sidepair phantom).",
+    )
     args = parser.parse_args()
     sidepair = [sys.executable, "-m", "sidepair"]
-    phantom = args.work / "phantom"
+    tag = "" if args.anatomy == "fixed" else f"_{args.anatomy}"
+    phantom = args.work / f"phantom{tag}"
     if not (phantom / "phantom.json").exists():
-        run([*sidepair, "phantom", "--out", str(phantom), "--cases", "64", "--seed", "11", "--no-montage"])
+        run([*sidepair, "phantom", "--out", str(phantom), "--cases", "64", "--seed", "11", "--no-montage",
+             "--anatomy", args.anatomy])  # fmt: skip
     probes, verdicts = [], []
     for held in args.patients:
-        fold = args.work / held.replace("/", "_")
+        fold = args.work / (held.replace("/", "_") + tag)
         others = [p for p in PATIENTS if p != held and (args.data / p / "ct.nii.gz").exists()]
         real = real_cases(args.data, others, fold / "real", args.real_repeats)
         store, held_store = fold / "store", fold / "held_store"
@@ -128,19 +164,39 @@ def main() -> None:
             wall = None if finished else run(command)
             found = probe(model, held_store, n_pairs=256, seed=0)
             found.pop("organs")
-            row = {"held_out": held, "trained_on": ["phantom", *others], "variant": variant}
+            row = {"held_out": held, "trained_on": [f"phantom ({args.anatomy})", *others], "variant": variant}
             probes.append({**row, **found, "wall_s": round(wall, 1) if wall else None})
             if variant == "new":
                 for state, path in states(args.data / held / "ct.nii.gz", fold / "states").items():
                     for name, source in (("LOPO", model), ("shipped", None)):
                         check = check_sides(path, model=source)
-                        verdicts.append({"scan": held, "state": state, "model": name,
+                        verdicts.append({"scan": held, "state": state, "model": name, "anatomy": args.anatomy,
                                          "hold_out": name == "LOPO" or held != "ts_example",
                                          "probability": round(check.probability, 3), "verdict": check.verdict,
                                          "levels": check.levels})  # fmt: skip
         # Written after every fold, so a fold that fails later loses nothing measured before it.
-        report("laterality_lopo_probe", probes, {"data": DATA, "epochs": args.epochs})
-        report("laterality_lopo_verdicts", verdicts, {"data": DATA, "threshold": 0.75})
+        report(f"laterality_lopo_probe{tag}", probes, {"data": DATA, "epochs": args.epochs})
+        report(f"laterality_lopo_verdicts{tag}", verdicts, {"data": DATA, "threshold": 0.75})
+    slices = args.data / "kits19_slices"
+    if (slices / "slices.json").exists():
+        models: dict[str, Path | None] = {"shipped": None}
+        models |= {
+            f"LOPO without {p}": args.work / (p.replace("/", "_") + tag) / "model_new" for p in args.patients
+        }
+        rows = slice_verdicts(slices, models, args.work)
+        summary = []
+        for name in models:
+            for state in ("as is", "mirrored"):
+                group = [r for r in rows if r["model"] == name and r["state"] == state]
+                counts = {v: sum(r["verdict"] == v for r in group) for v in ("ok", "flipped", "unsure")}
+                summary.append(
+                    {"model": name, "state": state, **counts, "right": sum(r["right"] for r in group)}
+                )
+        report(
+            f"laterality_lopo_slices{tag}",
+            summary,
+            {"data": "real KiTS19 slices (cases 135-140)", "rows_all": rows},
+        )
     print(json.dumps({"probes": len(probes), "verdicts": len(verdicts)}))
 
 

@@ -1,6 +1,7 @@
 """Train the side model that ships with sidepair (``check-sides``' default), annotation-free.
 
-Training data, chosen for its licence (the package is Apache-2.0): the procedural phantom (made here) and
+Training data, chosen for its licence (the package is Apache-2.0): the procedural phantom (made here, with
+``--anatomy varied`` organs: sizes, positions and contrast phase drawn per case) and
 TotalSegmentator's example CT (``ts_example``, Apache-2.0). No label is read: ``half`` sections take their
 side from the header. The one real patient is repeated ``--real-repeats`` times as cases so that it weighs
 like that many phantoms (its sections are still drawn at random positions and augmented). Preset
@@ -37,9 +38,8 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def layout(work: Path, phantom: Path, real: list[Path], repeats: int) -> Path:
-    """KiTS case folders: the phantom's cases, then each real CT ``repeats`` times (images only)."""
-    kits = work / "kits"
+def layout(kits: Path, phantom: Path, real: list[Path], repeats: int) -> Path:
+    """KiTS case folders in ``kits``: the phantom's cases, then each real CT ``repeats`` times (images)."""
     kits.mkdir(parents=True, exist_ok=True)
     n = 0
     for case in sorted(phantom.glob("case_*")):
@@ -64,8 +64,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=SHIPPED)
     parser.add_argument("--cases", type=int, default=64, help="Phantom cases.")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--real-repeats", type=int, default=12)
+    parser.add_argument(
+        "--anatomy", choices=("fixed", "varied"), default="varied", help="The phantom's organs."
+    )
     parser.add_argument(
         "--without", action="append", default=[], help="Leave out a real CT (e.g. ts_example)."
     )
@@ -79,14 +82,14 @@ def main() -> None:
     args = parser.parse_args()
     sidepair = [sys.executable, "-m", "sidepair"]
     t0 = time.perf_counter()
-    phantom = args.work / "phantom"
+    phantom = args.work / f"phantom_{args.anatomy}"
     if not (phantom / "phantom.json").exists():
         run([*sidepair, "phantom", "--out", str(phantom), "--cases", str(args.cases),
-             "--seed", str(args.seed), "--no-montage"])  # fmt: skip
+             "--seed", str(args.seed), "--no-montage", "--anatomy", args.anatomy])  # fmt: skip
     real = [args.data / p for k, p in REAL.items() if k not in args.without]
     real += [args.data / e / "ct.nii.gz" for e in args.extra]
-    kits = layout(args.work, phantom, real, args.real_repeats)
-    store, model = args.work / "store", args.work / "model"
+    kits = layout(args.work / f"kits_{args.anatomy}", phantom, real, args.real_repeats)
+    store, model = args.work / f"store_{args.anatomy}", args.work / f"model_{args.anatomy}"
     if not (store / "store.json").exists():
         run([*sidepair, "prepare", "--data", str(kits), "--format", "kits", "--out", str(store),
              "--preset", "laterality", "--side-check", "off"])  # fmt: skip
@@ -98,7 +101,7 @@ def main() -> None:
     ckpt = read_checkpoint(model / BEST, PretrainCheckpoint)
     slim = dataclasses.replace(ckpt, optimizer_state={}, scheduler_state={})
     slim.config["training_data"] = {
-        "phantom": {"cases": args.cases, "seed": args.seed},
+        "phantom": {"cases": args.cases, "seed": args.seed, "anatomy": args.anatomy},
         "real": [str(p.relative_to(args.data)) for p in real],
         "real_repeats": args.real_repeats,
     }
