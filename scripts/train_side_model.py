@@ -13,7 +13,9 @@ Usage:
     python scripts/train_side_model.py [--data ../shared/data] [--work DIR] [--out FILE]
         [--without ts_example] [--with ircadb/patient_01 ...]
 
-``--without`` / ``--with`` train variants on other real CTs (``benchmarks/laterality_lopo.py`` trains its
+``--without ts_example`` trains on the phantom alone: the real-data tests' fixture
+(``tests/fixtures/side_model_phantom_only.pt``), which has seen no real scan. ``--without`` / ``--with``
+train variants on other real CTs (``benchmarks/laterality_lopo.py`` trains its
 leave-one-patient-out models itself); a model trained with ircadb (CC BY-NC-ND) must never ship.
 """
 

@@ -1,10 +1,14 @@
-"""The shipped side model on real scans it never saw: ircadb in three states, KiTS19 slices in two.
+"""Side models on real scans they never saw: ircadb and ts_example in three states, KiTS19 slices in two.
 
-Neither dataset went into the shipped model (phantom and ts_example only). What is asserted is what was
-measured: on the 3D scans the probability falls on the right side of 0.5 in every state and a verdict is
-never the wrong one (most are ``unsure``); on single real slices the model is weak, and only the balance
-of verdicts is asserted.
+Neither ircadb nor KiTS19 went into the shipped model (the phantom and ts_example only); ts_example is
+checked with ``tests/fixtures/side_model_phantom_only.pt``, the shipped recipe trained on the phantom
+alone (``python scripts/train_side_model.py --without ts_example``), which has seen no real scan. What
+is asserted is what was measured (README, "Measured"): every 3D state gets the right verdict; on single real
+slices the model is right on most, and wrong with confidence where a large tumour fills the left side
+(KiTS19 case 135), so a floor on the right verdicts is asserted there.
 """
+
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -14,6 +18,8 @@ from PIL import Image
 from sidepair.inference.laterality import SideModel, check_paths
 
 pytestmark = pytest.mark.realdata
+PHANTOM_ONLY = Path(__file__).parents[1] / "fixtures" / "side_model_phantom_only.pt"
+MIN_RIGHT_SLICES = 17  # of 24 in each state; measured 19 and 19 (README, "Measured")
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +49,24 @@ def three_states(ct, out):
 def test_ircadb_in_three_states(shared_data, model, tmp_path, patient):
     states = three_states(shared_data / "ircadb" / patient / "ct.nii.gz", tmp_path)
     checks = dict(zip(states, check_paths(list(states.values()), model, progress=False), strict=True))
-    assert checks["as is"].probability > 0.6 and checks["as is"].verdict != "flipped"
+    assert checks["as is"].probability > 0.9 and checks["as is"].verdict == "ok"
     for state in ("header flipped", "array mirrored"):
-        assert checks[state].probability < 0.4 and checks[state].verdict != "ok"
+        assert checks[state].probability < 0.1 and checks[state].verdict == "flipped"
         # The two flips are one mirror image up to a translation, and the score is blind to handedness.
         assert checks[state].probability == pytest.approx(1 - checks["as is"].probability, abs=0.02)
     assert all(c.levels == 48 for c in checks.values())
+
+
+def test_ts_example_in_three_states_with_a_model_that_saw_no_real_scan(shared_data, tmp_path):
+    """Measured 0.824 / 0.168 / 0.168 (unenhanced CT; the phantom-only model is less sure than the shipped
+    one, which trained on this scan and is therefore not asserted here)."""
+    states = three_states(shared_data / "ts_example" / "ct.nii.gz", tmp_path)
+    model = SideModel.load(PHANTOM_ONLY)
+    checks = dict(zip(states, check_paths(list(states.values()), model, progress=False), strict=True))
+    assert checks["as is"].probability > 0.75 and checks["as is"].verdict == "ok"
+    for state in ("header flipped", "array mirrored"):
+        assert checks[state].verdict == "flipped"
+        assert checks[state].probability == pytest.approx(1 - checks["as is"].probability, abs=0.02)
 
 
 def test_kits19_slices_as_they_are_and_mirrored(shared_data, model, tmp_path):
@@ -65,5 +83,6 @@ def test_kits19_slices_as_they_are_and_mirrored(shared_data, model, tmp_path):
         name: {v: sum(c.verdict == v for c in checks) for v in ("ok", "flipped", "unsure")}
         for name, checks in (("as is", as_is), ("mirrored", flipped))
     }
-    assert count["as is"]["ok"] > count["as is"]["flipped"], count
-    assert count["mirrored"]["flipped"] > count["mirrored"]["ok"], count
+    assert count["as is"]["ok"] >= MIN_RIGHT_SLICES and count["mirrored"]["flipped"] >= MIN_RIGHT_SLICES, (
+        count
+    )
