@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from scipy.special import expit
 from tqdm import tqdm
 
 from sidepair.atomic import write_json, write_text
@@ -231,7 +232,7 @@ class SideModel:
     def check(self, volume: Volume, threshold: float = DEFAULT_THRESHOLD) -> SideCheck:
         """The verdict on one volume (a 2D slice is a volume of one slice)."""
         evidence = self.level_evidence(volume)
-        probability = float(_sigmoid(evidence.mean()))
+        probability = float(expit(float(evidence.mean())))
         return SideCheck(
             input=str(volume.source),
             probability=probability,
@@ -239,13 +240,9 @@ class SideModel:
             levels=len(evidence),
             sections=2 * len(evidence) * SHIFTS,
             threshold=threshold,
-            level_probabilities=[round(float(v), 4) for v in _sigmoid(evidence)],
+            level_probabilities=[round(float(v), 4) for v in expit(evidence.astype(np.float64))],
             model=self.source,
         )
-
-
-def _sigmoid(x: np.ndarray | float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def _png_loader(png: Path) -> Volume:
