@@ -213,17 +213,17 @@ def phantom(
         AnatomyChoice,
         typer.Option(
             help="fixed: one organ template (the demo's); varied: organ sizes, positions and contrast phase "
-            "(unenhanced too) drawn per case, for side models (KiTS layout)."
+            "(unenhanced too) drawn per case, for side models."
         ),
     ] = "fixed",
 ) -> None:
     """Write synthetic abdominal CT cases with kidney labels: KiTS case folders, slices, or nnU-Net raw."""
     if layout == "slices":
-        specs = write_slices(out, cases, seed, shape, slices_per_case, progress=True)
+        specs = write_slices(out, cases, seed, shape, slices_per_case, progress=True, anatomy=anatomy)
         typer.echo(f"wrote {len(specs)} phantom cases as slices to {out}")
         return
     if layout == "nnunet":
-        specs = write_nnunet(out, cases, seed, shape, progress=True)
+        specs = write_nnunet(out, cases, seed, shape, progress=True, anatomy=anatomy)
         typer.echo(f"wrote {len(specs)} phantom cases in nnU-Net raw layout to {out}")
         return
     specs = generate_phantom(out, cases, seed, shape, masks_from, progress=True, anatomy=anatomy)

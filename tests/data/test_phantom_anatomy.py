@@ -4,8 +4,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from sidepair.data.phantom import ORGANS, generate_case
+from sidepair.data.phantom import ORGANS, generate_case, write_slices
 from sidepair.data.phantom_anatomy import UNENHANCED, Anatomy, anatomy_for
+from sidepair.data.phantom_nnunet import write_nnunet
 from sidepair.data.sides import body_midline_x
 from tests.conftest import run_cli
 
@@ -68,3 +69,14 @@ def test_cli_writes_varied_anatomy_into_phantom_json(tmp_path):
     meta = json.loads((tmp_path / "p" / "phantom.json").read_text(encoding="utf-8"))
     assert meta["anatomy"] == "varied" and {c["anatomy"] for c in meta["cases"]} == {"varied"}
     assert sorted(nib.load(tmp_path / "p" / "case_00001" / "organs.nii.gz").shape) == [32, 64, 64]
+
+
+def test_every_layout_draws_the_anatomy_it_is_given(tmp_path):
+    """Slice folders and nnU-Net's raw layout take ``anatomy`` too (the CLI passes ``--anatomy`` to all)."""
+    index = _first(unenhanced=True, seed=2)
+    slices = write_slices(tmp_path / "s", cases=index + 1, seed=2, shape=(64, 64, 32), anatomy="varied")
+    raw = write_nnunet(
+        tmp_path / "Dataset509_T", cases=index + 1, seed=2, shape=(64, 64, 32), anatomy="varied"
+    )
+    for specs in (slices, raw):
+        assert {s.anatomy for s in specs} == {"varied"} and specs[index].contrast == 0.0

@@ -606,13 +606,14 @@ def write_slices(
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
     slices_per_case: int = 4,
     progress: bool = False,
+    anatomy: AnatomyChoice = "fixed",
 ) -> list[CaseSpec]:
     """Write phantom cases as a slice folder: ``images/*.png``, colour ``masks/*.png``, ``slices.json``.
 
     The layout of real 2D kidney sets such as ``kits19_slices``: an 8-bit grey PNG holding HU clipped to
     [0, 255], an RGB mask (blue kidney, red tumour), and per file its source case (the patient: the unit of
     splitting), slice index, spacing and axis codes, in the radiological convention. Slices are spread over
-    each case's kidneys.
+    each case's kidneys. ``anatomy`` is :func:`generate_case`'s.
 
     Returns:
         The spec of every case drawn.
@@ -624,7 +625,7 @@ def write_slices(
     transform = nio.ornt_transform(nio.axcodes2ornt(("R", "A", "S")), nio.axcodes2ornt(tuple(SLICE_AXCODES)))
     for i in tqdm(range(cases), desc="phantom slices", unit="case", disable=None if progress else True):
         case_id = f"case_{i:05d}"
-        drawn = generate_case(case_id, seed, i, tuple(shape), axcodes="RAS")  # type: ignore[arg-type]
+        drawn = generate_case(case_id, seed, i, tuple(shape), axcodes="RAS", anatomy=anatomy)  # type: ignore[arg-type]
         spec = drawn.spec
         hu = nio.apply_orientation(np.asarray(drawn.image.dataobj), transform)
         lab = nio.apply_orientation(np.asarray(drawn.label.dataobj), transform)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from sidepair.atomic import atomic_path, write_json
 from sidepair.data.labels import LEFT, RIGHT, TUMOUR
 from sidepair.data.phantom import DEFAULT_SHAPE, CaseSpec, generate_case
+from sidepair.data.phantom_anatomy import AnatomyChoice
 from sidepair.errors import DataError
 
 DATASET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_-]+$")
@@ -36,6 +37,7 @@ def write_nnunet(
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
     axcodes: str = "LPS",
     progress: bool = False,
+    anatomy: AnatomyChoice = "fixed",
 ) -> list[CaseSpec]:
     """Write phantom cases as an nnU-Net v2 raw dataset (``out`` is the ``DatasetNNN_Name`` folder).
 
@@ -46,6 +48,7 @@ def write_nnunet(
         shape: RAS grid shape (x, y, z).
         axcodes: Orientation every case is written in.
         progress: Show a progress bar.
+        anatomy: ``fixed`` organs or ``varied`` per case (see :func:`~sidepair.data.phantom.generate_case`).
 
     Returns:
         The spec of every case drawn.
@@ -64,7 +67,7 @@ def write_nnunet(
     tumour = False
     for i in tqdm(range(cases), desc="phantom (nnU-Net)", unit="case", disable=None if progress else True):
         case_id = f"case_{i:05d}"
-        drawn = generate_case(case_id, seed, i, tuple(shape), axcodes=axcodes)  # type: ignore[arg-type]
+        drawn = generate_case(case_id, seed, i, tuple(shape), axcodes=axcodes, anatomy=anatomy)  # type: ignore[arg-type]
         label = np.asanyarray(drawn.label.dataobj)
         sides = np.asanyarray(drawn.sides.dataobj)
         target = np.zeros(label.shape, dtype=np.uint8)
