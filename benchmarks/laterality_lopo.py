@@ -13,9 +13,10 @@ Then, on the held-out patient alone (its own store, same preset): the probe of
 ``sidepair.evaluation.side_probe`` (plain, mirrored and liver/spleen-occluded accuracy; ``ts_example`` has
 no organ maps) and, for ``new``, ``check-sides`` on three states of its scan: as it is, header flipped (the
 affine column of the left-right array axis negated) and array mirrored under the original header. The
-shipped model's verdicts are listed too (``ts_example`` is in its training data: not a hold-out). Last,
-every real KiTS19 slice, as it is and mirrored, with the shipped model and each fold's ``new`` model (no
-model saw those patients).
+shipped model's verdicts are listed too (``ts_example`` is in its training data: not a hold-out), and those
+of the phantom-only fixture (``tests/fixtures/side_model_phantom_only.pt``, no real scan seen). Last, every
+real KiTS19 slice, as it is and mirrored, with those two and each fold's ``new`` model (no model saw those
+patients).
 
 Models trained with ircadb (CC BY-NC-ND) stay in ``--work``; they must never ship. A model already
 trained in ``--work`` is probed again, not retrained (its ``wall_s`` is then null). Real-data results
@@ -43,6 +44,9 @@ from sidepair.evaluation.side_probe import probe
 from sidepair.inference.laterality import SideModel, check_paths, check_sides
 
 REPO = Path(__file__).resolve().parents[1]
+PHANTOM_ONLY = (
+    REPO / "tests" / "fixtures" / "side_model_phantom_only.pt"
+)  # saw no real scan: a hold-out for all
 PATIENTS = ("ts_example", "ircadb/patient_01", "ircadb/patient_07")
 DATA = "real CT (ts_example, ircadb 01/07) held out one at a time; trained on the phantom plus the others"
 VARIANTS = {
@@ -168,10 +172,10 @@ def main() -> None:
             probes.append({**row, **found, "wall_s": round(wall, 1) if wall else None})
             if variant == "new":
                 for state, path in states(args.data / held / "ct.nii.gz", fold / "states").items():
-                    for name, source in (("LOPO", model), ("shipped", None)):
+                    for name, source in (("LOPO", model), ("shipped", None), ("phantom-only", PHANTOM_ONLY)):
                         check = check_sides(path, model=source)
                         verdicts.append({"scan": held, "state": state, "model": name, "anatomy": args.anatomy,
-                                         "hold_out": name == "LOPO" or held != "ts_example",
+                                         "hold_out": name != "shipped" or held != "ts_example",
                                          "probability": round(check.probability, 3), "verdict": check.verdict,
                                          "levels": check.levels})  # fmt: skip
         # Written after every fold, so a fold that fails later loses nothing measured before it.
@@ -179,7 +183,7 @@ def main() -> None:
         report(f"laterality_lopo_verdicts{tag}", verdicts, {"data": DATA, "threshold": 0.75})
     slices = args.data / "kits19_slices"
     if (slices / "slices.json").exists():
-        models: dict[str, Path | None] = {"shipped": None}
+        models: dict[str, Path | None] = {"shipped": None, "phantom-only": PHANTOM_ONLY}
         models |= {
             f"LOPO without {p}": args.work / (p.replace("/", "_") + tag) / "model_new" for p in args.patients
         }
