@@ -80,3 +80,35 @@ def test_every_layout_draws_the_anatomy_it_is_given(tmp_path):
     )
     for specs in (slices, raw):
         assert {s.anatomy for s in specs} == {"varied"} and specs[index].contrast == 0.0
+
+
+def test_varied_draws_masses_on_either_side_and_enlarged_spleens():
+    draws = [anatomy_for("varied", 5, i) for i in range(300)]
+    masses = [d.mass for d in draws if d.mass is not None]
+    assert 0.27 < len(masses) / 300 < 0.43  # the 35 % share, at n = 300
+    sides = [m.side for m in masses]
+    assert 0.3 < sides.count(-1) / len(sides) < 0.7  # side independent of anatomy: no shortcut
+    assert all(35 <= m.radius <= 60 and 0 <= m.below_liver <= 35 for m in masses)
+    enlarged = [d for d in draws if min(d.spleen.scale) > 1.35]
+    assert 0.13 < len(enlarged) / 300 < 0.27 and all(d.spleen.shift[2] < 0 for d in enlarged)
+
+
+@pytest.mark.parametrize("side", [1, -1])
+def test_a_mass_is_liver_grey_tumour_on_its_own_side(side):
+    index = next(i for i in range(200) if (m := anatomy_for("varied", 5, i).mass) and m.side == side)
+    anat = anatomy_for("varied", 5, index)
+    drawn = generate_case("c", 5, index, SHAPE, anatomy="varied", axcodes="RAS")
+    label = np.asanyarray(drawn.label.dataobj)
+    image = np.asanyarray(drawn.image.dataobj).astype(float)
+    affine = drawn.label.affine
+    tumour = np.argwhere(label == 2)
+    # Larger than any tumour of the template (radius at most 28 mm).
+    volume_mm3 = len(tumour) * abs(np.linalg.det(affine[:3, :3]))
+    assert volume_mm3 > 4 / 3 * np.pi * 28**3
+    midline = body_midline_x(image, affine)
+    x = (affine @ np.c_[tumour, np.ones(len(tumour))].T)[0]
+    assert np.mean(np.sign(x - midline) == side) > 0.95
+    assert drawn.spec.tumour in ({1: "right", -1: "left"}[side], "both")
+    liver = float(np.median(image[np.asanyarray(drawn.organs.dataobj) == ORGANS["liver"]]))
+    mass = float(np.median(image[label == 2]))
+    assert -80 < mass - liver < 10 and anat.mass is not None

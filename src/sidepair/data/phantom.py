@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from sidepair.atomic import atomic_dir, atomic_path, write_json
 from sidepair.data.labels import KIDNEY, TUMOUR
-from sidepair.data.phantom_anatomy import Anatomy, AnatomyChoice, OrganPose, anatomy_for
+from sidepair.data.phantom_anatomy import Anatomy, AnatomyChoice, Mass, OrganPose, anatomy_for
 from sidepair.data.sides import assign_sides
 from sidepair.data.volume import load_nifti
 from sidepair.errors import DataError
@@ -53,7 +53,7 @@ class CaseSpec:
         spacing: Voxel size (x, y, z) mm of the RAS grid.
         shape: Shape (x, y, z) of the RAS grid.
         kidneys: Side -> world centre (mm) of each kidney drawn.
-        tumour: Side with a tumour, or None.
+        tumour: Side with a tumour (``both`` where a varied anatomy's mass is on the other side), or None.
         contrast: Contrast-phase factor (1 = strong corticomedullary enhancement, 0 = unenhanced).
         anatomy: ``fixed`` (the organ template) or ``varied`` (drawn per case).
         noise_hu: Noise standard deviation.
@@ -307,6 +307,33 @@ def _draw_tumour(
     c.label[sl][inside] = TUMOUR
 
 
+def _draw_mass(
+    c: _Canvas,
+    mass: Mass,
+    centre: np.ndarray,
+    rot: np.ndarray,
+    semi: np.ndarray,
+    liver_hu: float,
+    cavity3d: np.ndarray,
+) -> None:
+    """A large renal mass growing out of a kidney's lateral or anterior surface, inside the cavity."""
+    rng = np.random.default_rng(mass.texture_seed)
+    direction = np.array([mass.side * np.cos(mass.angle), np.sin(mass.angle), 0.0])
+    surface = centre + rot.T @ (direction * semi + np.array([0.0, 0.0, mass.elev * semi[2] * 0.8]))
+    mc = surface + rot.T @ direction * 0.4 * mass.radius
+    r0 = mass.radius
+    sl, r = c.ellipsoid(mc, (r0, r0 * rng.uniform(0.8, 1.1), r0 * rng.uniform(0.8, 1.2)))
+    if sl is None:
+        return
+    inside = (r <= 1) & cavity3d[sl]
+    # Heterogeneous like a real renal cell carcinoma: smooth blotches, a darker necrotic centre.
+    blotches = ndimage.gaussian_filter(rng.normal(0, 1, size=r.shape), sigma=2.0)
+    blotches *= 15.0 / max(float(blotches.std()), 1e-6)
+    values = liver_hu - mass.below_liver + blotches - 30.0 * (r < rng.uniform(0.2, 0.45))
+    c.paint(sl, inside, values.astype(np.float32))
+    c.label[sl][inside] = TUMOUR
+
+
 def _placed(
     centre: tuple[float, float, float], semi: tuple[float, float, float], turn: float, pose: OrganPose
 ) -> tuple[tuple[float, ...], tuple[float, ...], np.ndarray]:
@@ -491,6 +518,10 @@ def generate_case(
             rot, semi = _draw_kidney(c, rng, sign, centres[name], contrast, anat)
             if tumour_side == name:
                 _draw_tumour(c, rng, sign, centres[name], rot, semi, body)
+            if anat.mass is not None and anat.mass.side == sign:
+                liver_hu = anat.hu("liver", 100 + 40 * contrast)
+                _draw_mass(c, anat.mass, np.asarray(centres[name]), rot, semi, liver_hu, cavity3d)
+                tumour_side = name if tumour_side in (None, name) else "both"
     else:
         _kidney_from_mask(c, rng, geo["kidney_mask"], contrast, anat)
         if (geo["kidney_mask"] == TUMOUR).any():
