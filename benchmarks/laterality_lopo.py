@@ -19,8 +19,9 @@ real KiTS19 slice, as it is and mirrored, with those two and each fold's ``new``
 patients).
 
 Models trained with ircadb (CC BY-NC-ND) stay in ``--work``; they must never ship. A model already
-trained in ``--work`` is probed again, not retrained (its ``wall_s`` is then null). Real-data results
-(plus the phantom in training). Writes ``results/laterality_lopo.json`` and tables.
+trained in ``--work`` for at least ``--epochs`` is probed again, not retrained (its ``wall_s`` is then
+null; each probe row gives the epochs its model trained). Real-data results (plus the phantom in
+training). Writes ``results/laterality_lopo_{probe,verdicts,slices}_varied.json`` and tables.
 
 Usage: python benchmarks/laterality_lopo.py [--data ../shared/data] [--work runs/lopo] [--epochs 10]
        [--variants new half masked] [--patients ts_example ircadb/patient_01 ircadb/patient_07]
@@ -168,7 +169,9 @@ def main() -> None:
             wall = None if finished else run(command)
             found = probe(model, held_store, n_pairs=256, seed=0)
             found.pop("organs")
-            row = {"held_out": held, "trained_on": [f"phantom ({args.anatomy})", *others], "variant": variant}
+            trained = len(done.read_text(encoding="utf-8").splitlines())  # a model kept from a longer run
+            row = {"held_out": held, "trained_on": [f"phantom ({args.anatomy})", *others], "variant": variant,
+                   "epochs": trained}  # fmt: skip
             probes.append({**row, **found, "wall_s": round(wall, 1) if wall else None})
             if variant == "new":
                 for state, path in states(args.data / held / "ct.nii.gz", fold / "states").items():
@@ -179,7 +182,7 @@ def main() -> None:
                                          "probability": round(check.probability, 3), "verdict": check.verdict,
                                          "levels": check.levels})  # fmt: skip
         # Written after every fold, so a fold that fails later loses nothing measured before it.
-        report(f"laterality_lopo_probe{tag}", probes, {"data": DATA, "epochs": args.epochs})
+        report(f"laterality_lopo_probe{tag}", probes, {"data": DATA, "epochs_asked": args.epochs})
         report(f"laterality_lopo_verdicts{tag}", verdicts, {"data": DATA, "threshold": 0.75})
     slices = args.data / "kits19_slices"
     if (slices / "slices.json").exists():
