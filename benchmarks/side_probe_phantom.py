@@ -4,7 +4,10 @@ Eight ``--anatomy varied`` phantom cases (seed 99), prepared with the ``laterali
 from all of them; liver and spleen blanked, then all five side organs (liver, spleen, stomach, aorta, IVC).
 Phantom results. Writes ``results/side_probe_phantom.json`` and a table.
 
-Usage: python benchmarks/side_probe_phantom.py [--work DIR]
+``--model NAME=FILE`` adds a model (e.g. an earlier shipped one, ``git show REV:src/sidepair/resources/
+side_model.pt > OLD.pt``), probed on the same pairs, so that models are compared side by side.
+
+Usage: python benchmarks/side_probe_phantom.py [--work DIR] [--model NAME=FILE ...]
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ KEYS = ("acc", "mirror_acc", "organ_pairs", "organ_plain_acc", "occluded_acc", "
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "side_probe_phantom")
+    parser.add_argument("--model", action="append", default=[], help="NAME=FILE: another side model.")
     args = parser.parse_args()
+    models = dict(MODELS) | {m.split("=", 1)[0]: Path(m.split("=", 1)[1]) for m in args.model}
     sidepair = [sys.executable, "-m", "sidepair"]
     phantom, store_dir = args.work / "phantom", args.work / "store"
     if not (phantom / "phantom.json").exists():
@@ -43,7 +48,7 @@ def main() -> None:
                         "laterality", "--side-check", "off"], check=True)  # fmt: skip
     store = Store(store_dir)
     rows = []
-    for name, model in MODELS.items():
+    for name, model in models.items():
         for organs in ORGAN_SETS:
             found = probe(model, store, cases=sorted(store.cases), n_pairs=256, seed=0, organs=organs)
             rows.append({"model": name, "blanked": "+".join(organs), **{k: found[k] for k in KEYS}})
