@@ -346,6 +346,11 @@ def _placed(
     )
 
 
+def _enhanced_liver_hu(contrast: float) -> float:
+    """The liver's CT number at a case's contrast factor (enhanced phases; see ``Anatomy.hu``)."""
+    return 100 + 40 * contrast
+
+
 def _draw_organs(
     c: _Canvas, rng: np.random.Generator, geo: dict[str, Any], contrast: float, cavity3d, anat: Anatomy
 ) -> None:
@@ -359,7 +364,7 @@ def _draw_organs(
         *_placed((bx + 0.45 * a, by + 0.05 * b, zk + 85), (0.55 * a, 0.75 * b, 95), 0.2, anat.liver)
     )
     if sl is not None:
-        liver_hu = anat.hu("liver", 100 + 40 * contrast + rng.normal(0, 4))
+        liver_hu = anat.hu("liver", _enhanced_liver_hu(contrast) + rng.normal(0, 4))
         c.paint(sl, r <= 1, liver_hu, cavity3d, ORGANS["liver"])
     sl, r = c.ellipsoid(
         *_placed((bx - 0.6 * a, by - 0.25 * b, zk + 70), (0.22 * a, 0.4 * b, 55), -0.5, anat.spleen)
@@ -519,7 +524,7 @@ def generate_case(
             if tumour_side == name:
                 _draw_tumour(c, rng, sign, centres[name], rot, semi, body)
             if anat.mass is not None and anat.mass.side == sign:
-                liver_hu = anat.hu("liver", 100 + 40 * contrast)
+                liver_hu = anat.hu("liver", _enhanced_liver_hu(contrast))
                 _draw_mass(c, anat.mass, np.asarray(centres[name]), rot, semi, liver_hu, cavity3d)
                 tumour_side = name if tumour_side in (None, name) else "both"
     else:
