@@ -37,7 +37,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "side_probe_phantom")
     parser.add_argument("--model", action="append", default=[], help="NAME=FILE: another side model.")
     args = parser.parse_args()
-    models = dict(MODELS) | {m.split("=", 1)[0]: Path(m.split("=", 1)[1]) for m in args.model}
+    extra = [m.partition("=") for m in args.model]
+    for name, eq, file in extra:
+        if not (name and eq and Path(file).is_file()):
+            parser.error(f"--model {name}{eq}{file}: expected NAME=FILE with an existing checkpoint FILE")
+    models = dict(MODELS) | {name: Path(file) for name, _, file in extra}
     sidepair = [sys.executable, "-m", "sidepair"]
     phantom, store_dir = args.work / "phantom", args.work / "store"
     if not (phantom / "phantom.json").exists():
