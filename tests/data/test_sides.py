@@ -83,3 +83,50 @@ def test_body_midline_follows_the_body_not_the_field_of_view():
     shifted = np.roll(image, 5, axis=0)  # body moved 5 voxels (15 mm) toward +x
     assert body_midline_x(image, affine) == pytest.approx(0.0, abs=1.6)
     assert body_midline_x(shifted, affine) == pytest.approx(15.0, abs=1.6)
+
+
+def _clipped_abdomen(shape=(500, 320), spacing=0.8, body_x=20.0, cut_at=None):
+    """An axial slice as an 8-bit export holds it (HU clipped to [0, 255]): fat and air both read 0.
+
+    A body ellipse (semi-axes 160 x 110 mm) centred at ``body_x`` mm: a 2 mm skin line with a 1 mm gap, a
+    fat layer, lean muscle wall, back muscles reaching the skin, a large lean organ filling the patient's
+    right (a liver or a tumour), and a table below it. ``cut_at``: columns beyond it are outside the field of view.
+    """
+    x = (np.arange(shape[0]) - shape[0] / 2) * spacing
+    y = (np.arange(shape[1]) - shape[1] / 2) * spacing
+    xx, yy = np.meshgrid(x, y, indexing="ij")
+    r = np.sqrt(((xx - body_x) / 160) ** 2 + (yy / 110) ** 2)
+    image = np.zeros(shape, dtype=np.float32)
+    image[(r > 0.985) & (r <= 1.0) & ~((np.abs(yy) < 0.5) & (xx > body_x))] = 40  # skin, gap at +x
+    image[(r > 0.8) & (r <= 0.9)] = 50  # muscle wall (inside the fat layer)
+    image[r <= 0.8] = 0  # fat and gas in the cavity
+    image[(r <= 1.0) & (yy < -70) & (np.abs(xx - body_x) < 40)] = 50  # back muscles, up to the skin
+    image[np.hypot((xx - body_x - 60) / 70, (yy + 10) / 60) <= 1] = 60  # the large organ at +x
+    image[(np.abs(yy - (-125)) < 1.5) & (np.abs(xx) < 180)] = 200  # the table, below the body
+    if cut_at is not None:
+        image[int(cut_at) :] = 0
+    affine = np.diag([spacing, spacing, 3.0, 1.0])
+    affine[:2, 3] = [x[0], y[0]]
+    in_view = (r <= 1.0) & (np.arange(shape[0])[:, None] < (cut_at or shape[0]))
+    return image[:, :, None], affine, float(xx[in_view].mean())
+
+
+@pytest.mark.parametrize("body_x", [-30.0, 0.0, 25.0])
+def test_body_midline_of_a_clipped_export_counts_the_fat(body_x):
+    """Clipped at 0 HU, fat reads as air: the lean tissue's centroid follows the large organ (tens of mm
+    off), the body outline does not."""
+    from sidepair.data.sides import body_centre
+
+    image, affine, _ = _clipped_abdomen(body_x=body_x)
+    lean = np.argwhere(image[:, :, 0] > 1).mean(axis=0) * 0.8 + affine[:2, 3]
+    assert abs(lean[0] - body_x) > 15  # what the centroid of the tissue above the minimum gives
+    centre = body_centre(image, affine)
+    assert centre[0] == pytest.approx(body_x, abs=2.0)
+    assert centre[1] == pytest.approx(0.0, abs=2.0)  # the table is not the body
+
+
+def test_body_midline_of_a_clipped_export_cut_by_the_field_of_view():
+    """Where the field of view cuts the body the skin line is open: the hull still holds the fat."""
+    image, affine, in_view = _clipped_abdomen(body_x=0.0, cut_at=400)  # cut 120 mm right of the centre
+    assert in_view < -5  # the centre of the part in view
+    assert body_midline_x(image, affine) == pytest.approx(in_view, abs=2.0)
