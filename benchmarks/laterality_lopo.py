@@ -18,13 +18,16 @@ of the phantom-only fixture (``tests/fixtures/side_model_phantom_only.pt``, no r
 real KiTS19 slice, as it is and mirrored, with those two and each fold's ``new`` model (no model saw those
 patients).
 
-Models trained with ircadb (CC BY-NC-ND) stay in ``--work``; they must never ship. A model already
+Each model is probed and checked at its final epoch (``--checkpoint best``: the epoch its phantom validation
+scored best), as ``scripts/train_side_model.py`` ships. Models trained with ircadb (CC BY-NC-ND) stay in
+``--work``; they must never ship. A model already
 trained in ``--work`` for at least ``--epochs`` is probed again, not retrained (its ``wall_s`` is then
 null; each probe row gives the epochs its model trained). Real-data results (plus the phantom in
 training). Writes ``results/laterality_lopo_{probe,verdicts,slices}_varied.json`` and tables.
 
 Usage: python benchmarks/laterality_lopo.py [--data ../shared/data] [--work runs/lopo] [--epochs 10]
        [--variants new half masked] [--patients ts_example ircadb/patient_01 ircadb/patient_07]
+       [--checkpoint last|best]
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from PIL import Image
 from _common import report
 from sidepair.evaluation.side_probe import probe
 from sidepair.inference.laterality import SideModel, check_paths, check_sides
+from sidepair.models.checkpoint import BEST, LAST
 
 REPO = Path(__file__).resolve().parents[1]
 PHANTOM_ONLY = (
@@ -135,6 +139,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--patients", nargs="+", default=list(PATIENTS))
     parser.add_argument(
+        "--checkpoint",
+        choices=("last", "best"),
+        default="last",
+        help="The epoch probed and checked: the final one, as scripts/train_side_model.py ships.",
+    )
+    parser.add_argument(
         "--anatomy",
         choices=("fixed", "varied"),
         default="varied",
@@ -167,15 +177,16 @@ def main() -> None:
                        "laterality", "--epochs", str(args.epochs), "--device", "cpu", "--resume",
                        *VARIANTS[variant]]  # fmt: skip
             wall = None if finished else run(command)
-            found = probe(model, held_store, n_pairs=256, seed=0)
+            chosen = model / (LAST if args.checkpoint == "last" else BEST)
+            found = probe(chosen, held_store, n_pairs=256, seed=0)
             found.pop("organs")
             trained = len(done.read_text(encoding="utf-8").splitlines())  # a model kept from a longer run
             row = {"held_out": held, "trained_on": [f"phantom ({args.anatomy})", *others], "variant": variant,
-                   "epochs": trained}  # fmt: skip
+                   "epochs": trained, "checkpoint": args.checkpoint}  # fmt: skip
             probes.append({**row, **found, "wall_s": round(wall, 1) if wall else None})
             if variant == "new":
                 for state, path in states(args.data / held / "ct.nii.gz", fold / "states").items():
-                    for name, source in (("LOPO", model), ("shipped", None), ("phantom-only", PHANTOM_ONLY)):
+                    for name, source in (("LOPO", chosen), ("shipped", None), ("phantom-only", PHANTOM_ONLY)):
                         check = check_sides(path, model=source)
                         verdicts.append({"scan": held, "state": state, "model": name, "anatomy": args.anatomy,
                                          "hold_out": name != "shipped" or held != "ts_example",
@@ -187,8 +198,10 @@ def main() -> None:
     slices = args.data / "kits19_slices"
     if (slices / "slices.json").exists():
         models: dict[str, Path | None] = {"shipped": None, "phantom-only": PHANTOM_ONLY}
+        ckpt = LAST if args.checkpoint == "last" else BEST
         models |= {
-            f"LOPO without {p}": args.work / (p.replace("/", "_") + tag) / "model_new" for p in args.patients
+            f"LOPO without {p}": args.work / (p.replace("/", "_") + tag) / "model_new" / ckpt
+            for p in args.patients
         }
         rows = slice_verdicts(slices, models, args.work)
         summary = []

@@ -90,7 +90,8 @@ def _clipped_abdomen(shape=(500, 320), spacing=0.8, body_x=20.0, cut_at=None):
 
     A body ellipse (semi-axes 160 x 110 mm) centred at ``body_x`` mm: a 2 mm skin line with a 1 mm gap, a
     fat layer, lean muscle wall, back muscles reaching the skin, a large lean organ filling the patient's
-    right (a liver or a tumour), and a table below it. ``cut_at``: columns beyond it are outside the field of view.
+    right (a liver or a tumour), and a table below it. ``cut_at``: columns from it on are outside the field of
+    view.
     """
     x = (np.arange(shape[0]) - shape[0] / 2) * spacing
     y = (np.arange(shape[1]) - shape[1] / 2) * spacing

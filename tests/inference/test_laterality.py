@@ -130,6 +130,9 @@ def test_the_shipped_model_is_small_and_annotation_free():
     assert ckpt.labels_read == {"train": [], "selection": []}
     assert ckpt.config["mirror"] and ckpt.config["side_head"] and ckpt.config["sections"] == "half"
     assert ckpt.config["training_data"]["real"] == ["ts_example/ct.nii.gz"]
+    # The final epoch ships: the phantom validation that picked "best" ties at 0.99-1.00 from epoch 15 on.
+    assert ckpt.config["training_data"]["checkpoint"] == "last"
+    assert ckpt.config["training_data"]["epoch"] == len(ckpt.history) == 30
     with pytest.raises(SidepairError, match="side model not found"):
         SideModel.load(path.parent / "missing.pt")
 

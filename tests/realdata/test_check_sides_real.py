@@ -4,8 +4,9 @@ Neither ircadb nor KiTS19 went into the shipped model (the phantom and ts_exampl
 checked with ``tests/fixtures/side_model_phantom_only.pt``, the shipped recipe trained on the phantom
 alone (``python scripts/train_side_model.py --without ts_example``), which has seen no real scan. What
 is asserted is what was measured (README, "Measured"): every 3D state gets the right verdict; on single real
-slices the model is right on most and never confidently wrong; it is unsure on two low slices of KiTS19
-case 135, where a large tumour fills the left side, so a floor on the right verdicts is asserted there.
+slices the model is right on most and never confidently wrong; it is unsure on four slices of KiTS19 case
+135, where a large tumour fills the left side (leaning the right way, p 0.59-0.75 as they are), so a floor
+on the right verdicts is asserted there.
 """
 
 from pathlib import Path
@@ -19,7 +20,7 @@ from sidepair.inference.laterality import SideModel, check_paths
 
 pytestmark = pytest.mark.realdata
 PHANTOM_ONLY = Path(__file__).parents[1] / "fixtures" / "side_model_phantom_only.pt"
-MIN_RIGHT_SLICES = 20  # of 24 in each state; measured 22 as they are, 21 mirrored (README, "Measured")
+MIN_RIGHT_SLICES = 19  # of 24 in each state; measured 20 as they are, 20 mirrored (README, "Measured")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_ircadb_in_three_states(shared_data, model, tmp_path, patient):
 
 
 def test_ts_example_in_three_states_with_a_model_that_saw_no_real_scan(shared_data, tmp_path):
-    """Measured 0.838 / 0.162 / 0.162 (unenhanced CT; the phantom-only model is less sure than the shipped
+    """Measured 0.877 / 0.126 / 0.126 (unenhanced CT; the phantom-only model is less sure than the shipped
     one, which trained on this scan and is therefore not asserted here)."""
     states = three_states(shared_data / "ts_example" / "ct.nii.gz", tmp_path)
     model = SideModel.load(PHANTOM_ONLY)
