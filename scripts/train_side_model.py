@@ -9,7 +9,7 @@ like that many phantoms (its sections are still drawn at random positions and au
 
 The checkpoint is the final epoch's (as nnU-Net's ``checkpoint_final``), written without optimiser state
 (about 1.3 MB). Not the best one on the phantom's validation cases: their side accuracy reaches 0.99-1.00
-by epoch 15 and then ties, so "best" was an arbitrary epoch (13-28 over three seeds), and those models'
+by epoch 15 and then ties, so "best" was an arbitrary epoch (15-28 over three seeds), and those models'
 verdicts on real KiTS19 slices ranged over 13-22 of 24 right; the final epochs' over 19-20
 (``benchmarks/side_model_spread.py``). ``--checkpoint best`` keeps the old choice.
 
