@@ -146,11 +146,11 @@ def clipped_body_centre(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """
     spacing = float(np.linalg.norm(affine[:3, :2], axis=0).min())
     gap = max(1, int(round(SKIN_GAP_MM / max(spacing, 1e-3))))
-    tissue = image > float(image.min()) + 1.0
-    zs = np.arange(0, image.shape[2], max(1, image.shape[2] // 64))
+    floor = float(image.min()) + 1.0
     weighted, total = np.zeros(3), 0.0
-    for z in zs:
-        closed = ndimage.binary_closing(np.pad(tissue[:, :, z], gap), iterations=gap)[gap:-gap, gap:-gap]
+    for z in range(0, image.shape[2], max(1, image.shape[2] // 64)):  # a slice at a time: no volume mask
+        tissue = np.pad(image[:, :, z] > floor, gap)
+        closed = ndimage.binary_closing(tissue, iterations=gap)[gap:-gap, gap:-gap]
         labels, n = ndimage.label(ndimage.binary_fill_holes(closed))
         if n == 0:
             continue
