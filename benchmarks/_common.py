@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -77,6 +78,18 @@ def timed(fn, *args, **kwargs) -> tuple[Any, float]:
     start = time.perf_counter()
     value = fn(*args, **kwargs)
     return value, time.perf_counter() - start
+
+
+def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, Path]:
+    """``--model NAME=FILE`` options as ``{NAME: FILE}``; a malformed one or a missing FILE is a usage
+    error (exit 2)."""
+    models = {}
+    for spec in specs:
+        name, eq, file = spec.partition("=")
+        if not (name and eq and Path(file).is_file()):
+            parser.error(f"--model {spec}: expected NAME=FILE with an existing checkpoint FILE")
+        models[name] = Path(file)
+    return models
 
 
 def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:

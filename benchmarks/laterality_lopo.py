@@ -20,10 +20,10 @@ patients).
 
 Each model is probed and checked at its final epoch (``--checkpoint best``: the epoch its phantom validation
 scored best), as ``scripts/train_side_model.py`` ships. Models trained with ircadb (CC BY-NC-ND) stay in
-``--work``; they must never ship. A model already
-trained in ``--work`` for at least ``--epochs`` is probed again, not retrained (its ``wall_s`` is then
-null; each probe row gives the epochs its model trained). Real-data results (plus the phantom in
-training). Writes ``results/laterality_lopo_{probe,verdicts,slices}_varied.json`` and tables.
+``--work``; they must never ship. A model already trained in ``--work`` for at least ``--epochs`` is probed
+again, not retrained (its ``wall_s`` is then null; each probe row gives the epochs its model trained).
+Real-data results (plus the phantom in training). Writes
+``results/laterality_lopo_{probe,verdicts,slices}_varied.json`` and tables.
 
 Usage: python benchmarks/laterality_lopo.py [--data ../shared/data] [--work runs/lopo] [--epochs 10]
        [--variants new half masked] [--patients ts_example ircadb/patient_01 ircadb/patient_07]
@@ -151,6 +151,7 @@ def main() -> None:
         help="The phantom's organs (sidepair phantom).",
     )
     args = parser.parse_args()
+    checkpoint = LAST if args.checkpoint == "last" else BEST
     sidepair = [sys.executable, "-m", "sidepair"]
     tag = "" if args.anatomy == "fixed" else f"_{args.anatomy}"
     phantom = args.work / f"phantom{tag}"
@@ -177,7 +178,7 @@ def main() -> None:
                        "laterality", "--epochs", str(args.epochs), "--device", "cpu", "--resume",
                        *VARIANTS[variant]]  # fmt: skip
             wall = None if finished else run(command)
-            chosen = model / (LAST if args.checkpoint == "last" else BEST)
+            chosen = model / checkpoint
             found = probe(chosen, held_store, n_pairs=256, seed=0)
             found.pop("organs")
             trained = len(done.read_text(encoding="utf-8").splitlines())  # a model kept from a longer run
@@ -198,9 +199,8 @@ def main() -> None:
     slices = args.data / "kits19_slices"
     if (slices / "slices.json").exists():
         models: dict[str, Path | None] = {"shipped": None, "phantom-only": PHANTOM_ONLY}
-        ckpt = LAST if args.checkpoint == "last" else BEST
         models |= {
-            f"LOPO without {p}": args.work / (p.replace("/", "_") + tag) / "model_new" / ckpt
+            f"LOPO without {p}": args.work / (p.replace("/", "_") + tag) / "model_new" / checkpoint
             for p in args.patients
         }
         rows = slice_verdicts(slices, models, args.work)

@@ -20,7 +20,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from _common import report
+from _common import model_specs, report
 from laterality_lopo import PATIENTS, slice_verdicts, states
 from sidepair.inference.laterality import SideModel, check_sides
 from sidepair.models.checkpoint import PretrainCheckpoint, read_checkpoint
@@ -46,23 +46,19 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "side_model_spread")
     parser.add_argument("--model", action="append", required=True, help="NAME=FILE (NAME: GROUP@SEED).")
     args = parser.parse_args()
-    models = {}
-    for spec in args.model:
-        name, eq, file = spec.partition("=")
-        if not (name and eq and Path(file).is_file()):
-            parser.error(f"--model {spec}: expected NAME=FILE with an existing checkpoint FILE")
-        models[name] = Path(file)
+    models = model_specs(parser, args.model)
     scans = {p: states(args.data / p / "ct.nii.gz", args.work / p) for p in PATIENTS}
     rows, summary = [], []
     for name, path in models.items():
         model, seen = SideModel.load(path), trained_on(path)
+        mine = []
         for patient, paths in scans.items():
             for state, scan in paths.items():
                 found = check_sides(scan, model=model)
-                rows.append({"model": name, "scan": patient, "state": state, "in_training": patient in seen,
+                mine.append({"model": name, "scan": patient, "state": state, "in_training": patient in seen,
                              "probability": round(found.probability, 3), "verdict": found.verdict,
                              "right": found.verdict == RIGHT[state]})  # fmt: skip
-        mine = [r for r in rows if r["model"] == name]
+        rows += mine
         held_out = [r for r in mine if not r["in_training"]]
         slices = slice_verdicts(args.data / "kits19_slices", {name: path}, args.work)
         summary.append({

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import report
+from _common import model_specs, report
 from sidepair.data.store import Store
 from sidepair.evaluation.side_probe import probe
 from sidepair.inference.laterality import default_model_path
@@ -37,11 +37,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "side_probe_phantom")
     parser.add_argument("--model", action="append", default=[], help="NAME=FILE: another side model.")
     args = parser.parse_args()
-    extra = [m.partition("=") for m in args.model]
-    for name, eq, file in extra:
-        if not (name and eq and Path(file).is_file()):
-            parser.error(f"--model {name}{eq}{file}: expected NAME=FILE with an existing checkpoint FILE")
-    models = dict(MODELS) | {name: Path(file) for name, _, file in extra}
+    models = dict(MODELS) | model_specs(parser, args.model)
     sidepair = [sys.executable, "-m", "sidepair"]
     phantom, store_dir = args.work / "phantom", args.work / "store"
     if not (phantom / "phantom.json").exists():

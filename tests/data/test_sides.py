@@ -3,7 +3,7 @@ import pytest
 
 from sidepair.data.axes import reorient_to_ras
 from sidepair.data.labels import LEFT, RIGHT
-from sidepair.data.sides import assign_sides, body_midline_x, side_boxes
+from sidepair.data.sides import assign_sides, body_centre, body_midline_x, side_boxes
 from tests.conftest import two_kidney_volume
 
 
@@ -116,8 +116,6 @@ def _clipped_abdomen(shape=(500, 320), spacing=0.8, body_x=20.0, cut_at=None):
 def test_body_midline_of_a_clipped_export_counts_the_fat(body_x):
     """Clipped at 0 HU, fat reads as air: the lean tissue's centroid follows the large organ (tens of mm
     off), the body outline does not."""
-    from sidepair.data.sides import body_centre
-
     image, affine, _ = _clipped_abdomen(body_x=body_x)
     lean = np.argwhere(image[:, :, 0] > 1).mean(axis=0) * 0.8 + affine[:2, 3]
     assert abs(lean[0] - body_x) > 15  # what the centroid of the tissue above the minimum gives
