@@ -5,7 +5,8 @@ checked with ``tests/fixtures/side_model_phantom_only.pt``, the shipped recipe t
 alone (``python scripts/train_side_model.py --without ts_example``), which has seen no real scan. What
 is asserted is what was measured (README, "Measured"): every 3D state gets the right verdict; on single real
 slices the model is right on most and never confidently wrong; it is unsure on four slices of KiTS19 case
-135, where a large tumour fills the left side (leaning the right way, p 0.59-0.75 as they are), so a floor
+135, which has a large left renal tumour (two where it fills the left side, two at the lower poles, where
+little but bowel differs between the sides; all lean the right way, p 0.59-0.75 as they are), so a floor
 on the right verdicts is asserted there.
 """
 
