@@ -563,10 +563,18 @@ def check_sides(
         float,
         typer.Option(min=0.5, max=0.999, help="ok at or above this probability, flipped at or below 1 - it."),
     ] = DEFAULT_THRESHOLD,
+    spacing: Annotated[
+        float | None,
+        typer.Option(
+            min=0.05,
+            max=20.0,
+            help="Pixel spacing (mm) of PNG slices no slices.json gives it for (else 1).",
+        ),
+    ] = None,
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
     plan_scans(list(inputs))  # bad input is refused before the model is loaded
-    checks = check_paths(list(inputs), SideModel.load(model), threshold)
+    checks = check_paths(list(inputs), SideModel.load(model), threshold, spacing=spacing)
     width = max(len(c.input) for c in checks)
     typer.echo(f"{'scan':<{width}}  p(header right)  verdict  levels")
     for c in checks:

@@ -2,17 +2,25 @@
 
 import csv
 import json
+import warnings
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import sidepair
 from sidepair.config import PreprocessSettings
 from sidepair.data.volume import load_nifti
-from sidepair.errors import SidepairError
-from sidepair.inference.laterality import SideModel, default_model_path, verdict_of
+from sidepair.errors import DataWarning, SidepairError
+from sidepair.inference.laterality import (
+    SideModel,
+    _png_loader,
+    check_paths,
+    default_model_path,
+    verdict_of,
+)
 from sidepair.models.checkpoint import read_checkpoint
 from sidepair.models.encoder import Encoder
 from sidepair.models.siamese import Siamese
@@ -185,3 +193,52 @@ def test_a_user_trained_side_model_end_to_end(tmp_path, states):
     assert done.returncode in (0, 3), done.stderr  # one epoch of a tiny network: any verdict, but a verdict
     row = next(csv.DictReader(report.open(encoding="utf-8")))
     assert row["model"].endswith("checkpoint_best.pt") and 0.0 <= float(row["probability"]) <= 1.0
+
+
+@pytest.fixture()
+def png_slice(states, tmp_path):
+    """A phantom axial slice saved as an 8-bit PNG (radiological), in a folder with no slices.json."""
+    volume = load_nifti(states / "asis.nii.gz")
+    axial = volume.array[:, :, volume.array.shape[2] * 2 // 3]  # (x toward right, y toward anterior)
+    pixels = np.clip(axial[::-1, ::-1].T, 0, 255).astype(np.uint8)  # rows posterior-ward, columns leftward
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    Image.fromarray(pixels).save(folder / "s_001.png")
+    return folder / "s_001.png"
+
+
+def test_png_slices_without_a_spacing_are_warned_of_once_per_folder(png_slice):
+    with pytest.warns(DataWarning, match=r"pngs: 1 of 1 PNG slices have no pixel spacing.*assumed 1 mm"):
+        check = check_paths([png_slice.parent], SideModel.load(), progress=False)[0]
+    assert check.levels == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_paths([png_slice.parent], SideModel.load(), progress=False, spacing=0.7)
+        sidepair.check_sides(png_slice, spacing=0.7)
+
+
+def test_spacing_sets_a_bare_png_s_grid_and_slices_json_wins(png_slice):
+    pixdim = np.linalg.norm(_png_loader(png_slice, spacing=0.7).affine[:3, :3], axis=0)
+    assert pixdim[:2] == pytest.approx([0.7, 0.7])
+    assert np.linalg.norm(_png_loader(png_slice).affine[:3, :3], axis=0)[:2] == pytest.approx([1.0, 1.0])
+    entry = {"axcodes": "IPL", "voxel_spacing_mm_axis0_1_2": [2.0, 0.8, 0.8]}
+    (png_slice.parent / "slices.json").write_text(json.dumps({png_slice.name: entry}), encoding="utf-8")
+    assert np.linalg.norm(_png_loader(png_slice, spacing=0.7).affine[:3, :3], axis=0)[:2] == pytest.approx(
+        [0.8, 0.8]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_paths([png_slice.parent], SideModel.load(), progress=False)
+
+
+def test_cli_warns_in_one_line_and_takes_spacing(png_slice):
+    result = cli("check-sides", png_slice.parent)
+    assert result.returncode in (0, 3)
+    warning = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and str(png_slice.parent) in warning[0], result.stderr
+    assert "--spacing MM" in warning[0]
+    result = cli("check-sides", png_slice.parent, "--spacing", "0.7")
+    assert result.returncode in (0, 3) and "warning" not in result.stderr
+    result = cli("check-sides", png_slice.parent, "--spacing", "0")
+    assert result.returncode != 0 and "--spacing" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

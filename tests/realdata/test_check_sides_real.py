@@ -10,6 +10,8 @@ little but bowel differs between the sides; all lean the right way, p 0.59-0.75 
 on the right verdicts is asserted there.
 """
 
+import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sidepair.errors import DataWarning
 from sidepair.inference.laterality import SideModel, check_paths
 
 pytestmark = pytest.mark.realdata
@@ -91,3 +94,22 @@ def test_kits19_slices_as_they_are_and_mirrored(shared_data, model, tmp_path):
     # Never confidently wrong: the rest are unsure. Before the body centre of a clipped export counted its
     # fat (sidepair.data.sides.clipped_body_centre), 4 of 48 were.
     assert count["as is"]["flipped"] == 0 and count["mirrored"]["ok"] == 0, count
+
+
+def test_bare_kits19_pngs_read_as_with_slices_json_once_told_their_spacing(shared_data, model, tmp_path):
+    """Case 135's slices copied without slices.json: ``spacing`` at its pixel spacing gives the verdicts of
+    the slice folder to the float; the 1 mm assumed otherwise gives others (measured: p 0.81-0.99 against
+    0.98-1.00 on its first five slices), which is why check-sides warns."""
+    meta = json.loads((shared_data / "kits19_slices" / "slices.json").read_text(encoding="utf-8"))
+    names = sorted(n for n, e in meta.items() if e["kits19_case"] == "case_00135")
+    (tmp_path / "bare").mkdir()
+    for name in names:
+        shutil.copy(shared_data / "kits19_slices" / "images" / name, tmp_path / "bare" / name)
+    images = shared_data / "kits19_slices" / "images"
+    with_json = check_paths([images / n for n in names], model, progress=False)
+    told = check_paths([tmp_path / "bare"], model, progress=False, spacing=0.837890625)
+    assert [c.probability for c in told] == pytest.approx([c.probability for c in with_json], abs=1e-6)
+    with pytest.warns(DataWarning, match="16 of 16 PNG slices"):
+        assumed = check_paths([tmp_path / "bare"], model, progress=False)
+    differences = np.abs([a.probability - c.probability for a, c in zip(assumed, with_json, strict=True)])
+    assert differences.max() > 0.05

@@ -55,6 +55,7 @@ BODY_HU = -500.0
 MAX_LEVELS = 48
 SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the section up, down, in, out
 IMAGE_SUFFIXES = (".png",)
+DEFAULT_PNG_SPACING = 1.0  # mm, a PNG slice's pixel spacing where nothing gives it
 
 
 def default_model_path() -> Path:
@@ -245,23 +246,55 @@ class SideModel:
         )
 
 
-def _png_loader(png: Path) -> Volume:
-    """A PNG slice: inside a slice folder (``images/``) with its ``slices.json``, else with defaults."""
-    root = png.parent.parent if png.parent.name == "images" else png.parent
-    dataset = SlicesFormat(root)
-    meta = dataset._meta() if (root / "slices.json").exists() else {}
+def _png_root(png: Path) -> Path:
+    return png.parent.parent if png.parent.name == "images" else png.parent
+
+
+def _png_loader(png: Path, spacing: float | None = None) -> Volume:
+    """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone.
+
+    ``spacing`` (mm) is its pixel spacing where ``slices.json`` gives none (else 1 mm).
+    """
+    root = _png_root(png)
+    dataset = SlicesFormat(root, spacing=spacing or DEFAULT_PNG_SPACING)
+    meta = dataset._meta()
     return dataset.load_image(CaseSource(png.stem, png, None, extra=dict(meta.get(png.name, {}))))
 
 
-def plan_scans(inputs: list[str | Path]) -> list[tuple[Path, Any]]:
+def warn_unknown_spacing(scans: list[tuple[Path, Any]], spacing: float | None) -> None:
+    """One warning per folder whose PNG slices have no pixel spacing (none in ``slices.json``, none given).
+
+    The halves a single slice is read in cover a share of the body that the spacing sets.
+    """
+    if spacing is not None:
+        return
+    by_root: dict[Path, list[Path]] = {}
+    for path, _ in scans:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            by_root.setdefault(_png_root(path), []).append(path)
+    for root, pngs in sorted(by_root.items()):
+        meta = SlicesFormat(root)._meta()
+        bare = [p for p in pngs if "voxel_spacing_mm_axis0_1_2" not in meta.get(p.name, {})]
+        if bare:
+            warnings.warn(
+                f"{root}: {len(bare)} of {len(pngs)} PNG slices have no pixel spacing in a slices.json; "
+                f"assumed {DEFAULT_PNG_SPACING:g} mm (--spacing MM sets it); a wrong one changes verdicts",
+                DataWarning,
+                stacklevel=2,
+            )
+
+
+def plan_scans(inputs: list[str | Path], spacing: float | None = None) -> list[tuple[Path, Any]]:
     """Every scan to check: ``(path, loader)``, loaders called one at a time.
 
     Each input is a NIfTI file, a folder of NIfTI files, a DICOM series folder, a slice folder
-    (``images/*.png``) or a folder of PNG slices, or a PNG slice.
+    (``images/*.png``) or a folder of PNG slices, or a PNG slice. ``spacing`` (mm) is the pixel spacing
+    of PNG slices that ``slices.json`` gives none for.
 
     Raises:
         DataError: A missing input, or one that holds nothing to check.
     """
+    png_loader = functools.partial(_png_loader, spacing=spacing)
     scans: list[tuple[Path, Any]] = []
     for raw in inputs:
         path = Path(raw)
@@ -271,7 +304,7 @@ def plan_scans(inputs: list[str | Path]) -> list[tuple[Path, Any]]:
             if is_nifti(path):
                 scans.append((path, load_nifti))
             elif path.suffix.lower() in IMAGE_SUFFIXES:
-                scans.append((path, _png_loader))
+                scans.append((path, png_loader))
             else:
                 raise DataError(path, "not a NIfTI file (.nii.gz, .nii), a PNG slice or a folder")
             continue
@@ -283,7 +316,7 @@ def plan_scans(inputs: list[str | Path]) -> list[tuple[Path, Any]]:
         niftis = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p))
         if not pngs and not niftis:
             raise DataError(path, "no NIfTI files, PNG slices or DICOM series in the folder")
-        scans += [(p, load_nifti) for p in niftis] + [(p, _png_loader) for p in pngs]
+        scans += [(p, load_nifti) for p in niftis] + [(p, png_loader) for p in pngs]
     return scans
 
 
@@ -291,6 +324,7 @@ def check_sides(
     image: str | Path | Volume,
     model: str | Path | SideModel | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    spacing: float | None = None,
 ) -> SideCheck:
     """Check one scan's left-right: ``sidepair.check_sides("ct.nii.gz").verdict``.
 
@@ -298,15 +332,18 @@ def check_sides(
         image: A NIfTI file, a DICOM series folder, a PNG slice, or a loaded :class:`Volume`.
         model: A side-pair run or checkpoint with a side head, or a loaded model; the shipped one when None.
         threshold: Probability at or above which the verdict is ``ok`` (``flipped`` at or below 1 - it).
+        spacing: Pixel spacing (mm) of a PNG slice that no ``slices.json`` gives one for (else 1 mm,
+            with a warning).
     """
     if not 0.5 < threshold < 1:
         raise SidepairError(f"threshold must lie between 0.5 and 1, got {threshold}")
     side_model = model if isinstance(model, SideModel) else SideModel.load(model)
     if isinstance(image, Volume):
         return side_model.check(image, threshold)
-    scans = plan_scans([image])
+    scans = plan_scans([image], spacing)
     if len(scans) != 1:
         raise DataError(Path(image), f"holds {len(scans)} scans; check them with check_paths")
+    warn_unknown_spacing(scans, spacing)
     path, loader = scans[0]
     return side_model.check(loader(path), threshold)
 
@@ -316,13 +353,15 @@ def check_paths(
     model: SideModel,
     threshold: float = DEFAULT_THRESHOLD,
     progress: bool = True,
+    spacing: float | None = None,
 ) -> list[SideCheck]:
-    """Check every scan of ``inputs`` (see :func:`plan_scans`), one at a time.
+    """Check every scan of ``inputs`` (see :func:`plan_scans`; ``spacing`` as there), one at a time.
 
     Raises:
         DataError: The first scan that cannot be checked, naming its file and why.
     """
-    scans = plan_scans(inputs)
+    scans = plan_scans(inputs, spacing)
+    warn_unknown_spacing(scans, spacing)
     bar = tqdm(scans, desc="check-sides", unit="scan", disable=None if progress and len(scans) > 1 else True)
     return [model.check(loader(path), threshold) for path, loader in bar]
 
