@@ -1,12 +1,15 @@
-"""How check-sides' verdicts on single real slices depend on the pixel spacing it reads them at.
+"""How check-sides' verdicts on single real slices depend on what it is told of a PNG: spacing, window.
 
 A bare PNG carries no pixel spacing. Without a ``slices.json`` check-sides assumes 1 mm (and warns); the
 real KiTS19 slices here are 0.68-0.84 mm, so read bare their bodies come out 19-46 % too large on the side
 model's 3 mm grid and each half it reads holds less of the body. Per side model, the 24 slices as they
 are and mirrored are checked (a) at the spacing their ``slices.json`` gives, (b) as bare PNGs at the
-1 mm assumed. ``--scales`` adds rows of a test-time augmentation that check-sides does not use: each
-slice also read at the model's grid times each factor (e.g. 0.8 1.25), the evidence averaged over the
-factors, to see whether reading at several scales would make a verdict less dependent on the spacing.
+1 mm assumed, (c) exported again through a soft-tissue window (level 40, width 400 HU to 0-255, as
+many PNG exports are; made from these PNGs, which already hold HU clipped to [0, 255]) and read as if
+the pixels were HU, (d) the same told its window (``--intensity 1.569 -160``). ``--scales`` adds rows of
+a test-time augmentation that check-sides does not use: each slice also read at the model's grid times
+each factor (e.g. 0.8 1.25), the evidence averaged over the factors, to see whether reading at several
+scales would make a verdict less dependent on the spacing.
 
 Real-data results. Writes ``results/side_check_spacing.json`` and a table.
 
@@ -23,12 +26,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from scipy.special import expit
 
 from _common import model_specs, report
 from laterality_lopo import PHANTOM_ONLY, mirrored_slices
 from sidepair.errors import DataWarning
-from sidepair.inference.laterality import DEFAULT_THRESHOLD, SideModel, plan_scans, verdict_of
+from sidepair.inference.laterality import DEFAULT_THRESHOLD, PngReading, SideModel, plan_scans, verdict_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,13 +45,22 @@ def at_scale(model: SideModel, factor: float) -> SideModel:
     return scaled
 
 
-def probabilities(model: SideModel, folder: Path, scales: tuple[float, ...]) -> dict[str, float]:
+LEVEL, WIDTH = 40.0, 400.0
+TOLD = PngReading(intensity=(WIDTH / 255, LEVEL - WIDTH / 2))
+
+
+def probabilities(
+    model: SideModel,
+    folder: Path,
+    scales: tuple[float, ...],
+    png: PngReading = PngReading(),  # noqa: B008
+) -> dict[str, float]:
     """Each slice's probability, its level evidence averaged over ``scales``."""
     readers = [at_scale(model, f) for f in scales]
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        for path, loader in plan_scans([folder]):
+        for path, loader in plan_scans([folder], png):
             volume = loader(path)
             evidence = np.mean([r.level_evidence(volume) for r in readers], axis=0)
             out[path.name] = float(expit(evidence.mean()))
@@ -59,6 +72,17 @@ def bare_copy(folder: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for png in sorted((folder / "images").glob("*.png")):
         shutil.copy(png, out / png.name)
+    return out
+
+
+def windowed_copy(folder: Path, out: Path) -> Path:
+    """The slice folder (with its slices.json) exported again through the window LEVEL, WIDTH."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "slices.json").write_bytes((folder / "slices.json").read_bytes())
+    for png in sorted((folder / "images").glob("*.png")):
+        hu = np.asarray(Image.open(png).convert("L"), dtype=float)
+        pixels = np.clip((hu - (LEVEL - WIDTH / 2)) * 255 / WIDTH, 0, 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(out / "images" / png.name)
     return out
 
 
@@ -79,26 +103,34 @@ def main() -> None:
         ("slices.json", "mirrored"): mirrored,
         ("1 mm assumed", "as is"): bare_copy(slices, args.work / "bare"),
         ("1 mm assumed", "mirrored"): bare_copy(mirrored, args.work / "bare_mirrored"),
+        ("L40 W400 read as HU", "as is"): windowed_copy(slices, args.work / "windowed"),
+        ("L40 W400 read as HU", "mirrored"): windowed_copy(mirrored, args.work / "windowed_mirrored"),
     }
+    folders |= {
+        ("L40 W400 told", state): folders["L40 W400 read as HU", state] for state in ("as is", "mirrored")
+    }
+    readings = {"L40 W400 told": TOLD}
     scale_sets = [(1.0,)] + ([tuple(args.scales)] if args.scales else [])
     rows, detail = [], []
     for name, path in models.items():
         model = SideModel.load(path)
         for scales in scale_sets:
-            for spacing in ("slices.json", "1 mm assumed"):
+            for reading in ("slices.json", "1 mm assumed", "L40 W400 read as HU", "L40 W400 told"):
                 counts = {"right as is": 0, "right mirrored": 0, "confidently wrong": 0, "of": 0}
                 for state in ("as is", "mirrored"):
                     right = "ok" if state == "as is" else "flipped"
-                    found = probabilities(model, folders[spacing, state], scales)
+                    found = probabilities(
+                        model, folders[reading, state], scales, readings.get(reading, PngReading())
+                    )
                     counts["of"] = len(found)
                     for scan, p in found.items():
                         verdict = verdict_of(p, DEFAULT_THRESHOLD)
                         counts[f"right {state}"] += verdict == right
                         counts["confidently wrong"] += verdict not in (right, "unsure")
-                        detail.append({"model": name, "scales": list(scales), "spacing": spacing,
+                        detail.append({"model": name, "scales": list(scales), "reading": reading,
                                        "state": state, "scan": scan, "probability": round(p, 3),
                                        "verdict": verdict})  # fmt: skip
-                rows.append({"model": name, "scales": " ".join(f"{f:g}" for f in scales), "spacing": spacing,
+                rows.append({"model": name, "scales": " ".join(f"{f:g}" for f in scales), "reading": reading,
                              **counts})  # fmt: skip
     data = "real, kits19_slices (24 slices, 5 patients)"
     report("side_check_spacing", rows, {"slices": detail, "data": data})

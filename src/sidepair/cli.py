@@ -571,10 +571,25 @@ def check_sides(
             help="Pixel spacing (mm) of PNG slices no slices.json gives it for (else 1).",
         ),
     ] = None,
+    convention: Annotated[
+        Literal["radiological", "neurological"],
+        typer.Option(help="PNG slices' left-right convention where slices.json gives no axis codes."),
+    ] = "radiological",
+    intensity: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="PNG slices: SLOPE INTERCEPT turning pixel values into HU (default 1 0)."),
+    ] = None,
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
     plan_scans(list(inputs))  # bad input is refused before the model is loaded
-    checks = check_paths(list(inputs), SideModel.load(model), threshold, spacing=spacing)
+    checks = check_paths(
+        list(inputs),
+        SideModel.load(model),
+        threshold,
+        spacing=spacing,
+        convention=convention,
+        intensity=intensity or (1.0, 0.0),
+    )
     width = max(len(c.input) for c in checks)
     typer.echo(f"{'scan':<{width}}  p(header right)  verdict  levels")
     for c in checks:

@@ -15,6 +15,7 @@ from sidepair.config import PreprocessSettings
 from sidepair.data.volume import load_nifti
 from sidepair.errors import DataWarning, SidepairError
 from sidepair.inference.laterality import (
+    PngReading,
     SideModel,
     _png_loader,
     check_paths,
@@ -218,17 +219,44 @@ def test_png_slices_without_a_spacing_are_warned_of_once_per_folder(png_slice):
 
 
 def test_spacing_sets_a_bare_png_s_grid_and_slices_json_wins(png_slice):
-    pixdim = np.linalg.norm(_png_loader(png_slice, spacing=0.7).affine[:3, :3], axis=0)
-    assert pixdim[:2] == pytest.approx([0.7, 0.7])
-    assert np.linalg.norm(_png_loader(png_slice).affine[:3, :3], axis=0)[:2] == pytest.approx([1.0, 1.0])
+    def pixdim(reading=PngReading()):  # noqa: B008
+        return np.linalg.norm(_png_loader(png_slice, reading).affine[:3, :3], axis=0)[:2]
+
+    assert pixdim(PngReading(spacing=0.7)) == pytest.approx([0.7, 0.7])
+    assert pixdim() == pytest.approx([1.0, 1.0])
     entry = {"axcodes": "IPL", "voxel_spacing_mm_axis0_1_2": [2.0, 0.8, 0.8]}
     (png_slice.parent / "slices.json").write_text(json.dumps({png_slice.name: entry}), encoding="utf-8")
-    assert np.linalg.norm(_png_loader(png_slice, spacing=0.7).affine[:3, :3], axis=0)[:2] == pytest.approx(
-        [0.8, 0.8]
-    )
+    assert pixdim(PngReading(spacing=0.7)) == pytest.approx([0.8, 0.8])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_paths([png_slice.parent], SideModel.load(), progress=False)
+
+
+def test_a_neurological_png_told_so_reads_as_its_radiological_twin(png_slice, tmp_path):
+    (tmp_path / "neuro").mkdir()
+    neuro = tmp_path / "neuro" / png_slice.name
+    Image.fromarray(np.asarray(Image.open(png_slice))[:, ::-1].copy()).save(neuro)
+    twin = _png_loader(neuro, PngReading(convention="neurological"))
+    original = _png_loader(png_slice)
+    np.testing.assert_array_equal(twin.array, original.array)
+    np.testing.assert_allclose(twin.affine[:3, :3], original.affine[:3, :3])  # a PNG has no origin
+    told = sidepair.check_sides(neuro, spacing=1.0, convention="neurological").probability
+    assert told == pytest.approx(sidepair.check_sides(png_slice, spacing=1.0).probability, abs=1e-9)
+    # Not told, the mirrored slice gets the complement (up to the resampling grid).
+    assert sidepair.check_sides(neuro, spacing=1.0).probability == pytest.approx(1 - told, abs=0.1)
+
+
+def test_a_windowed_png_told_its_window_reads_in_hu(states, tmp_path):
+    volume = load_nifti(states / "asis.nii.gz")
+    hu = volume.array[:, :, volume.array.shape[2] * 2 // 3][::-1, ::-1].T
+    level, width = 40.0, 400.0  # a soft-tissue window exported to 0-255
+    pixels = np.clip((hu - (level - width / 2)) * 255 / width, 0, 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "w.png")
+    read = _png_loader(tmp_path / "w.png", PngReading(intensity=(width / 255, level - width / 2)))
+    expected = np.clip(hu, level - width / 2, level + width / 2)
+    assert np.abs(read.array[:, :, 0][::-1, ::-1].T - expected).max() <= width / 255 / 2 + 1e-3
+    as_hu = _png_loader(tmp_path / "w.png")
+    assert as_hu.array.max() == 255 and as_hu.array.min() == 0  # read as HU, a window is not
 
 
 def test_cli_warns_in_one_line_and_takes_spacing(png_slice):

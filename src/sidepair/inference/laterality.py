@@ -250,13 +250,31 @@ def _png_root(png: Path) -> Path:
     return png.parent.parent if png.parent.name == "images" else png.parent
 
 
-def _png_loader(png: Path, spacing: float | None = None) -> Volume:
-    """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone.
+@dataclass(frozen=True)
+class PngReading:
+    """How to read PNG slices where their ``slices.json`` says nothing (as ``prepare`` reads slice folders).
 
-    ``spacing`` (mm) is its pixel spacing where ``slices.json`` gives none (else 1 mm).
+    Attributes:
+        spacing: Pixel spacing (mm); None: 1 mm, with a warning.
+        convention: ``radiological`` (the patient's left on the image's right) or ``neurological``.
+        intensity: ``(slope, intercept)`` turning pixel values into HU (an export windowed at level L and
+            width W to 0-255: ``(W / 255, L - W / 2)``).
     """
+
+    spacing: float | None = None
+    convention: Literal["radiological", "neurological"] = "radiological"
+    intensity: tuple[float, float] = (1.0, 0.0)
+
+
+def _png_loader(png: Path, reading: PngReading = PngReading()) -> Volume:  # noqa: B008 (frozen, shared)
+    """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone."""
     root = _png_root(png)
-    dataset = SlicesFormat(root, spacing=spacing or DEFAULT_PNG_SPACING)
+    dataset = SlicesFormat(
+        root,
+        convention=reading.convention,
+        spacing=reading.spacing or DEFAULT_PNG_SPACING,
+        intensity=reading.intensity,
+    )
     meta = dataset._meta()
     return dataset.load_image(CaseSource(png.stem, png, None, extra=dict(meta.get(png.name, {}))))
 
@@ -284,17 +302,17 @@ def warn_unknown_spacing(scans: list[tuple[Path, Any]], spacing: float | None) -
             )
 
 
-def plan_scans(inputs: list[str | Path], spacing: float | None = None) -> list[tuple[Path, Any]]:
+def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list[tuple[Path, Any]]:  # noqa: B008
     """Every scan to check: ``(path, loader)``, loaders called one at a time.
 
     Each input is a NIfTI file, a folder of NIfTI files, a DICOM series folder, a slice folder
-    (``images/*.png``) or a folder of PNG slices, or a PNG slice. ``spacing`` (mm) is the pixel spacing
-    of PNG slices that ``slices.json`` gives none for.
+    (``images/*.png``) or a folder of PNG slices, or a PNG slice; ``png`` says how to read PNGs where their
+    ``slices.json`` says nothing.
 
     Raises:
         DataError: A missing input, or one that holds nothing to check.
     """
-    png_loader = functools.partial(_png_loader, spacing=spacing)
+    png_loader = functools.partial(_png_loader, reading=png)
     scans: list[tuple[Path, Any]] = []
     for raw in inputs:
         path = Path(raw)
@@ -325,6 +343,8 @@ def check_sides(
     model: str | Path | SideModel | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     spacing: float | None = None,
+    convention: Literal["radiological", "neurological"] = "radiological",
+    intensity: tuple[float, float] = (1.0, 0.0),
 ) -> SideCheck:
     """Check one scan's left-right: ``sidepair.check_sides("ct.nii.gz").verdict``.
 
@@ -334,13 +354,15 @@ def check_sides(
         threshold: Probability at or above which the verdict is ``ok`` (``flipped`` at or below 1 - it).
         spacing: Pixel spacing (mm) of a PNG slice that no ``slices.json`` gives one for (else 1 mm,
             with a warning).
+        convention: A PNG's left-right convention where ``slices.json`` gives no axis codes.
+        intensity: A PNG's ``(slope, intercept)`` from pixel values to HU (see :class:`PngReading`).
     """
     if not 0.5 < threshold < 1:
         raise SidepairError(f"threshold must lie between 0.5 and 1, got {threshold}")
     side_model = model if isinstance(model, SideModel) else SideModel.load(model)
     if isinstance(image, Volume):
         return side_model.check(image, threshold)
-    scans = plan_scans([image], spacing)
+    scans = plan_scans([image], PngReading(spacing, convention, tuple(intensity)))
     if len(scans) != 1:
         raise DataError(Path(image), f"holds {len(scans)} scans; check them with check_paths")
     warn_unknown_spacing(scans, spacing)
@@ -354,13 +376,15 @@ def check_paths(
     threshold: float = DEFAULT_THRESHOLD,
     progress: bool = True,
     spacing: float | None = None,
+    convention: Literal["radiological", "neurological"] = "radiological",
+    intensity: tuple[float, float] = (1.0, 0.0),
 ) -> list[SideCheck]:
-    """Check every scan of ``inputs`` (see :func:`plan_scans`; ``spacing`` as there), one at a time.
+    """Check every scan of ``inputs`` (see :func:`plan_scans`; PNG options as :func:`check_sides`).
 
     Raises:
         DataError: The first scan that cannot be checked, naming its file and why.
     """
-    scans = plan_scans(inputs, spacing)
+    scans = plan_scans(inputs, PngReading(spacing, convention, tuple(intensity)))
     warn_unknown_spacing(scans, spacing)
     bar = tqdm(scans, desc="check-sides", unit="scan", disable=None if progress and len(scans) > 1 else True)
     return [model.check(loader(path), threshold) for path, loader in bar]
