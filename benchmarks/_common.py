@@ -80,15 +80,16 @@ def timed(fn, *args, **kwargs) -> tuple[Any, float]:
     return value, time.perf_counter() - start
 
 
-def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, Path]:
-    """``--model NAME=FILE`` options as ``{NAME: FILE}``; a malformed one or a missing FILE is a usage
-    error (exit 2)."""
+def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, list[Path]]:
+    """``--model NAME=FILE[,FILE...]`` options as ``{NAME: [FILE, ...]}`` (several files: side models read
+    together); a malformed one or a missing FILE is a usage error (exit 2)."""
     models = {}
     for spec in specs:
-        name, eq, file = spec.partition("=")
-        if not (name and eq and Path(file).is_file()):
-            parser.error(f"--model {spec}: expected NAME=FILE with an existing checkpoint FILE")
-        models[name] = Path(file)
+        name, eq, files = spec.partition("=")
+        paths = [Path(f) for f in files.split(",")] if files else []
+        if not (name and eq and paths and all(p.is_file() for p in paths)):
+            parser.error(f"--model {spec}: expected NAME=FILE[,FILE...] with existing checkpoint FILEs")
+        models[name] = paths
     return models
 
 

@@ -34,17 +34,19 @@ def confidently_wrong(row: dict) -> bool:
     return row["verdict"] not in (RIGHT[row["state"]], "unsure")
 
 
-def trained_on(path: Path) -> list[str]:
-    """The real CTs a side model's checkpoint says it was trained on (``train_side_model.py`` records it)."""
-    config = read_checkpoint(path, PretrainCheckpoint).config
-    return [str(Path(p).parent) for p in config.get("training_data", {}).get("real", [])]
+def trained_on(paths: list[Path]) -> set[str]:
+    """The real CTs side models' checkpoints say they were trained on (``train_side_model.py`` records it)."""
+    configs = [read_checkpoint(path, PretrainCheckpoint).config for path in paths]
+    return {str(Path(p).parent) for c in configs for p in c.get("training_data", {}).get("real", [])}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "side_model_spread")
-    parser.add_argument("--model", action="append", required=True, help="NAME=FILE (NAME: GROUP@SEED).")
+    parser.add_argument(
+        "--model", action="append", required=True, help="GROUP@SEED=FILE; NAME=A,B reads several together."
+    )
     args = parser.parse_args()
     models = model_specs(parser, args.model)
     scans = {p: states(args.data / p / "ct.nii.gz", args.work / p) for p in PATIENTS}

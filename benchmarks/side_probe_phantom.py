@@ -37,7 +37,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "side_probe_phantom")
     parser.add_argument("--model", action="append", default=[], help="NAME=FILE: another side model.")
     args = parser.parse_args()
-    models = dict(MODELS) | model_specs(parser, args.model)
+    extra = model_specs(parser, args.model)
+    if any(len(paths) > 1 for paths in extra.values()):
+        parser.error("--model: the probe reads one network per NAME (NAME=FILE)")
+    models = dict(MODELS) | {name: paths[0] for name, paths in extra.items()}
     sidepair = [sys.executable, "-m", "sidepair"]
     phantom, store_dir = args.work / "phantom", args.work / "store"
     if not (phantom / "phantom.json").exists():

@@ -13,6 +13,11 @@ by epoch 15 and then ties, so "best" was an arbitrary epoch (15-28 over three se
 verdicts on real KiTS19 slices ranged over 13-22 of 24 right; the final epochs' over 19-20
 (``benchmarks/side_model_spread.py``). ``--checkpoint best`` keeps the old choice.
 
+Deterministic on one CPU, not across CPUs (training floats differ): the same seed on an AMD EPYC gave a
+model with 13 / 16 of the slices right and 6 of 48 confidently wrong, where the committed one (trained on
+another CPU) has 20 / 20 and none. The shipped file is what was measured; a retrained one must be measured
+again (``benchmarks/side_model_spread.py``) before it replaces it.
+
 Usage:
     python scripts/train_side_model.py [--data ../shared/data] [--work DIR] [--out FILE]
         [--without ts_example] [--with ircadb/patient_01 ...] [--train-seed N]

@@ -550,9 +550,12 @@ def check_sides(
         ),
     ],
     model: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            "--model", "-m", help="Side-pair run or checkpoint with a side head (default: the shipped model)."
+            "--model",
+            "-m",
+            help="Side-pair run or checkpoint with a side head; repeat to read several together "
+            "(their logits averaged; default: the shipped model).",
         ),
     ] = None,
     out: Annotated[
@@ -584,7 +587,7 @@ def check_sides(
     plan_scans(list(inputs))  # bad input is refused before the model is loaded
     checks = check_paths(
         list(inputs),
-        SideModel.load(model),
+        SideModel.load(model or None),
         threshold,
         spacing=spacing,
         convention=convention,

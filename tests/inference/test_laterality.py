@@ -3,6 +3,7 @@
 import csv
 import json
 import warnings
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -22,7 +23,7 @@ from sidepair.inference.laterality import (
     default_model_path,
     verdict_of,
 )
-from sidepair.models.checkpoint import read_checkpoint
+from sidepair.models.checkpoint import read_checkpoint, save_checkpoint
 from sidepair.models.encoder import Encoder
 from sidepair.models.siamese import Siamese
 from tests.conftest import run_cli as cli
@@ -270,3 +271,36 @@ def test_cli_warns_in_one_line_and_takes_spacing(png_slice):
     result = cli("check-sides", png_slice.parent, "--spacing", "0")
     assert result.returncode != 0 and "--spacing" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+PHANTOM_ONLY = Path(__file__).parents[1] / "fixtures" / "side_model_phantom_only.pt"
+
+
+def test_side_models_read_together_average_their_logits():
+    one, other = SideModel.load(default_model_path()), SideModel.load(PHANTOM_ONLY)
+    both = SideModel.load([default_model_path(), PHANTOM_ONLY])
+    assert len(both.networks) == 2 and str(PHANTOM_ONLY) in both.source
+    crops = np.random.default_rng(0).normal(0, 1, (6, 1, *one.size[1:])).astype(np.float32)
+    expected = (one.right_logits(crops) + other.right_logits(crops)) / 2
+    np.testing.assert_allclose(both.right_logits(crops), expected, atol=1e-5)
+    assert np.abs(one.right_logits(crops) - other.right_logits(crops)).max() > 0.1  # not a vacuous mean
+
+
+def test_side_models_cut_otherwise_are_not_read_together(tmp_path):
+    ckpt = read_checkpoint(PHANTOM_ONLY)
+    ckpt.preprocess["spacing_zyx"] = [4.0, 2.0, 2.0]
+    odd = tmp_path / "odd.pt"
+    save_checkpoint(ckpt, odd)
+    with pytest.raises(SidepairError, match=r"odd.pt: cut its sections otherwise than .* read together"):
+        SideModel.load([default_model_path(), odd])
+
+
+def test_cli_reads_repeated_models_together(states, tmp_path):
+    out = tmp_path / "sides.csv"
+    shipped = default_model_path()
+    result = cli("check-sides", states / "asis.nii.gz", "-m", shipped, "-m", PHANTOM_ONLY, "-o", out)
+    assert result.returncode == 0, result.stderr
+    row = next(csv.DictReader(out.open(encoding="utf-8")))
+    assert row["model"] == f"{default_model_path()} + {PHANTOM_ONLY}" and row["verdict"] == "ok"
+    expected = sidepair.check_sides(states / "asis.nii.gz", model=[default_model_path(), PHANTOM_ONLY])
+    assert float(row["probability"]) == pytest.approx(expected.probability, abs=1e-4)

@@ -22,7 +22,7 @@ import csv
 import functools
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -109,29 +109,62 @@ class SideModel:
     """A side-pair encoder with an absolute side head, and the preprocessing it was trained on.
 
     Args:
-        network: The siamese network (its ``side_classifier`` set).
-        preprocess: The store settings its sections were cut with.
+        networks: The siamese network (its ``side_classifier`` set), or several trained alike and read
+            together.
+        preprocess: The store settings their sections were cut with.
         section_size: (y, x) in 2D, (z, y, x) in 3D.
-        source: Its file, for messages and reports.
+        source: Their files, for messages and reports.
     """
 
     def __init__(
-        self, network: Siamese, preprocess: PreprocessSettings, section_size: tuple[int, ...], source: str
+        self,
+        networks: Siamese | list[Siamese],
+        preprocess: PreprocessSettings,
+        section_size: tuple[int, ...],
+        source: str,
     ) -> None:
-        self.network = network.eval()
+        self.networks = [n.eval() for n in (networks if isinstance(networks, list) else [networks])]
         self.preprocess = preprocess
-        self.dims = network.encoder.spatial_dims
+        self.dims = self.networks[0].encoder.spatial_dims
         self.size = (1, *section_size) if self.dims == 2 else tuple(section_size)
         self.source = source
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> SideModel:
-        """Load a side-pair run folder or checkpoint (the shipped model when ``path`` is None).
+    def load(cls, path: str | Path | Sequence[str | Path] | None = None) -> SideModel:
+        """Load a side-pair run folder or checkpoint, or several read together; None: the shipped one.
+
+        Several are read together as nnU-Net reads its folds: their outputs (here the side head's logits)
+        averaged.
 
         Raises:
-            SidepairError: Missing, not a side-pair run, not cut on half sections, or without a side head.
+            SidepairError: Missing, not a side-pair run, not cut on half sections, or without a side head;
+                several that were not cut alike.
         """
-        path = Path(path) if path is not None else default_model_path()
+        if path is None:
+            paths = [default_model_path()]
+        elif isinstance(path, (str, Path)):
+            paths = [Path(path)]
+        else:
+            paths = [Path(p) for p in path]
+        if not paths:
+            raise SidepairError("no side model given")
+        members = [cls._load_one(p) for p in paths]
+        first = members[0]
+        for other in members[1:]:
+            if (other.preprocess, other.size) != (first.preprocess, first.size):
+                raise SidepairError(
+                    f"{other.source}: cut its sections otherwise than {first.source} (preprocessing or "
+                    "section size); side models read together must be cut alike"
+                )
+        return cls(
+            [n for m in members for n in m.networks],
+            first.preprocess,
+            first.size[1:] if first.dims == 2 else first.size,
+            " + ".join(m.source for m in members),
+        )
+
+    @classmethod
+    def _load_one(cls, path: Path) -> SideModel:
         if path.is_dir():
             path = path / BEST
         if not path.exists():
@@ -163,12 +196,16 @@ class SideModel:
 
     @torch.no_grad()
     def right_logits(self, crops: np.ndarray, batch: int = 32) -> np.ndarray:
-        """The side head's logit of "right" per section ``(n, 1, *size)``, averaged with its mirror's."""
+        """The side head's logit of "right" per section ``(n, 1, *size)``.
+
+        Averaged with its mirror's, and over the networks read together.
+        """
         out = []
         for i in range(0, len(crops), batch):
             x = torch.from_numpy(crops[i : i + batch])
-            both = self.network.side_logit(self.network.embed(torch.cat([x, torch.flip(x, dims=(-1,))])))
-            out.append(((both[: len(x)] + both[len(x) :]) / 2).numpy())
+            x = torch.cat([x, torch.flip(x, dims=(-1,))])
+            both = torch.stack([n.side_logit(n.embed(x)) for n in self.networks]).mean(dim=0)
+            out.append(((both[: len(x) // 2] + both[len(x) // 2 :]) / 2).numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
     def level_evidence(self, volume: Volume) -> np.ndarray:
@@ -340,7 +377,7 @@ def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list
 
 def check_sides(
     image: str | Path | Volume,
-    model: str | Path | SideModel | None = None,
+    model: str | Path | Sequence[str | Path] | SideModel | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     spacing: float | None = None,
     convention: Literal["radiological", "neurological"] = "radiological",
@@ -350,7 +387,8 @@ def check_sides(
 
     Args:
         image: A NIfTI file, a DICOM series folder, a PNG slice, or a loaded :class:`Volume`.
-        model: A side-pair run or checkpoint with a side head, or a loaded model; the shipped one when None.
+        model: A side-pair run or checkpoint with a side head, several read together, or a loaded model;
+            the shipped one when None.
         threshold: Probability at or above which the verdict is ``ok`` (``flipped`` at or below 1 - it).
         spacing: Pixel spacing (mm) of a PNG slice that no ``slices.json`` gives one for (else 1 mm,
             with a warning).
