@@ -304,3 +304,17 @@ def test_cli_reads_repeated_models_together(states, tmp_path):
     assert row["model"] == f"{default_model_path()} + {PHANTOM_ONLY}" and row["verdict"] == "ok"
     expected = sidepair.check_sides(states / "asis.nii.gz", model=[default_model_path(), PHANTOM_ONLY])
     assert float(row["probability"]) == pytest.approx(expected.probability, abs=1e-4)
+
+
+def test_a_2d_nifti_is_read_as_one_slice(states, tmp_path):
+    img = nib.load(states / "asis.nii.gz")
+    z = int(np.argmax(np.abs(img.affine[2, :3])))
+    mid = np.take(np.asanyarray(img.dataobj), img.shape[z] * 2 // 3, axis=z)  # the axial plane, 2D
+    write_nifti(tmp_path / "flat.nii.gz", mid, img.affine)
+    one = write_nifti(tmp_path / "one.nii.gz", np.expand_dims(mid, z), img.affine)
+    flat_check = sidepair.check_sides(tmp_path / "flat.nii.gz")
+    assert flat_check.levels == 1
+    assert flat_check.probability == pytest.approx(sidepair.check_sides(one).probability, abs=1e-9)
+    write_nifti(tmp_path / "noaffine.nii.gz", mid, codes=False)
+    result = cli("check-sides", tmp_path / "noaffine.nii.gz")
+    assert result.returncode == 1 and "noaffine.nii.gz: missing affine" in result.stderr

@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import nibabel as nib
 import numpy as np
 import torch
 from scipy.special import expit
@@ -41,7 +42,7 @@ from sidepair.data.formats.slices import SlicesFormat
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sections import read_crop
 from sidepair.data.sides import body_centre
-from sidepair.data.volume import Volume, load_nifti
+from sidepair.data.volume import Volume, load_nifti, volume_from_image
 from sidepair.errors import DataError, DataWarning, SidepairError
 from sidepair.inference.predictor import is_nifti
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
@@ -283,6 +284,18 @@ class SideModel:
         )
 
 
+def _nifti_loader(path: Path) -> Volume:
+    """A NIfTI scan; a 2D one (a single slice stored without its third axis) as a volume of one slice."""
+    try:
+        img = nib.load(str(path))
+    except Exception:  # load_nifti names the file and the problem
+        return load_nifti(path)
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image) or len(img.shape) != 2:
+        return load_nifti(path)
+    data = np.asanyarray(img.dataobj)[..., None]
+    return volume_from_image(type(img)(data, img.affine, img.header), path)
+
+
 def _png_root(png: Path) -> Path:
     return png.parent.parent if png.parent.name == "images" else png.parent
 
@@ -357,7 +370,7 @@ def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list
             raise DataError(path, "input not found")
         if path.is_file():
             if is_nifti(path):
-                scans.append((path, load_nifti))
+                scans.append((path, _nifti_loader))
             elif path.suffix.lower() in IMAGE_SUFFIXES:
                 scans.append((path, png_loader))
             else:
@@ -371,7 +384,7 @@ def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list
         niftis = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p))
         if not pngs and not niftis:
             raise DataError(path, "no NIfTI files, PNG slices or DICOM series in the folder")
-        scans += [(p, load_nifti) for p in niftis] + [(p, png_loader) for p in pngs]
+        scans += [(p, _nifti_loader) for p in niftis] + [(p, png_loader) for p in pngs]
     return scans
 
 
