@@ -37,6 +37,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -105,14 +106,19 @@ def states(ct: Path, out: Path) -> dict[str, Path]:
     return paths
 
 
-def mirrored_slices(slices: Path, out: Path) -> Path:
-    """A copy of a slice folder's images with every PNG mirrored left-right (a PNG has no header to flip)."""
+def transformed_slices(slices: Path, out: Path, transform: Callable[[np.ndarray], np.ndarray]) -> Path:
+    """A copy of a slice folder (slices.json and images), ``transform`` applied to each PNG's pixels."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "slices.json").write_bytes((slices / "slices.json").read_bytes())
     for png in sorted((slices / "images").glob("*.png")):
-        pixels = np.asarray(Image.open(png))
-        Image.fromarray(np.ascontiguousarray(pixels[:, ::-1])).save(out / "images" / png.name)
+        pixels = transform(np.asarray(Image.open(png)))
+        Image.fromarray(np.ascontiguousarray(pixels)).save(out / "images" / png.name)
     return out
+
+
+def mirrored_slices(slices: Path, out: Path) -> Path:
+    """A copy of a slice folder's images with every PNG mirrored left-right (a PNG has no header to flip)."""
+    return transformed_slices(slices, out, lambda pixels: pixels[:, ::-1])
 
 
 def slice_verdicts(slices: Path, models: dict[str, Path | None], work: Path) -> list[dict]:

@@ -26,11 +26,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy.special import expit
 
 from _common import model_specs, report
-from laterality_lopo import PHANTOM_ONLY, mirrored_slices
+from laterality_lopo import PHANTOM_ONLY, mirrored_slices, transformed_slices
 from sidepair.errors import DataWarning
 from sidepair.inference.laterality import DEFAULT_THRESHOLD, PngReading, SideModel, plan_scans, verdict_of
 
@@ -75,15 +74,10 @@ def bare_copy(folder: Path, out: Path) -> Path:
     return out
 
 
-def windowed_copy(folder: Path, out: Path) -> Path:
-    """The slice folder (with its slices.json) exported again through the window LEVEL, WIDTH."""
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "slices.json").write_bytes((folder / "slices.json").read_bytes())
-    for png in sorted((folder / "images").glob("*.png")):
-        hu = np.asarray(Image.open(png).convert("L"), dtype=float)
-        pixels = np.clip((hu - (LEVEL - WIDTH / 2)) * 255 / WIDTH, 0, 255).round().astype(np.uint8)
-        Image.fromarray(pixels).save(out / "images" / png.name)
-    return out
+def windowed(pixels: np.ndarray) -> np.ndarray:
+    """8-bit pixels holding HU, exported again through the window LEVEL, WIDTH."""
+    hu = pixels.astype(float)
+    return np.clip((hu - (LEVEL - WIDTH / 2)) * 255 / WIDTH, 0, 255).round().astype(np.uint8)
 
 
 def main() -> None:
@@ -103,8 +97,10 @@ def main() -> None:
         ("slices.json", "mirrored"): mirrored,
         ("1 mm assumed", "as is"): bare_copy(slices, args.work / "bare"),
         ("1 mm assumed", "mirrored"): bare_copy(mirrored, args.work / "bare_mirrored"),
-        ("L40 W400 read as HU", "as is"): windowed_copy(slices, args.work / "windowed"),
-        ("L40 W400 read as HU", "mirrored"): windowed_copy(mirrored, args.work / "windowed_mirrored"),
+        ("L40 W400 read as HU", "as is"): transformed_slices(slices, args.work / "windowed", windowed),
+        ("L40 W400 read as HU", "mirrored"): transformed_slices(
+            mirrored, args.work / "windowed_mirrored", windowed
+        ),
     }
     folders |= {
         ("L40 W400 told", state): folders["L40 W400 read as HU", state] for state in ("as is", "mirrored")

@@ -106,6 +106,38 @@ def verdict_of(probability: float, threshold: float) -> Verdict:
     return "unsure"
 
 
+def _load_side_network(path: Path) -> tuple[Siamese, PreprocessSettings, tuple[int, ...], str]:
+    """One side model's network, preprocessing, section size and file (see :meth:`SideModel.load`)."""
+    if path.is_dir():
+        path = path / BEST
+    if not path.exists():
+        raise SidepairError(f"{path}: side model not found")
+    ckpt = read_checkpoint(path, PretrainCheckpoint)
+    config = ckpt.config
+    task = config.get("task", "side-pair")
+    if task != "side-pair":
+        raise SidepairError(f"{path}: a {task} pretraining run, not a side model (side-pair)")
+    if config.get("sections") != "half":
+        raise SidepairError(
+            f"{path}: pretrained on {config.get('sections')} sections; the check cuts half sections "
+            "(kidney sections would need a kidney mask the scan does not have)"
+        )
+    preprocess = PreprocessSettings.model_validate(ckpt.preprocess)
+    if is_nnunet(ckpt.encoder_config) or preprocess.nnunet is not None:
+        raise SidepairError(
+            f"{path}: a side model of nnU-Net's architecture on nnU-Net's preprocessing; check-sides "
+            "cuts sections with sidepair's own preprocessing: pretrain the side model without "
+            "--architecture nnunet"
+        )
+    if not config.get("side_head") or "side_classifier.weight" not in ckpt.network_weights:
+        raise SidepairError(
+            f"{path}: a side-pair model without a side head (a pair model cannot say which side a "
+            "section shows); pretrain with --side-head --mirror"
+        )
+    network = Siamese.from_checkpoint(ckpt)
+    return network, preprocess, tuple(int(v) for v in config["section_size"]), str(path)
+
+
 class SideModel:
     """A side-pair encoder with an absolute side head, and the preprocessing it was trained on.
 
@@ -149,51 +181,15 @@ class SideModel:
             paths = [Path(p) for p in path]
         if not paths:
             raise SidepairError("no side model given")
-        members = [cls._load_one(p) for p in paths]
-        first = members[0]
-        for other in members[1:]:
-            if (other.preprocess, other.size) != (first.preprocess, first.size):
+        members = [_load_side_network(p) for p in paths]
+        _, preprocess, size, first = members[0]
+        for _, other_preprocess, other_size, other in members[1:]:
+            if (other_preprocess, other_size) != (preprocess, size):
                 raise SidepairError(
-                    f"{other.source}: cut its sections otherwise than {first.source} (preprocessing or "
-                    "section size); side models read together must be cut alike"
+                    f"{other}: cut its sections otherwise than {first} (preprocessing or section size); "
+                    "side models read together must be cut alike"
                 )
-        return cls(
-            [n for m in members for n in m.networks],
-            first.preprocess,
-            first.size[1:] if first.dims == 2 else first.size,
-            " + ".join(m.source for m in members),
-        )
-
-    @classmethod
-    def _load_one(cls, path: Path) -> SideModel:
-        if path.is_dir():
-            path = path / BEST
-        if not path.exists():
-            raise SidepairError(f"{path}: side model not found")
-        ckpt = read_checkpoint(path, PretrainCheckpoint)
-        config = ckpt.config
-        task = config.get("task", "side-pair")
-        if task != "side-pair":
-            raise SidepairError(f"{path}: a {task} pretraining run, not a side model (side-pair)")
-        if config.get("sections") != "half":
-            raise SidepairError(
-                f"{path}: pretrained on {config.get('sections')} sections; the check cuts half sections "
-                "(kidney sections would need a kidney mask the scan does not have)"
-            )
-        preprocess = PreprocessSettings.model_validate(ckpt.preprocess)
-        if is_nnunet(ckpt.encoder_config) or preprocess.nnunet is not None:
-            raise SidepairError(
-                f"{path}: a side model of nnU-Net's architecture on nnU-Net's preprocessing; check-sides "
-                "cuts sections with sidepair's own preprocessing: pretrain the side model without "
-                "--architecture nnunet"
-            )
-        if not config.get("side_head") or "side_classifier.weight" not in ckpt.network_weights:
-            raise SidepairError(
-                f"{path}: a side-pair model without a side head (a pair model cannot say which side a "
-                "section shows); pretrain with --side-head --mirror"
-            )
-        network = Siamese.from_checkpoint(ckpt)
-        return cls(network, preprocess, tuple(int(v) for v in config["section_size"]), str(path))
+        return cls([m[0] for m in members], preprocess, size, " + ".join(m[3] for m in members))
 
     @torch.no_grad()
     def right_logits(self, crops: np.ndarray, batch: int = 32) -> np.ndarray:
@@ -204,9 +200,10 @@ class SideModel:
         out = []
         for i in range(0, len(crops), batch):
             x = torch.from_numpy(crops[i : i + batch])
+            n = len(x)
             x = torch.cat([x, torch.flip(x, dims=(-1,))])
-            both = torch.stack([n.side_logit(n.embed(x)) for n in self.networks]).mean(dim=0)
-            out.append(((both[: len(x) // 2] + both[len(x) // 2 :]) / 2).numpy())
+            both = torch.stack([net.side_logit(net.embed(x)) for net in self.networks]).mean(dim=0)
+            out.append(((both[:n] + both[n:]) / 2).numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
     def level_evidence(self, volume: Volume) -> np.ndarray:
@@ -290,10 +287,11 @@ def _nifti_loader(path: Path) -> Volume:
         img = nib.load(str(path))
     except Exception:  # load_nifti names the file and the problem
         return load_nifti(path)
-    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image) or len(img.shape) != 2:
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         return load_nifti(path)
-    data = np.asanyarray(img.dataobj)[..., None]
-    return volume_from_image(type(img)(data, img.affine, img.header), path)
+    if len(img.shape) == 2:
+        img = type(img)(np.asanyarray(img.dataobj)[..., None], img.affine, img.header)
+    return volume_from_image(img, path)
 
 
 def _png_root(png: Path) -> Path:

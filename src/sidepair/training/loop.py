@@ -235,7 +235,8 @@ def fit(
     # joins its threads with the GIL held while one of them waits for the GIL to free a finished
     # barrier's tensor: a hang at exit, seen once in two suite runs (pytorch/pytorch#56297).
     del steps
-    gc.collect()
+    if info.enabled:
+        gc.collect()  # DDP's hooks hold the wrapper in reference cycles
     dd.barrier(info)
     dd.cleanup(info)
     return history
