@@ -37,6 +37,7 @@ from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.experiment.config import ExperimentConfig
 from sidepair.experiment.plan import PretrainSpec, RunSpec, plan_pretraining, plan_runs
 from sidepair.experiment.report import write_report
+from sidepair.experiment.results import read_history
 from sidepair.models.checkpoint import load_checkpoint
 from sidepair.training.performance import Performance
 from sidepair.training.pretrain import PretrainConfig, resolve_config, run_pretrain
@@ -188,7 +189,10 @@ def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
     except SidepairError:
         return False  # a damaged checkpoint: the run resumes, falling back to the best one
     done = int(ckpt["epoch"]) >= int(resolved["epochs"]) or bool(ckpt.get("stopped", False))
-    return done and (run_dir / "checkpoint_best.pt").exists()
+    # A log short of its checkpoint (a run killed between the writes by an older sidepair) is
+    # rewritten by resuming, which finds the run finished and trains nothing.
+    logged = len(read_history(run_dir)) == int(ckpt["epoch"])
+    return done and logged and (run_dir / "checkpoint_best.pt").exists()
 
 
 def evaluation_finished(run_dir: Path, split: str, which: str, resample: str) -> bool:

@@ -28,7 +28,7 @@ from sidepair.errors import SidepairError
 from sidepair.models.checkpoint import BEST, LAST, PREV, Checkpoint, load_resume_checkpoint, save_checkpoint
 from sidepair.training import distributed as dd
 from sidepair.training.performance import Performance, StepModule
-from sidepair.training.runlog import RunLogger
+from sidepair.training.runlog import RunLogger, write_history
 from sidepair.version import __version__
 
 
@@ -135,6 +135,10 @@ def fit(
         optimizer.load_state_dict(state.optimizer_state)
         scheduler.load_state_dict(state.scheduler_state)
         history, best, start = list(state.history), float(state.best_metric), int(state.epoch)
+        if info.main:
+            # The log may be an epoch ahead of the checkpoint (killed between the two writes): it
+            # follows the checkpoint, whose epochs are the ones that count.
+            write_history(run_dir, history)
         if state.stopped:  # it ended on a plateau: finished
             return history
     dd.barrier(info)  # every rank has checked the folder before rank 0 writes into it
@@ -210,12 +214,13 @@ def fit(
                     stopped=stop,
                     **task.checkpoint_fields(),
                 )
-                # The best checkpoint first: a kill between the two writes then repeats this epoch on
-                # resume, where the other order could leave a last checkpoint whose best was never written.
+                # The log and the best checkpoint before the last one: a kill between these writes then
+                # repeats this epoch on resume. The other order could leave a finished last checkpoint
+                # whose best checkpoint or log row was never written, and nothing would write them.
+                logger.log(history)
                 if improved:
                     save_checkpoint(dataclasses.replace(checkpoint, best_epoch=epoch + 1), run_dir / BEST)
                 save_checkpoint(checkpoint, run_dir / LAST, keep_previous=True)
-                logger.log(history)
                 if progress:
                     shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
                     tqdm.write(

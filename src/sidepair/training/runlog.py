@@ -15,8 +15,8 @@ class RunLogger:
 
     Args:
         run_dir: The run folder.
-        start_epoch: First epoch this process will log; TensorBoard events from a killed run at or
-            after it are purged.
+        start_epoch: Epochs the checkpoint resumed from holds; TensorBoard events a killed run wrote
+            after them (steps above ``start_epoch``; epoch ``n`` is step ``n``) are purged.
     """
 
     def __init__(self, run_dir: Path, start_epoch: int = 0) -> None:
@@ -24,7 +24,7 @@ class RunLogger:
 
         self.run_dir = run_dir
         self.writer = SummaryWriter(
-            str(run_dir / "tensorboard"), purge_step=start_epoch if start_epoch else None
+            str(run_dir / "tensorboard"), purge_step=start_epoch + 1 if start_epoch else None
         )
 
     def log(self, history: list[dict[str, Any]]) -> None:
@@ -34,8 +34,13 @@ class RunLogger:
             if key != "epoch" and isinstance(value, int | float):
                 self.writer.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
         self.writer.flush()
-        write_text(self.run_dir / "metrics.jsonl", "".join(dumps(r) + "\n" for r in history))
+        write_history(self.run_dir, history)
 
     def close(self) -> None:
         """Flush and close TensorBoard."""
         self.writer.close()
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Write ``metrics.jsonl`` whole (atomically): one row per epoch of ``history``."""
+    write_text(run_dir / "metrics.jsonl", "".join(dumps(r) + "\n" for r in history))

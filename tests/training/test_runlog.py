@@ -1,0 +1,95 @@
+"""The per-epoch log follows the checkpoints: after a kill between writes, metrics.jsonl and TensorBoard
+hold every epoch exactly once, with the numbers the resumed run counts."""
+
+import json
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sidepair.experiment.runner import training_finished
+from sidepair.models.checkpoint import LAST, load_checkpoint
+from sidepair.training import loop
+from sidepair.training.pretrain import resolve_config, run_pretrain
+from sidepair.training.runlog import RunLogger
+
+TINY = {
+    "section_size": (24, 24),
+    "channels": (4, 8),
+    "strides": (1, 2),
+    "pairs_per_epoch": 16,
+    "batch_size": 8,
+    "val_pairs": 8,
+    "epochs": 2,
+    "device": "cpu",
+}
+
+
+def scalars(run_dir, tag="train/loss"):
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
+def jsonl(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_resumed_logger_keeps_the_epochs_its_checkpoint_holds(tmp_path):
+    rows = [{"epoch": e, "train_loss": 1.0 / e} for e in (1, 2, 3)]
+    first = RunLogger(tmp_path, 0)
+    for n in (1, 2, 3):  # epoch 3 logged, but (say) killed before its checkpoint
+        first.log(rows[:n])
+    first.close()
+    resumed = RunLogger(tmp_path, 2)  # the checkpoint holds two epochs
+    resumed.log([*rows[:2], {"epoch": 3, "train_loss": 0.25}])
+    resumed.close()
+    assert scalars(tmp_path) == [(1, 1.0), (2, 0.5), (3, 0.25)]
+    assert [r["epoch"] for r in jsonl(tmp_path)] == [1, 2, 3]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_kill_between_the_log_and_the_last_checkpoint_repeats_the_epoch_once(
+    small_store, tmp_path, monkeypatch
+):
+    config = resolve_config("fast-2d", small_store, sections="masked", **TINY)
+    reference = run_pretrain(config, tmp_path / "reference", progress=False)
+    save = loop.save_checkpoint
+
+    def save_or_die(checkpoint, path, keep_previous=False):
+        if path.name == LAST and checkpoint.epoch == 2:
+            raise Killed
+        save(checkpoint, path, keep_previous)
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "save_checkpoint", save_or_die)
+        with pytest.raises(Killed):
+            run_pretrain(config, run, progress=False)
+    assert load_checkpoint(run / LAST)["epoch"] == 1
+    assert [r["epoch"] for r in jsonl(run)] == [1, 2]  # the log went first
+    history = run_pretrain(config, run, resume=True, progress=False)
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in reference]
+    untimed = [{k: v for k, v in r.items() if k != "time_s"} for r in jsonl(run)]
+    assert untimed == [{k: v for k, v in r.items() if k != "time_s"} for r in jsonl(tmp_path / "reference")]
+    assert [step for step, _ in scalars(run)] == [1, 2]
+    assert [v for _, v in scalars(run)] == pytest.approx([v for _, v in scalars(tmp_path / "reference")])
+
+
+def test_a_log_behind_its_finished_checkpoint_is_rewritten_on_resume(small_store, tmp_path):
+    """Runs killed under the old order (checkpoint, then log) hold a log short of their checkpoint."""
+    config = resolve_config("fast-2d", small_store, sections="masked", **TINY)
+    run = tmp_path / "run"
+    full = run_pretrain(config, run, progress=False)
+    resolved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    assert training_finished(run, resolved)
+    first = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    (run / "metrics.jsonl").write_text(first + "\n", encoding="utf-8")
+    assert not training_finished(run, resolved)  # the experiment resumes it, which rewrites the log
+    assert run_pretrain(config, run, resume=True, progress=False) == full
+    assert [r["epoch"] for r in jsonl(run)] == [1, 2]
+    assert jsonl(run)[1]["train_loss"] == full[1]["train_loss"]
+    assert training_finished(run, resolved)
