@@ -8,6 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sidepair.cli import app
+from sidepair.data.phantom import write_slices
+from sidepair.data.store import Store
 from sidepair.training.pretrain import resolve_config
 from sidepair.training.segment import resolve_train_config
 from tests.conftest import run_cli, two_kidney_volume, write_nifti
@@ -51,6 +53,36 @@ def test_phantom_and_prepare_end_to_end(tmp_path):
     assert other.returncode == 1
     assert other.stderr.strip().count("\n") == 0
     assert "store was prepared with other settings" in other.stderr
+
+
+def test_prepare_a_slice_folder_without_spacing_warns_or_takes_pixel_spacing(tmp_path):
+    data = tmp_path / "slices"
+    write_slices(data, cases=3, seed=1, shape=(64, 64, 32), slices_per_case=2)
+    (data / "slices.json").unlink()  # a bare export: PNGs and masks, nothing of their geometry
+    bare = run("prepare", "--data", data, "--out", tmp_path / "bare", "--preset", "fast-2d")
+    assert bare.returncode == 0, bare.stderr
+    warned = [line for line in bare.stderr.splitlines() if "pixel spacing" in line]
+    assert warned == [
+        f"sidepair prepare: warning: {data}: 6 of 6 PNG slices have no pixel spacing in a slices.json; "
+        "assumed 1 mm (--pixel-spacing MM sets it); kidney sizes, surface distances and the store grid "
+        "follow it"
+    ]
+    told = run(
+        "prepare", "--data", data, "--out", tmp_path / "told", "--preset", "fast-2d", "--pixel-spacing", 0.7
+    )
+    assert told.returncode == 0, told.stderr
+    assert "pixel spacing" not in told.stderr
+    store = Store(tmp_path / "told")
+    assert store.header.datasets[0].format_options["spacing"] == 0.7
+    dataset, source = store.source_of(next(iter(store.cases)))  # reopened as prepared, to read its files
+    affine = dataset.load(source).image.affine
+    assert sorted(np.linalg.norm(affine[:3, :3], axis=0).round(6).tolist())[:2] == [0.7, 0.7]
+    zero = run(
+        "prepare", "--data", data, "--out", tmp_path / "zero", "--preset", "fast-2d", "--pixel-spacing", 0
+    )
+    assert zero.returncode == 1 and zero.stderr.strip().count("\n") == 0
+    assert f"{data}: pixel spacing must be positive, got 0.0" in zero.stderr
+    assert not (tmp_path / "zero").exists()
 
 
 def _bad_dataset(tmp_path):

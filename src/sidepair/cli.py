@@ -262,6 +262,13 @@ def prepare(
         tuple[float, float] | None,
         typer.Option(help="Slice folders: SLOPE INTERCEPT turning pixel values into HU (default 1 0)."),
     ] = None,
+    pixel_spacing: Annotated[
+        float | None,
+        typer.Option(
+            help="Slice folders: the PNGs' pixel spacing (mm) where slices.json gives none (else 1 mm, "
+            "with a warning)."
+        ),
+    ] = None,
     accept_negatives: Annotated[
         bool,
         typer.Option(
@@ -290,7 +297,7 @@ def prepare(
     if plans is not None and configuration is not None:
         settings = with_nnunet(settings, plans, configuration)
     lm = get_label_map(label_map) if label_map is not None else None
-    slice_options = {"convention": convention, "intensity": intensity}
+    slice_options = {"convention": convention, "intensity": intensity, "spacing": pixel_spacing}
     datasets = []
     for folder in data:
         options: dict[str, Any] = {}
@@ -566,12 +573,12 @@ def check_sides(
         float,
         typer.Option(min=0.5, max=0.999, help="ok at or above this probability, flipped at or below 1 - it."),
     ] = DEFAULT_THRESHOLD,
-    spacing: Annotated[
+    pixel_spacing: Annotated[
         float | None,
         typer.Option(
             min=0.05,
             max=20.0,
-            help="Pixel spacing (mm) of PNG slices no slices.json gives it for (else 1).",
+            help="Pixel spacing (mm) of PNG slices no slices.json gives it for (else 1, with a warning).",
         ),
     ] = None,
     convention: Annotated[
@@ -589,7 +596,7 @@ def check_sides(
         list(inputs),
         SideModel.load(model or None),
         threshold,
-        spacing=spacing,
+        pixel_spacing=pixel_spacing,
         convention=convention,
         intensity=intensity or (1.0, 0.0),
     )

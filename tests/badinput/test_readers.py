@@ -79,7 +79,7 @@ def test_unreadable_png_and_dicom(tmp_path, capsys):
     out = tmp_path / "store"
     assert_refused(
         capsys,
-        ["prepare", "--data", root, "--out", out, "--format", "slices"],
+        ["prepare", "--data", root, "--out", out, "--format", "slices", "--pixel-spacing", "1"],
         root / "images" / "p1_1.png",
         "",
         out,

@@ -88,6 +88,7 @@ def test_plan_covers_every_init_fraction_and_seed(tmp_path):
         ({"preset": "nope"}, "unknown preset 'nope'"),
         ({"segmentation": {"seeds": [0, 0]}}, "without repeats"),
         ({"jobs": 0}, "jobs"),
+        ({"data": {"paths": ["x"], "pixel_spacing": 0}}, "data.pixel_spacing"),
         ({"performance": {"precision": "fp16"}}, "performance.precision"),
         ({"extra": 1}, "extra"),
         ({"architecture": "nnunet"}, "architecture nnunet needs plans and configuration"),

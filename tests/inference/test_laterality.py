@@ -215,8 +215,8 @@ def test_png_slices_without_a_spacing_are_warned_of_once_per_folder(png_slice):
     assert check.levels == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_paths([png_slice.parent], SideModel.load(), progress=False, spacing=0.7)
-        sidepair.check_sides(png_slice, spacing=0.7)
+        check_paths([png_slice.parent], SideModel.load(), progress=False, pixel_spacing=0.7)
+        sidepair.check_sides(png_slice, pixel_spacing=0.7)
 
 
 def test_spacing_sets_a_bare_png_s_grid_and_slices_json_wins(png_slice):
@@ -241,10 +241,10 @@ def test_a_neurological_png_told_so_reads_as_its_radiological_twin(png_slice, tm
     original = _png_loader(png_slice)
     np.testing.assert_array_equal(twin.array, original.array)
     np.testing.assert_allclose(twin.affine[:3, :3], original.affine[:3, :3])  # a PNG has no origin
-    told = sidepair.check_sides(neuro, spacing=1.0, convention="neurological").probability
-    assert told == pytest.approx(sidepair.check_sides(png_slice, spacing=1.0).probability, abs=1e-9)
+    told = sidepair.check_sides(neuro, pixel_spacing=1.0, convention="neurological").probability
+    assert told == pytest.approx(sidepair.check_sides(png_slice, pixel_spacing=1.0).probability, abs=1e-9)
     # Not told, the mirrored slice gets the complement (up to the resampling grid).
-    assert sidepair.check_sides(neuro, spacing=1.0).probability == pytest.approx(1 - told, abs=0.1)
+    assert sidepair.check_sides(neuro, pixel_spacing=1.0).probability == pytest.approx(1 - told, abs=0.1)
 
 
 def test_a_windowed_png_told_its_window_reads_in_hu(states, tmp_path):
@@ -265,11 +265,11 @@ def test_cli_warns_in_one_line_and_takes_spacing(png_slice):
     assert result.returncode in (0, 3)
     warning = [line for line in result.stderr.splitlines() if "warning" in line]
     assert len(warning) == 1 and str(png_slice.parent) in warning[0], result.stderr
-    assert "--spacing MM" in warning[0]
-    result = cli("check-sides", png_slice.parent, "--spacing", "0.7")
+    assert "--pixel-spacing MM" in warning[0]
+    result = cli("check-sides", png_slice.parent, "--pixel-spacing", "0.7")
     assert result.returncode in (0, 3) and "warning" not in result.stderr
-    result = cli("check-sides", png_slice.parent, "--spacing", "0")
-    assert result.returncode != 0 and "--spacing" in result.stderr
+    result = cli("check-sides", png_slice.parent, "--pixel-spacing", "0")
+    assert result.returncode != 0 and "--pixel-spacing" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 

@@ -107,7 +107,7 @@ def test_bare_kits19_pngs_read_as_with_slices_json_once_told_their_spacing(share
         shutil.copy(shared_data / "kits19_slices" / "images" / name, tmp_path / "bare" / name)
     images = shared_data / "kits19_slices" / "images"
     with_json = check_paths([images / n for n in names], model, progress=False)
-    told = check_paths([tmp_path / "bare"], model, progress=False, spacing=0.837890625)
+    told = check_paths([tmp_path / "bare"], model, progress=False, pixel_spacing=0.837890625)
     assert [c.probability for c in told] == pytest.approx([c.probability for c in with_json], abs=1e-6)
     with pytest.warns(DataWarning, match="16 of 16 PNG slices"):
         assumed = check_paths([tmp_path / "bare"], model, progress=False)

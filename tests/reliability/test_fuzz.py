@@ -134,7 +134,7 @@ def test_fuzz_png_slices(tmp_path_factory, png_pair, how, which):
         (root / name / "p1_10.png").write_bytes(apply(data, how) if name == which else data)
 
     def read(path):
-        dataset = open_dataset(root, "slices")
+        dataset = open_dataset(root, "slices", spacing=1.0)
         for case in dataset.cases():
             dataset.load(case)
 

@@ -65,8 +65,10 @@ def dataset_record(dataset: DatasetFormat, options: dict[str, Any] | None = None
 
 
 def _plain(value: Any) -> Any:
-    """A format option as JSON keeps it: text as text, pairs of numbers as a list."""
-    return [float(v) for v in value] if isinstance(value, list | tuple) else str(value)
+    """A format option as JSON keeps it: text as text, a number as a number, pairs of numbers as a list."""
+    if isinstance(value, list | tuple):
+        return [float(v) for v in value]
+    return float(value) if isinstance(value, int | float) else str(value)
 
 
 @dataclass

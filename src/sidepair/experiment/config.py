@@ -50,10 +50,11 @@ class DataConfig(_Strict):
     format: str = "auto"
     label_map: str | dict[str, Any] | None = None
     phantom: PhantomData | None = None
-    # Slice folders: the PNGs' left-right convention (without axis codes in slices.json) and the pixel
-    # value to HU mapping (slope, intercept).
+    # Slice folders: the PNGs' left-right convention (without axis codes in slices.json), the pixel
+    # value to HU mapping (slope, intercept) and the pixel spacing in mm (without one in slices.json).
     convention: Literal["radiological", "neurological"] = "radiological"
     intensity: tuple[float, float] | None = None
+    pixel_spacing: float | None = Field(default=None, gt=0)
     # Keep labelled 3D scans without kidney as negatives (slices without kidney always are).
     accept_negatives: bool = False
 

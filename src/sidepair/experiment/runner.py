@@ -95,7 +95,7 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
         roots, fmt = [Path(p) for p in config.data.paths], config.data.format
     label_map = get_label_map(config.data.label_map) if config.data.label_map is not None else None
     data = config.data
-    options = {"convention": data.convention, "intensity": data.intensity}
+    options = {"convention": data.convention, "intensity": data.intensity, "spacing": data.pixel_spacing}
     datasets = []
     for root in roots:
         slices = fmt == "slices" or (fmt == "auto" and (root / "images").is_dir())

@@ -38,7 +38,7 @@ from sidepair.atomic import write_json, write_text
 from sidepair.config import PreprocessSettings
 from sidepair.data.dicom import is_dicom_folder, load_dicom_series
 from sidepair.data.formats.base import CaseSource
-from sidepair.data.formats.slices import SlicesFormat
+from sidepair.data.formats.slices import ASSUMED_SPACING, SlicesFormat
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sections import read_crop
 from sidepair.data.sides import body_centre
@@ -56,7 +56,6 @@ BODY_HU = -500.0
 MAX_LEVELS = 48
 SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the section up, down, in, out
 IMAGE_SUFFIXES = (".png",)
-DEFAULT_PNG_SPACING = 1.0  # mm, a PNG slice's pixel spacing where nothing gives it
 
 
 def default_model_path() -> Path:
@@ -320,7 +319,7 @@ def _png_loader(png: Path, reading: PngReading = PngReading()) -> Volume:  # noq
     dataset = SlicesFormat(
         root,
         convention=reading.convention,
-        spacing=reading.spacing or DEFAULT_PNG_SPACING,
+        spacing=reading.spacing or ASSUMED_SPACING,
         intensity=reading.intensity,
     )
     meta = dataset._meta()
@@ -344,7 +343,7 @@ def warn_unknown_spacing(scans: list[tuple[Path, Any]], spacing: float | None) -
         if bare:
             warnings.warn(
                 f"{root}: {len(bare)} of {len(pngs)} PNG slices have no pixel spacing in a slices.json; "
-                f"assumed {DEFAULT_PNG_SPACING:g} mm (--spacing MM sets it); a wrong one changes verdicts",
+                f"assumed {ASSUMED_SPACING:g} mm (--pixel-spacing MM sets it); a wrong one changes verdicts",
                 DataWarning,
                 stacklevel=2,
             )
@@ -390,7 +389,7 @@ def check_sides(
     image: str | Path | Volume,
     model: str | Path | Sequence[str | Path] | SideModel | None = None,
     threshold: float = DEFAULT_THRESHOLD,
-    spacing: float | None = None,
+    pixel_spacing: float | None = None,
     convention: Literal["radiological", "neurological"] = "radiological",
     intensity: tuple[float, float] = (1.0, 0.0),
 ) -> SideCheck:
@@ -401,8 +400,8 @@ def check_sides(
         model: A side-pair run or checkpoint with a side head, several read together, or a loaded model;
             the shipped one when None.
         threshold: Probability at or above which the verdict is ``ok`` (``flipped`` at or below 1 - it).
-        spacing: Pixel spacing (mm) of a PNG slice that no ``slices.json`` gives one for (else 1 mm,
-            with a warning).
+        pixel_spacing: Pixel spacing (mm) of a PNG slice that no ``slices.json`` gives one for (else
+            1 mm, with a warning).
         convention: A PNG's left-right convention where ``slices.json`` gives no axis codes.
         intensity: A PNG's ``(slope, intercept)`` from pixel values to HU (see :class:`PngReading`).
     """
@@ -411,10 +410,10 @@ def check_sides(
     side_model = model if isinstance(model, SideModel) else SideModel.load(model)
     if isinstance(image, Volume):
         return side_model.check(image, threshold)
-    scans = plan_scans([image], PngReading(spacing, convention, tuple(intensity)))
+    scans = plan_scans([image], PngReading(pixel_spacing, convention, tuple(intensity)))
     if len(scans) != 1:
         raise DataError(Path(image), f"holds {len(scans)} scans; check them with check_paths")
-    warn_unknown_spacing(scans, spacing)
+    warn_unknown_spacing(scans, pixel_spacing)
     path, loader = scans[0]
     return side_model.check(loader(path), threshold)
 
@@ -424,7 +423,7 @@ def check_paths(
     model: SideModel,
     threshold: float = DEFAULT_THRESHOLD,
     progress: bool = True,
-    spacing: float | None = None,
+    pixel_spacing: float | None = None,
     convention: Literal["radiological", "neurological"] = "radiological",
     intensity: tuple[float, float] = (1.0, 0.0),
 ) -> list[SideCheck]:
@@ -433,8 +432,8 @@ def check_paths(
     Raises:
         DataError: The first scan that cannot be checked, naming its file and why.
     """
-    scans = plan_scans(inputs, PngReading(spacing, convention, tuple(intensity)))
-    warn_unknown_spacing(scans, spacing)
+    scans = plan_scans(inputs, PngReading(pixel_spacing, convention, tuple(intensity)))
+    warn_unknown_spacing(scans, pixel_spacing)
     bar = tqdm(scans, desc="check-sides", unit="scan", disable=None if progress and len(scans) > 1 else True)
     return [model.check(loader(path), threshold) for path, loader in bar]
 

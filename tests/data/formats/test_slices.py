@@ -1,4 +1,6 @@
-"""Slice folders: colour maps (with sides and other organs), the intensity mapping, their options."""
+"""Slice folders: colour maps (with sides and other organs), the intensity mapping, pixel spacing."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ from PIL import Image
 from sidepair.config import ColourMap, LabelMap, get_label_map
 from sidepair.data.formats import open_dataset
 from sidepair.data.labels import KIDNEY, LEFT, RIGHT, TUMOUR
-from sidepair.errors import ConfigError, DataError
+from sidepair.errors import ConfigError, DataError, DataWarning
 
 
 def _folder(tmp_path, mask):
@@ -66,3 +68,22 @@ def test_intensity_maps_pixels_to_hu(tmp_path):
     np.testing.assert_allclose(b, a * 2 - 1024)
     with pytest.raises(DataError, match="intensity must be a nonzero slope"):
         open_dataset(root, "slices", intensity=(0.0, 1.0))
+
+
+def test_a_folder_without_pixel_spacing_warns_once_and_takes_one_given(tmp_path):
+    mask = np.zeros((32, 32, 3), np.uint8)
+    mask[10:20, 4:10] = (0, 0, 255)
+    root = _folder(tmp_path, mask)
+    Image.fromarray(np.full((32, 32), 40, np.uint8)).save(root / "images" / "p1_11.png")
+    bare = open_dataset(root, "slices")
+    with pytest.warns(DataWarning, match=r"2 of 2 PNG slices have no pixel spacing.*assumed 1 mm") as caught:
+        cases = bare.cases()
+    assert len(caught) == 1 and str(root) in str(caught[0].message)
+    assert np.allclose(np.abs(np.diag(bare.load(cases[0]).image.affine))[:3], 1.0)
+    told = open_dataset(root, "slices", spacing=0.8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cases = told.cases()
+    assert np.allclose(np.abs(np.diag(told.load(cases[0]).image.affine))[:2], 0.8)
+    with pytest.raises(DataError, match="pixel spacing must be positive, got 0"):
+        open_dataset(root, "slices", spacing=0.0)

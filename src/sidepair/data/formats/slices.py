@@ -8,6 +8,7 @@ file, the source case (the split unit), the voxel spacing and the source volume'
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +20,9 @@ from sidepair.data.axes import reorient_to_ras
 from sidepair.data.formats.base import CaseSource, DatasetFormat, LoadedCase
 from sidepair.data.labels import KIDNEY, LEFT, RIGHT, TUMOUR, CaseLabels, map_label_values
 from sidepair.data.volume import Volume, check_image_values
-from sidepair.errors import DataError
+from sidepair.errors import DataError, DataWarning
 
+ASSUMED_SPACING = 1.0  # mm, a PNG slice's pixel spacing where nothing gives it
 # KiTS-style colour masks: blue kidney, red tumour.
 DEFAULT_COLOURS = ColourMap(kidney=[(0, 0, 255)], tumour=[(255, 0, 0)])
 _AXIS_VECTORS = {
@@ -72,7 +74,8 @@ class SlicesFormat(DatasetFormat):
             axis codes.
         colours: Which mask colour is which role (default: the label map's, else blue kidney and red
             tumour).
-        spacing: In-plane pixel spacing (mm) when ``slices.json`` gives none.
+        spacing: In-plane pixel spacing (mm) when ``slices.json`` gives none. Without one, 1 mm is
+            assumed, with one warning per folder (sizes, distances and the store grid depend on it).
         slice_thickness: Slice thickness (mm) when ``slices.json`` gives none.
         intensity: ``(slope, intercept)`` turning pixel values into HU.
     """
@@ -86,7 +89,7 @@ class SlicesFormat(DatasetFormat):
         label_map: LabelMap | None = None,
         convention: Literal["radiological", "neurological"] = "radiological",
         colours: ColourMap | None = None,
-        spacing: float = 1.0,
+        spacing: float | None = None,
         slice_thickness: float = 1.0,
         intensity: tuple[float, float] | list[float] = (1.0, 0.0),
     ) -> None:
@@ -95,7 +98,10 @@ class SlicesFormat(DatasetFormat):
             raise DataError(self.root, f"unknown orientation convention {convention!r}")
         self.convention = convention
         self.colours = colours or (label_map.colours if label_map is not None else None) or DEFAULT_COLOURS
-        self.spacing = spacing
+        if spacing is not None and not (np.isfinite(spacing) and spacing > 0):
+            raise DataError(self.root, f"pixel spacing must be positive, got {spacing}")
+        self.spacing_given = spacing is not None
+        self.spacing = float(spacing) if spacing is not None else ASSUMED_SPACING
         self.slice_thickness = slice_thickness
         if (
             len(intensity) != 2
@@ -132,6 +138,15 @@ class SlicesFormat(DatasetFormat):
             group = str(info.get("kits19_case") or info.get("case") or image.stem.rsplit("_", 1)[0])
             out.append(
                 CaseSource(image.stem, image, mask if mask.exists() else None, group=group, extra=dict(info))
+            )
+        bare = [case for case in out if not case.extra.get("voxel_spacing_mm_axis0_1_2")]
+        if bare and not self.spacing_given:
+            warnings.warn(
+                f"{self.root}: {len(bare)} of {len(out)} PNG slices have no pixel spacing in a slices.json; "
+                f"assumed {ASSUMED_SPACING:g} mm (--pixel-spacing MM sets it); kidney sizes, surface "
+                "distances and the store grid follow it",
+                DataWarning,
+                stacklevel=2,
             )
         return out
 
