@@ -66,7 +66,6 @@ def _write_outputs(
     extra: dict[str, Any],
 ) -> dict[str, Any]:
     summary = {"data": title, "cases": len(rows), **extra, "metrics": summarise(rows)}
-    write_json(out / "metrics.json", summary)
     keys = ["case_id"] + sorted({k for r in rows for k in r if k != "case_id"})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=keys)
@@ -76,6 +75,9 @@ def _write_outputs(
     write_text(out / "per_case.csv", buffer.getvalue())
     if figures:
         _plot_cases(rows, figures, out / "cases.png", title)
+    # Last: metrics.json marks the evaluation finished (the experiment skips it then), so a kill before
+    # it leaves no finished-looking folder beside an older checkpoint's per-case rows.
+    write_json(out / "metrics.json", summary)
     return summary
 
 
