@@ -1,7 +1,9 @@
-"""The per-epoch log follows the checkpoints: after a kill between writes, metrics.jsonl and TensorBoard
-hold every epoch exactly once, with the numbers the resumed run counts."""
+"""What a run writes beside its checkpoints follows them: after a kill between writes, metrics.jsonl and
+TensorBoard hold every epoch exactly once, with the numbers the resumed run counts, and a finished run
+missing what it writes last is resumed to write it."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -12,6 +14,7 @@ from sidepair.models.checkpoint import LAST, load_checkpoint
 from sidepair.training import loop
 from sidepair.training.pretrain import resolve_config, run_pretrain
 from sidepair.training.runlog import RunLogger
+from sidepair.training.segment import TrainConfig, run_train
 
 TINY = {
     "section_size": (24, 24),
@@ -84,12 +87,31 @@ def test_a_log_behind_its_finished_checkpoint_is_rewritten_on_resume(small_store
     config = resolve_config("fast-2d", small_store, sections="masked", **TINY)
     run = tmp_path / "run"
     full = run_pretrain(config, run, progress=False)
-    resolved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    assert training_finished(run, resolved)
     first = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0]
     (run / "metrics.jsonl").write_text(first + "\n", encoding="utf-8")
-    assert not training_finished(run, resolved)  # the experiment resumes it, which rewrites the log
     assert run_pretrain(config, run, resume=True, progress=False) == full
     assert [r["epoch"] for r in jsonl(run)] == [1, 2]
     assert jsonl(run)[1]["train_loss"] == full[1]["train_loss"]
+
+
+@pytest.mark.parametrize("lost", ["log row", "convergence", "curves"])
+def test_the_experiment_resumes_a_finished_run_killed_before_its_last_writes(seg_run, tmp_path, lost):
+    """What a segmentation run writes after its last checkpoint; without it the report misreads the run."""
+    run = tmp_path / "run"
+    shutil.copytree(seg_run, run)
+    resolved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     assert training_finished(run, resolved)
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    if lost == "log row":
+        (run / "metrics.jsonl").write_text(json.dumps(jsonl(run)[0]) + "\n", encoding="utf-8")
+    elif lost == "convergence":
+        kept = {k: v for k, v in info.items() if k not in ("epochs_run", "converged", "stopped_on_plateau")}
+        (run / "run.json").write_text(json.dumps(kept), encoding="utf-8")
+    else:
+        (run / "learning_curves.png").unlink()
+    assert not training_finished(run, resolved)
+    config = TrainConfig.model_validate(resolved)
+    history = run_train(config, run, resume=True, progress=False)  # what the experiment does then
+    assert [r["epoch"] for r in history] == [r["epoch"] for r in jsonl(seg_run)]
+    assert training_finished(run, resolved)
+    assert json.loads((run / "run.json").read_text(encoding="utf-8"))["converged"] == info["converged"]

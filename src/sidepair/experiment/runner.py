@@ -41,6 +41,7 @@ from sidepair.experiment.results import read_history
 from sidepair.models.checkpoint import load_checkpoint
 from sidepair.training.performance import Performance
 from sidepair.training.pretrain import PretrainConfig, resolve_config, run_pretrain
+from sidepair.training.runinfo import read_run_info
 from sidepair.training.segment import TrainConfig, resolve_train_config, run_train
 
 LOCK = ".experiment.lock"
@@ -188,11 +189,17 @@ def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
         ckpt = load_checkpoint(last)
     except SidepairError:
         return False  # a damaged checkpoint: the run resumes, falling back to the best one
-    done = int(ckpt["epoch"]) >= int(resolved["epochs"]) or bool(ckpt.get("stopped", False))
-    # A log short of its checkpoint (a run killed between the writes by an older sidepair) is
-    # rewritten by resuming, which finds the run finished and trains nothing.
-    logged = len(read_history(run_dir)) == int(ckpt["epoch"])
-    return done and logged and (run_dir / "checkpoint_best.pt").exists()
+    epochs = int(ckpt["epoch"])
+    done = epochs >= int(resolved["epochs"]) or bool(ckpt.get("stopped", False))
+    # A finished run writes its convergence (run.json) and curves after its last checkpoint, and an
+    # older sidepair wrote the log after it too: a run killed before them is resumed, which finds it
+    # finished, trains nothing and writes them (else the report would call it unconverged).
+    written = (
+        len(read_history(run_dir)) == epochs
+        and read_run_info(run_dir).get("epochs_run") == epochs
+        and (run_dir / "learning_curves.png").exists()
+    )
+    return done and written and (run_dir / "checkpoint_best.pt").exists()
 
 
 def evaluation_finished(run_dir: Path, split: str, which: str, resample: str) -> bool:
