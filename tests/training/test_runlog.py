@@ -55,15 +55,17 @@ class Killed(Exception):
     pass
 
 
-def test_a_kill_between_the_log_and_the_last_checkpoint_repeats_the_epoch_once(
-    small_store, tmp_path, monkeypatch
+@pytest.mark.parametrize("killed_in", [1, 2])
+def test_a_kill_between_the_log_and_the_checkpoints_repeats_the_epoch_once(
+    small_store, tmp_path, monkeypatch, killed_in
 ):
     config = resolve_config("fast-2d", small_store, sections="masked", **TINY)
     reference = run_pretrain(config, tmp_path / "reference", progress=False)
     save = loop.save_checkpoint
 
     def save_or_die(checkpoint, path, keep_previous=False):
-        if path.name == LAST and checkpoint.epoch == 2:
+        # In epoch 1 before any checkpoint (the best goes first), in epoch 2 before the last one.
+        if checkpoint.epoch == killed_in and (path.name == LAST or killed_in == 1):
             raise Killed
         save(checkpoint, path, keep_previous)
 
@@ -72,8 +74,11 @@ def test_a_kill_between_the_log_and_the_last_checkpoint_repeats_the_epoch_once(
         patch.setattr(loop, "save_checkpoint", save_or_die)
         with pytest.raises(Killed):
             run_pretrain(config, run, progress=False)
-    assert load_checkpoint(run / LAST)["epoch"] == 1
-    assert [r["epoch"] for r in jsonl(run)] == [1, 2]  # the log went first
+    if killed_in == 2:
+        assert load_checkpoint(run / LAST)["epoch"] == 1
+    else:
+        assert not list(run.glob("checkpoint_*.pt"))
+    assert [r["epoch"] for r in jsonl(run)] == list(range(1, killed_in + 1))  # the log went first
     history = run_pretrain(config, run, resume=True, progress=False)
     assert [r["train_loss"] for r in history] == [r["train_loss"] for r in reference]
     untimed = [{k: v for k, v in r.items() if k != "time_s"} for r in jsonl(run)]

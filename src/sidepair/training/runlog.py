@@ -15,17 +15,16 @@ class RunLogger:
 
     Args:
         run_dir: The run folder.
-        start_epoch: Epochs the checkpoint resumed from holds; TensorBoard events a killed run wrote
-            after them (steps above ``start_epoch``; epoch ``n`` is step ``n``) are purged.
+        start_epoch: Epochs the checkpoint resumed from holds (0 for a new run); TensorBoard events a
+            killed run wrote after them (steps above ``start_epoch``; epoch ``n`` is step ``n``) are
+            purged, also those of a first epoch logged before its checkpoint was written.
     """
 
     def __init__(self, run_dir: Path, start_epoch: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter  # slow to import; only a writing rank needs it
 
         self.run_dir = run_dir
-        self.writer = SummaryWriter(
-            str(run_dir / "tensorboard"), purge_step=start_epoch + 1 if start_epoch else None
-        )
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_epoch + 1)
 
     def log(self, history: list[dict[str, Any]]) -> None:
         """Record the newest row of ``history`` and rewrite the JSONL file."""
