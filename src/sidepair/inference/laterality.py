@@ -38,7 +38,7 @@ from sidepair.atomic import write_json, write_text
 from sidepair.config import PreprocessSettings
 from sidepair.data.dicom import is_dicom_folder, load_dicom_series
 from sidepair.data.formats.base import CaseSource
-from sidepair.data.formats.slices import ASSUMED_SPACING, SlicesFormat
+from sidepair.data.formats.slices import SPACING_KEY, SlicesFormat, warn_assumed_spacing
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sections import read_crop
 from sidepair.data.sides import body_centre
@@ -313,17 +313,38 @@ class PngReading:
     intensity: tuple[float, float] = (1.0, 0.0)
 
 
+class _PngFolders:
+    """Reads PNG slices, each folder's ``slices.json`` once (a slice folder can hold thousands of slices).
+
+    Args:
+        reading: How to read them where their ``slices.json`` says nothing.
+    """
+
+    def __init__(self, reading: PngReading) -> None:
+        self.reading = reading
+        self._folders: dict[Path, tuple[SlicesFormat, dict[str, dict[str, Any]]]] = {}
+
+    def folder(self, root: Path) -> tuple[SlicesFormat, dict[str, dict[str, Any]]]:
+        """The reader of the slice folder ``root`` and its ``slices.json`` entries (read on first use)."""
+        if root not in self._folders:
+            dataset = SlicesFormat(
+                root,
+                convention=self.reading.convention,
+                spacing=self.reading.spacing,
+                intensity=self.reading.intensity,
+            )
+            self._folders[root] = (dataset, dataset._meta())
+        return self._folders[root]
+
+    def __call__(self, png: Path) -> Volume:
+        """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone."""
+        dataset, meta = self.folder(_png_root(png))
+        return dataset.load_image(CaseSource(png.stem, png, None, extra=dict(meta.get(png.name, {}))))
+
+
 def _png_loader(png: Path, reading: PngReading = PngReading()) -> Volume:  # noqa: B008 (frozen, shared)
     """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone."""
-    root = _png_root(png)
-    dataset = SlicesFormat(
-        root,
-        convention=reading.convention,
-        spacing=reading.spacing or ASSUMED_SPACING,
-        intensity=reading.intensity,
-    )
-    meta = dataset._meta()
-    return dataset.load_image(CaseSource(png.stem, png, None, extra=dict(meta.get(png.name, {}))))
+    return _PngFolders(reading)(png)
 
 
 def warn_unknown_spacing(scans: list[tuple[Path, Any]], spacing: float | None) -> None:
@@ -333,20 +354,16 @@ def warn_unknown_spacing(scans: list[tuple[Path, Any]], spacing: float | None) -
     """
     if spacing is not None:
         return
-    by_root: dict[Path, list[Path]] = {}
-    for path, _ in scans:
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            by_root.setdefault(_png_root(path), []).append(path)
-    for root, pngs in sorted(by_root.items()):
-        meta = SlicesFormat(root)._meta()
-        bare = [p for p in pngs if "voxel_spacing_mm_axis0_1_2" not in meta.get(p.name, {})]
+    by_root: dict[Path, tuple[_PngFolders, list[Path]]] = {}
+    for path, loader in scans:
+        if isinstance(loader, _PngFolders):
+            by_root.setdefault(_png_root(path), (loader, []))[1].append(path)
+    for root in sorted(by_root):
+        folders, pngs = by_root[root]
+        _, meta = folders.folder(root)
+        bare = [p for p in pngs if not meta.get(p.name, {}).get(SPACING_KEY)]
         if bare:
-            warnings.warn(
-                f"{root}: {len(bare)} of {len(pngs)} PNG slices have no pixel spacing in a slices.json; "
-                f"assumed {ASSUMED_SPACING:g} mm (--pixel-spacing MM sets it); a wrong one changes verdicts",
-                DataWarning,
-                stacklevel=2,
-            )
+            warn_assumed_spacing(root, len(bare), len(pngs), "a wrong one changes verdicts")
 
 
 def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list[tuple[Path, Any]]:  # noqa: B008
@@ -359,7 +376,7 @@ def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list
     Raises:
         DataError: A missing input, or one that holds nothing to check.
     """
-    png_loader = functools.partial(_png_loader, reading=png)
+    png_loader = _PngFolders(png)
     scans: list[tuple[Path, Any]] = []
     for raw in inputs:
         path = Path(raw)

@@ -23,6 +23,7 @@ from sidepair.data.volume import Volume, check_image_values
 from sidepair.errors import DataError, DataWarning
 
 ASSUMED_SPACING = 1.0  # mm, a PNG slice's pixel spacing where nothing gives it
+SPACING_KEY = "voxel_spacing_mm_axis0_1_2"  # a slices.json entry's voxel spacing
 # KiTS-style colour masks: blue kidney, red tumour.
 DEFAULT_COLOURS = ColourMap(kidney=[(0, 0, 255)], tumour=[(255, 0, 0)])
 _AXIS_VECTORS = {
@@ -64,6 +65,23 @@ def read_png(path: Path) -> np.ndarray:
         raise DataError(path, f"cannot read as PNG ({exc})") from None
 
 
+def warn_assumed_spacing(root: Path, bare: int, total: int, effect: str) -> None:
+    """One warning line: ``bare`` of the ``total`` PNG slices under ``root`` are read at the assumed spacing.
+
+    Args:
+        root: The slice folder.
+        bare: Slices without a spacing in ``slices.json``.
+        total: Slices read from the folder.
+        effect: What a wrong spacing changes, for the reader of the warning.
+    """
+    warnings.warn(
+        f"{root}: {bare} of {total} PNG slices have no pixel spacing in a slices.json; "
+        f"assumed {ASSUMED_SPACING:g} mm (--pixel-spacing MM sets it); {effect}",
+        DataWarning,
+        stacklevel=3,
+    )
+
+
 class SlicesFormat(DatasetFormat):
     """A folder of 2D PNG slices with masks.
 
@@ -100,8 +118,7 @@ class SlicesFormat(DatasetFormat):
         self.colours = colours or (label_map.colours if label_map is not None else None) or DEFAULT_COLOURS
         if spacing is not None and not (np.isfinite(spacing) and spacing > 0):
             raise DataError(self.root, f"pixel spacing must be positive, got {spacing}")
-        self.spacing_given = spacing is not None
-        self.spacing = float(spacing) if spacing is not None else ASSUMED_SPACING
+        self.spacing = float(spacing) if spacing is not None else None
         self.slice_thickness = slice_thickness
         if (
             len(intensity) != 2
@@ -139,14 +156,10 @@ class SlicesFormat(DatasetFormat):
             out.append(
                 CaseSource(image.stem, image, mask if mask.exists() else None, group=group, extra=dict(info))
             )
-        bare = [case for case in out if not case.extra.get("voxel_spacing_mm_axis0_1_2")]
-        if bare and not self.spacing_given:
-            warnings.warn(
-                f"{self.root}: {len(bare)} of {len(out)} PNG slices have no pixel spacing in a slices.json; "
-                f"assumed {ASSUMED_SPACING:g} mm (--pixel-spacing MM sets it); kidney sizes, surface "
-                "distances and the store grid follow it",
-                DataWarning,
-                stacklevel=2,
+        bare = [case for case in out if not case.extra.get(SPACING_KEY)]
+        if bare and self.spacing is None:
+            warn_assumed_spacing(
+                self.root, len(bare), len(out), "kidney sizes, surface distances and the store grid follow it"
             )
         return out
 
@@ -159,12 +172,9 @@ class SlicesFormat(DatasetFormat):
             codes = codes[1] + codes[2] + codes[0]
         else:
             codes = CONVENTIONS[self.convention][1:] + CONVENTIONS[self.convention][0]
-        sp = info.get("voxel_spacing_mm_axis0_1_2")
-        spacing = (
-            (float(sp[1]), float(sp[2]), float(sp[0]))
-            if sp
-            else (self.spacing, self.spacing, self.slice_thickness)
-        )
+        sp = info.get(SPACING_KEY)
+        pixel = self.spacing if self.spacing is not None else ASSUMED_SPACING
+        spacing = (float(sp[1]), float(sp[2]), float(sp[0])) if sp else (pixel, pixel, self.slice_thickness)
         position = float(info.get("slice_index_axis0", 0)) * spacing[2]
         return codes, spacing, position
 
