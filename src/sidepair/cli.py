@@ -298,12 +298,7 @@ def prepare(
         settings = with_nnunet(settings, plans, configuration)
     lm = get_label_map(label_map) if label_map is not None else None
     slice_options = {"convention": convention, "intensity": intensity, "spacing": pixel_spacing}
-    datasets = []
-    for folder in data:
-        options: dict[str, Any] = {}
-        if fmt == "slices" or (fmt == "auto" and (folder / "images").is_dir()):
-            options = {k: v for k, v in slice_options.items() if v is not None}
-        datasets.append(open_dataset(folder, fmt, lm, **options))
+    datasets = [open_dataset(folder, fmt, lm, slice_options=slice_options) for folder in data]
     store = run_prepare(
         datasets,
         out,

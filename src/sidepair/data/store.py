@@ -153,9 +153,10 @@ class Store:
             prefix = f"{Path(record.data_root).name}__" if len(datasets) > 1 else ""
             if not case_id.startswith(prefix):
                 continue
-            options = dict(record.format_options) if record.format == "slices" else {}
             try:
-                dataset = open_dataset(record.data_root, record.format, record.label_map, **options)
+                dataset = open_dataset(
+                    record.data_root, record.format, record.label_map, slice_options=record.format_options
+                )
             except DataError as exc:
                 raise StoreError(
                     f"{self.path}: the source dataset of {case_id} cannot be opened ({exc})"

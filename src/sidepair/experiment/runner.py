@@ -97,11 +97,7 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
     label_map = get_label_map(config.data.label_map) if config.data.label_map is not None else None
     data = config.data
     options = {"convention": data.convention, "intensity": data.intensity, "spacing": data.pixel_spacing}
-    datasets = []
-    for root in roots:
-        slices = fmt == "slices" or (fmt == "auto" and (root / "images").is_dir())
-        given = {k: v for k, v in options.items() if v is not None} if slices else {}
-        datasets.append(open_dataset(root, fmt, label_map, **given))
+    datasets = [open_dataset(root, fmt, label_map, slice_options=options) for root in roots]
     settings = get_preset(config.preset).preprocess
     updates: dict[str, Any] = {}
     if config.prepare.spacing_zyx is not None:

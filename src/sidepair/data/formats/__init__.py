@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,11 @@ def detect_format(root: str | Path) -> str:
 
 
 def open_dataset(
-    root: str | Path, fmt: str = "auto", label_map: LabelMap | None = None, **options: Any
+    root: str | Path,
+    fmt: str = "auto",
+    label_map: LabelMap | None = None,
+    slice_options: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> DatasetFormat:
     """Open a dataset folder with the named (or detected) format.
 
@@ -48,6 +53,9 @@ def open_dataset(
         root: Dataset folder.
         fmt: A name from :data:`FORMATS` or ``"auto"``.
         label_map: Overrides the format's default label map.
+        slice_options: Options for the folder if it is a slice folder (those not None), else unused: how
+            ``prepare`` and an experiment pass ``convention``, ``intensity`` and ``spacing`` to every
+            folder they read.
         **options: Format-specific options (e.g. ``convention`` for slices).
 
     Raises:
@@ -62,6 +70,8 @@ def open_dataset(
         if name in ("nnunet", "msd") and (root / "dataset.json").is_file():
             read_dataset_json(root)  # an unreadable dataset.json is named as such
         raise DataError(root, f"does not look like the {name} format ({cls.description})")
+    if name == "slices" and slice_options:
+        options = {**{k: v for k, v in slice_options.items() if v is not None}, **options}
     return cls(root, label_map, **options)
 
 
