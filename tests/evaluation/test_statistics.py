@@ -15,6 +15,7 @@ from sidepair.evaluation.statistics import (
     paired_comparison,
     percentile_bootstrap,
     plateaued,
+    smoothed,
     t_interval,
     wilcoxon_floor,
 )
@@ -119,3 +120,20 @@ def test_the_plateau_rule():
     assert plateaued(flat, window=3, min_delta=0.005)
     assert not plateaued(flat, window=3, min_delta=0.0005)  # 0.703 beats 0.702 by more than that
     assert not plateaued(flat[:3], window=3, min_delta=0.005)  # too short to tell
+
+
+def test_the_smoothed_plateau_rule_on_a_noisy_curve_and_on_a_rising_one():
+    # The validation curve of issue #28 (2 labelled patients, scratch): the raw rule called it flat at
+    # epoch 11, although the run was still learning; its moving average was still rising.
+    noisy = [0.00, 0.04, 0.10, 0.09, 0.22, 0.21, 0.00, 0.17, 0.20, 0.11, 0.07]
+    assert plateaued(noisy, window=5, min_delta=0.005)
+    assert not plateaued(noisy, window=5, min_delta=0.005, smoothing=0.8)
+    assert smoothed([1.0, 0.0], 0.8) == pytest.approx([1.0, 0.8])
+    assert smoothed([0.5, math.nan], 0.5) == pytest.approx([0.5, 0.25])  # nothing found counts as 0
+    rising = [0.1 + 0.02 * i for i in range(40)]
+    assert not plateaued(rising, window=5, min_delta=0.005, smoothing=0.8)
+    # A curve that rose and then stayed put, noise and all, converges once the average settles.
+    settled = [0.9 * (1 - 0.7**i) for i in range(15)] + [0.9 + (0.02 if i % 2 else -0.02) for i in range(30)]
+    assert plateaued(settled, window=5, min_delta=0.005, smoothing=0.8)
+    assert not plateaued(settled[:12], window=5, min_delta=0.005, smoothing=0.8, min_epochs=20)
+    assert not plateaued(settled, window=5, min_delta=0.005, smoothing=0.8, min_epochs=50)

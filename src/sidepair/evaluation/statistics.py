@@ -156,13 +156,34 @@ def epochs_to_reach(curve: list[float], target: float) -> int | None:
     return None
 
 
-def plateaued(curve: Sequence[float], window: int, min_delta: float) -> bool:
-    """The convergence rule: a plateau of the last ``window`` epochs.
+def smoothed(curve: Sequence[float], smoothing: float) -> list[float]:
+    """An exponential moving average of ``curve`` (nnU-Net smooths its pseudo-Dice with 0.9).
+
+    ``s[0] = v[0]`` and ``s[t] = smoothing * s[t-1] + (1 - smoothing) * v[t]``; a value that is not a
+    number counts as 0 (a validation that found nothing), so one bad epoch pulls the average down
+    instead of poisoning it. ``smoothing`` 0 returns the curve itself.
+    """
+    out: list[float] = []
+    for v in curve:
+        v = float(v) if math.isfinite(v) else 0.0
+        out.append(v if not out else smoothing * out[-1] + (1 - smoothing) * v)
+    return out
+
+
+def plateaued(
+    curve: Sequence[float], window: int, min_delta: float, smoothing: float = 0.0, min_epochs: int = 0
+) -> bool:
+    """The convergence rule: a plateau of the last ``window`` epochs of the (smoothed) curve.
 
     They did not raise the best value by more than ``min_delta`` over the best before them, so at least
-    ``window + 1`` epochs are needed.
+    ``window + 1`` epochs are needed, and at least ``min_epochs``. With ``smoothing`` > 0 the rule reads
+    the exponential moving average (:func:`smoothed`): a noisy curve whose single epochs jump by 0.1 is
+    not called flat because one early spike was never beaten.
     """
-    values = [v if math.isfinite(v) else -math.inf for v in curve]
-    if window < 1 or len(values) <= window:
+    if smoothing > 0:
+        values = smoothed(curve, smoothing)
+    else:
+        values = [v if math.isfinite(v) else -math.inf for v in curve]
+    if window < 1 or len(values) <= window or len(values) < min_epochs:
         return False
     return max(values[-window:]) <= max(values[:-window]) + min_delta

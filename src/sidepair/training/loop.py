@@ -2,7 +2,7 @@
 
 A task supplies the model, its batches, a training step and a validation; the loop owns the rest:
 device, speed options (bf16 autocast, compile, layout; see ``performance``), DDP under torchrun (see
-``distributed``), the optimiser and ReduceLROnPlateau, ``checkpoint_last.pt`` and
+``distributed``), the optimiser and its schedule (``optim``), ``checkpoint_last.pt`` and
 ``checkpoint_best.pt`` after every epoch, ``--resume``, the per-epoch metrics log, TensorBoard and a
 progress bar. Randomness is re-seeded from ``(seed, epoch)`` at each epoch, so a resumed run ends
 where an uninterrupted one would.
@@ -25,8 +25,10 @@ from tqdm import tqdm
 
 from sidepair.devices import resolve_device
 from sidepair.errors import SidepairError
+from sidepair.evaluation.statistics import smoothed
 from sidepair.models.checkpoint import BEST, LAST, PREV, Checkpoint, load_resume_checkpoint, save_checkpoint
 from sidepair.training import distributed as dd
+from sidepair.training.optim import OptimSettings, build_optimizer, build_scheduler
 from sidepair.training.performance import Performance, StepModule
 from sidepair.training.runlog import RunLogger, write_history
 from sidepair.version import __version__
@@ -62,11 +64,15 @@ class LoopSettings:
 
     Attributes:
         epochs: Number of epochs.
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
-        monitor: Validation metric choosing the best checkpoint and driving the LR schedule.
-        plateau_factor: ReduceLROnPlateau factor (the paper: 0.5).
-        plateau_patience: ReduceLROnPlateau patience in epochs (the paper: 3).
+        lr: Initial (peak) learning rate; ``optim`` overrides it when given.
+        weight_decay: Weight decay; ``optim`` overrides it when given.
+        monitor: Validation metric choosing the best checkpoint and driving a plateau schedule.
+        smoothing: With > 0, the monitor is read through an exponential moving average of its per-epoch
+            values (logged as ``<monitor>_ema``), as nnU-Net reads its pseudo-Dice: one lucky epoch of a
+            noisy validation does not choose the checkpoint.
+        optim: Optimiser and schedule; None gives Adam at ``lr`` with ReduceLROnPlateau.
+        steps_per_epoch: Optimiser steps of one epoch (the budget of a step-wise schedule is
+            ``epochs * steps_per_epoch``).
         seed: Run seed.
         device: ``auto``, ``cpu`` or ``cuda``.
         performance: Speed options (autocast, memory layout, compile, cuDNN benchmark).
@@ -76,11 +82,21 @@ class LoopSettings:
     lr: float
     weight_decay: float = 0.0
     monitor: str = "val_acc"
-    plateau_factor: float = 0.5
-    plateau_patience: int = 3
+    smoothing: float = 0.0
+    optim: OptimSettings | None = None
+    steps_per_epoch: int = 1
     seed: int = 0
     device: str = "auto"
     performance: Performance = field(default_factory=Performance)
+
+    def optim_settings(self) -> OptimSettings:
+        """The optimiser and schedule this run uses."""
+        return self.optim or OptimSettings(lr=self.lr, weight_decay=self.weight_decay)
+
+    @property
+    def selected(self) -> str:
+        """The metric that chooses the best checkpoint: the monitor, or its moving average."""
+        return f"{self.monitor}_ema" if self.smoothing > 0 else self.monitor
 
 
 def fit(
@@ -117,10 +133,9 @@ def fit(
     device = dd.rank_device(device, info)
     progress = progress and info.main
     model = task.model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=settings.plateau_factor, patience=settings.plateau_patience
-    )
+    optim = settings.optim_settings()
+    optimizer = build_optimizer(model.parameters(), optim)
+    scheduler = build_scheduler(optimizer, optim, settings.epochs * settings.steps_per_epoch)
     history: list[dict[str, Any]] = []
     best, start = -math.inf, 0
     state = load_resume_checkpoint(run_dir) if resume else None
@@ -173,6 +188,8 @@ def fit(
                     loss = task.train_step(batch, device)
                 loss.backward()
                 optimizer.step()
+                if optim.per_step:
+                    scheduler.step()
                 losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 if stop_after is not None and i + 1 >= stop_after:
@@ -186,8 +203,12 @@ def fit(
             metrics = dd.broadcast_metrics(metrics if info.main else None, info)
             if settings.monitor not in metrics:
                 raise SidepairError(f"validation gave no {settings.monitor!r}; it gave {sorted(metrics)}")
-            value = float(metrics[settings.monitor])
-            scheduler.step(value if math.isfinite(value) else -math.inf)
+            if settings.smoothing > 0:
+                curve = [float(h[settings.monitor]) for h in history] + [float(metrics[settings.monitor])]
+                metrics[settings.selected] = smoothed(curve, settings.smoothing)[-1]
+            value = float(metrics[settings.selected])
+            if not optim.per_step:
+                scheduler.step(value if math.isfinite(value) else -math.inf)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": dd.mean_over_ranks(losses, info),
@@ -207,7 +228,7 @@ def fit(
                     scheduler_state=scheduler.state_dict(),
                     epoch=epoch + 1,
                     best_metric=best,
-                    monitor=settings.monitor,
+                    monitor=settings.selected,
                     history=history,
                     seed=settings.seed,
                     sidepair_version=__version__,
