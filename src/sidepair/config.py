@@ -391,26 +391,89 @@ class SegmentSettings(_Strict):
     patch_size: tuple[int, ...] = Field(
         (160, 224, 160), description="Training patch size, one value per axis (repeat the option)."
     )
-    epochs: int = Field(100, ge=1, description="Epochs.")
+    epochs: int = Field(100, ge=1, description="Epochs (an epoch is samples_per_epoch patches).")
+    steps: int | None = Field(
+        None,
+        ge=1,
+        description="Budget in optimiser steps; when set it replaces epochs (epochs = steps / steps per "
+        "epoch, rounded up).",
+    )
     batch_size: int = Field(2, ge=1, description="Patches per batch.")
-    lr: float = Field(3e-4, gt=0, description="Adam learning rate.")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field(
+        "adam", description="adam, adamw, or sgd (Nesterov, with momentum)."
+    )
+    lr: float = Field(3e-4, gt=0, description="Initial (peak) learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
+    momentum: float = Field(0.99, ge=0, lt=1, description="SGD momentum (nnU-Net: 0.99).")
+    schedule: Literal["plateau", "poly", "cosine", "constant"] = Field(
+        "plateau",
+        description="plateau (ReduceLROnPlateau on validation Dice, the paper), or poly, cosine or constant "
+        "over the step budget, stepped every optimiser step.",
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up (poly, cosine, constant).")
     samples_per_epoch: int = Field(250, ge=1, description="Training patches per epoch.")
     foreground_fraction: float = Field(
         0.6, ge=0, le=1, description="Share of patches centred on a kidney voxel."
     )
     augment: bool = Field(False, description="On-the-fly MONAI augmentation (rotation, scaling, intensity).")
+    augment_recipe: Literal["light", "strong"] = Field(
+        "light",
+        description="With augment: light (rotation 15 deg, scaling 10 %, intensity) or strong (nnU-Net's "
+        "ranges: rotation 30 deg, scaling 0.7-1.4, noise, blur, brightness, contrast, low resolution, "
+        "gamma).",
+    )
+    mirror: bool = Field(
+        False,
+        description="Mirror training patches left-right at random (kidney labels: a mirrored kidney is still "
+        "a kidney); refused for labels sides.",
+    )
+    validation: Literal["volumes", "patches"] = Field(
+        "volumes",
+        description="Validation each epoch: per-case Dice of whole validation volumes, or pseudo-Dice of a "
+        "fixed set of validation patches drawn once per store (identical for every run; whole volumes are "
+        "then scored once, for the chosen checkpoint).",
+    )
+    val_patches: int = Field(256, ge=1, description="With validation patches: how many.")
+    smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Exponential moving average of the validation Dice (nnU-Net: 0.9); it chooses the best "
+        "checkpoint and is what the plateau rule reads. 0: the raw curve.",
+    )
     plateau_window: int = Field(
         5,
         ge=1,
-        description="A plateau: this many epochs without a gain of more than plateau_min_delta in "
-        "validation Dice. Decides the run's convergence flag, and its stop with stop_on_plateau.",
+        description="A plateau: this many epochs without a gain of more than plateau_min_delta in the "
+        "(smoothed) validation Dice. Decides the run's convergence flag, and its stop with stop_on_plateau.",
     )
     plateau_min_delta: float = Field(
         0.005, ge=0, description="The smallest validation Dice gain that counts."
     )
+    min_epochs: int = Field(
+        0, ge=0, description="No run is called converged, or stopped on a plateau, before this many epochs."
+    )
     stop_on_plateau: bool = Field(
         False, description="Stop at the first plateau; epochs is then the largest budget."
     )
+
+    @model_validator(mode="after")
+    def _check_recipe(self) -> SegmentSettings:
+        if self.mirror and self.labels == "sides":
+            raise ValueError(
+                "mirror: a mirrored right kidney looks like a left one; labels sides cannot be mirrored"
+            )
+        return self
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch."""
+        return -(-self.samples_per_epoch // self.batch_size)
+
+    @property
+    def epochs_run(self) -> int:
+        """The epoch budget: ``epochs``, or the step budget in whole epochs."""
+        return self.epochs if self.steps is None else -(-self.steps // self.steps_per_epoch)
 
 
 class Preset(_Strict):
@@ -439,6 +502,25 @@ class Preset(_Strict):
         return self.half_section_size if sections == "half" else self.section_size
 
 
+# The segmentation recipe of the 2D presets, the same for every arm (README, "The segmentation recipe"):
+# nnU-Net's optimiser and schedule, its augmentation ranges with left-right mirroring (kidney labels only),
+# half the patches on a kidney, and validation on fixed patches read through a moving average.
+STRONG_2D: dict[str, Any] = {
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "momentum": 0.99,
+    "weight_decay": 3e-5,
+    "schedule": "poly",
+    "foreground_fraction": 0.5,
+    "augment": True,
+    "augment_recipe": "strong",
+    "mirror": True,
+    "validation": "patches",
+    "val_patches": 256,
+    "smoothing": 0.8,
+    "min_epochs": 10,
+}
+
 PRESETS: dict[str, Preset] = {
     # The paper's settings: 3D, masked sections, contrastive loss, no augmentation.
     "kits19-paper": Preset(name="kits19-paper"),
@@ -452,7 +534,7 @@ PRESETS: dict[str, Preset] = {
         section_size=(64, 64),
         half_section_size=(128, 128),
         segment=SegmentSettings(
-            patch_size=(96, 96), epochs=25, batch_size=16, lr=3e-3, samples_per_epoch=512
+            patch_size=(96, 96), batch_size=16, samples_per_epoch=512, **STRONG_2D, steps=2000
         ),
     ),
     # The README's demo on 2 CPU cores: a coarse grid (a slice is ~128 x 128), a small encoder,
@@ -465,7 +547,7 @@ PRESETS: dict[str, Preset] = {
         section_size=(48, 48),
         half_section_size=(64, 64),
         segment=SegmentSettings(
-            patch_size=(64, 64), epochs=10, batch_size=16, lr=3e-3, samples_per_epoch=512
+            patch_size=(64, 64), batch_size=16, samples_per_epoch=512, **STRONG_2D, epochs=10
         ),
     ),
     # The laterality (check-sides) model: 2D half-slices of 192 mm at 3 mm, mirrored, with a side head.

@@ -89,3 +89,43 @@ def test_augmented_runs_record_it(small_store, tmp_path):
     assert np.isfinite(seg[0]["train_loss"]) and np.isfinite(pre[0]["train_loss"])
     for run in ("seg", "pre"):
         assert yaml.safe_load((tmp_path / run / "config.yaml").read_text(encoding="utf-8"))["augment"] is True
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_mirror_flips_left_right_half_the_time_with_the_label(dims):
+    image, label = blob(dims)
+    aug = Augmenter(dims, with_label=True, recipe=None, mirror=True)
+    width = image.shape[-1]
+    flipped = 0
+    for seed in range(40):
+        new_image, new_label = aug(image, label, (seed, 0, 0))
+        if np.array_equal(new_label, label):
+            np.testing.assert_array_equal(new_image, image)
+            continue
+        # Mirrored along the last (left-right) axis only: the block moved to the other side, nowhere else.
+        np.testing.assert_array_equal(new_label, label[..., ::-1])
+        np.testing.assert_array_equal(new_image, image[..., ::-1])
+        assert centroid(new_label)[-1] > width / 2
+        flipped += 1
+    assert 10 < flipped < 30
+
+
+def test_strong_recipe_keeps_label_and_image_aligned():
+    image, label = blob(2)
+    aug = Augmenter(2, with_label=True, recipe="strong", mirror=True)
+    for seed in range(20):
+        new_image, new_label = aug(image, label, (seed, 1, 2))
+        assert new_image.shape == image.shape and new_label.dtype == label.dtype
+        assert set(np.unique(new_label)) <= {0, 1} and new_label.any()
+        # The block is the brightest part wherever it went (noise, blur and gamma aside).
+        assert new_image[0][new_label[0] > 0].mean() > new_image[0][new_label[0] == 0].mean() + 3
+
+
+def test_patch_dataset_mirrors_kidney_targets_and_never_sides(small_store):
+    store = Store(small_store)
+    ids = store.split("train")
+    kidney = PatchDataset(store, ids, tiny_train_config(small_store, augment=False, samples_per_epoch=8), 0)
+    sides = PatchDataset(
+        store, ids, tiny_train_config(small_store, augment=False, labels="sides", samples_per_epoch=8), 0
+    )
+    assert kidney.augment is not None and sides.augment is None

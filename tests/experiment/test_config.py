@@ -38,7 +38,11 @@ def test_bundled_configs_load_and_hold_the_papers_settings():
     assert {"scratch", "finetune"} <= set(demo.segmentation.inits)
     assert [(v.sections, v.mask_cases) for v in demo.pretrain] == [("masked", "matched")]
     real = load_experiment_config("real-2d")
-    assert real.segmentation.stop_on_plateau and real.segmentation.epochs == 60
+    assert real.segmentation.steps == 2000 and not real.segmentation.stop_on_plateau
+    # Every arm of the paper's grid is trained by the strong recipe, not the paper's Adam and plateau.
+    grid = paper.segmentation
+    assert (grid.optimizer, grid.schedule, grid.steps, grid.validation) == ("sgd", "poly", 1000, "patches")
+    assert grid.augment and grid.mirror and grid.labels == "kidney"
     assert {v.sections for v in load_experiment_config("kits19-2d").pretrain} == {"masked", "bbox", "half"}
     controls = load_experiment_config("controls")
     arms = {(v.task, v.sections, v.mask_cases, v.side_labels, v.mirror) for v in controls.pretrain}
@@ -121,9 +125,13 @@ def test_augment_and_speed_options_reach_the_runs(tmp_path):
     assert _train_config(config, tmp_path / "store", tmp_path, run)["augment"] is True
     assert _pretrain_config(config, tmp_path / "store", PretrainSpec("masked", "masked"))["augment"] is True
     assert config.performance.compile and config.performance.precision == "fp32"
-    # Left out, nothing augments and the defaults hold.
+    # Left out, the preset's hold: demo's segmentation recipe augments and mirrors, its pretraining does not.
     plain = load_experiment_config(write(tmp_path, BASE))
-    assert _train_config(plain, tmp_path / "store", tmp_path, plan_runs(plain)[0])["augment"] is False
+    resolved = _train_config(plain, tmp_path / "store", tmp_path, plan_runs(plain)[0])
+    assert (
+        resolved["augment"] is True and resolved["augment_recipe"] == "strong" and resolved["mirror"] is True
+    )
+    assert _pretrain_config(plain, tmp_path / "store", PretrainSpec("masked", "masked"))["augment"] is False
     assert plain.performance.precision == "auto" and not plain.performance.compile
     assert load_experiment_config("kits19-paper-3d").performance.compile is True
 

@@ -29,6 +29,18 @@ TINY = {
         "seeds": [0, 1],
         "epochs": 2,
         "samples_per_epoch": 64,
+        # The recipe before the strong baseline (issue #28), so that the golden per-case metrics still hold:
+        # Adam with ReduceLROnPlateau, no augmentation, whole-volume validation read raw.
+        "optimizer": "adam",
+        "lr": 0.003,
+        "schedule": "plateau",
+        "weight_decay": 0.0,
+        "foreground_fraction": 0.6,
+        "augment": False,
+        "mirror": False,
+        "validation": "volumes",
+        "smoothing": 0.0,
+        "min_epochs": 0,
     },
     # The way back of the code before the one-prediction-path redesign, for the golden comparison below.
     "evaluation": {"resample": "labels"},
@@ -222,14 +234,19 @@ def test_report_text_comes_from_the_config_and_the_code(tiny):
     config, out, report = tiny
     runs = plan_runs(config)
     rules = report_rules(config, out, runs)
-    assert rules["checkpoint"] == "the checkpoint of the epoch with the best validation Dice"
+    assert rules["checkpoint"] == (
+        "the checkpoint of the epoch with the best validation Dice (validation Dice: the mean per-case Dice "
+        "of the whole validation volumes, each epoch)"
+    )
     assert "from the checkpoint of the epoch with the best validation Dice" in report.read_text(
         encoding="utf-8"
     )
     last = config.model_copy(
         update={"evaluation": config.evaluation.model_copy(update={"checkpoint": "last"})}
     )
-    assert report_rules(last, out, runs)["checkpoint"] == "the last epoch's checkpoint"
+    assert report_rules(last, out, runs)["checkpoint"].startswith(
+        "the last epoch's checkpoint (validation Dice"
+    )
     # the convergence rule is the one the runs applied, with the preset's window and threshold
     info = json.loads((out / "runs" / runs[0].name / "run.json").read_text(encoding="utf-8"))
     assert rules["convergence"] == info["convergence_rule"] and "last 5 epochs" in rules["convergence"]

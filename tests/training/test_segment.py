@@ -164,7 +164,8 @@ def test_convergence_flag_and_stop_on_plateau(small_store, tmp_path):
     run_train(short, tmp_path / "short", progress=False)
     info = json.loads((tmp_path / "short" / "run.json").read_text(encoding="utf-8"))
     assert info["converged"] is False and info["stopped_on_plateau"] is False and info["epochs_run"] == 2
-    # A plateau of one epoch without a gain of 0.5 in Dice: reached at epoch 2 of a budget of 10.
+    # A plateau of one epoch without a gain of 0.5 in Dice: reached at epoch 2 of a budget of 10 (the raw
+    # curve, no least number of epochs).
     long = tiny_train_config(
         small_store,
         epochs=10,
@@ -172,6 +173,8 @@ def test_convergence_flag_and_stop_on_plateau(small_store, tmp_path):
         stop_on_plateau=True,
         plateau_window=1,
         plateau_min_delta=0.5,
+        smoothing=0.0,
+        min_epochs=0,
     )
     history = run_train(long, tmp_path / "long", progress=False)
     assert len(history) == 2
@@ -180,3 +183,10 @@ def test_convergence_flag_and_stop_on_plateau(small_store, tmp_path):
     assert "last 1 epochs did not raise the best validation Dice by more than 0.5" in info["convergence_rule"]
     assert torch.load(tmp_path / "long" / "checkpoint_last.pt", weights_only=True)["stopped"] is True
     assert len(run_train(long, tmp_path / "long", resume=True, progress=False)) == 2  # finished, not resumed
+    # No run is called converged, or stopped, before min_epochs; the smoothed curve is the one judged.
+    later = long.model_copy(update={"min_epochs": 4, "smoothing": 0.5})
+    history = run_train(later, tmp_path / "later", progress=False)
+    assert len(history) == 4 and "val_dice_ema" in history[-1]
+    info = json.loads((tmp_path / "later" / "run.json").read_text(encoding="utf-8"))
+    assert info["converged"] is True and "moving average (smoothing 0.5)" in info["convergence_rule"]
+    assert "after at least 4 epochs" in info["convergence_rule"]

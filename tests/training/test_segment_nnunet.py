@@ -72,7 +72,7 @@ def test_patches_reach_the_network_in_nnunets_axis_order(nnunet_planned, nnunet_
     store = Store(nnunet_store)
     config = resolve_train_config(
         "demo", nnunet_store, architecture="nnunet", plans=str(nnunet_planned["plans"]), configuration="2d",
-        samples_per_epoch=8, foreground_fraction=1.0, augment=False,
+        samples_per_epoch=8, foreground_fraction=1.0, augment=False, mirror=False,
     )  # fmt: skip
     data = PatchDataset(store, store.labelled("train"), config, epoch=0)
     image, target = data[0]

@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from sidepair.config import (
     ArchitectureSettings,
-    LabelMode,
     PreprocessSettings,
     PresetName,
     SegmentSettings,
@@ -30,13 +29,13 @@ from sidepair.config import (
 )
 from sidepair.data.augment import Augmenter
 from sidepair.data.index import NetworkView
-from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
+from sidepair.devices import resolve_device
 from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.metrics import dice_score
 from sidepair.evaluation.statistics import plateaued
 from sidepair.inference.sliding import predict_array
-from sidepair.models.checkpoint import PretrainCheckpoint, SegmentationCheckpoint, read_checkpoint
+from sidepair.models.checkpoint import BEST, PretrainCheckpoint, SegmentationCheckpoint, read_checkpoint
 from sidepair.models.encoder import total_stride
 from sidepair.models.nnunet import check_nnunet_store, is_nnunet, read_plans
 from sidepair.models.unet import segmentation_network, set_encoder_trainable, transfer_encoder
@@ -50,6 +49,8 @@ from sidepair.training.distributed import (
     shard,
 )
 from sidepair.training.loop import LoopSettings, fit
+from sidepair.training.optim import OptimSettings
+from sidepair.training.patches import ValidationPatches, crop_size, draw_starts, read_patch
 from sidepair.training.performance import Performance
 from sidepair.training.runinfo import update_run_info, write_run_config, write_run_info
 
@@ -78,6 +79,16 @@ class TrainConfig(SegmentSettings, ArchitectureSettings):
     seed: int = Field(0, description="Seed: model init, label subset and patches.")
     workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_to_epochs(cls, data: Any) -> Any:
+        # A step budget fixes the epochs (written to config.yaml), so the loop, resume and the experiment's
+        # "finished" check all count in epochs.
+        if isinstance(data, dict) and data.get("steps"):
+            per_epoch = -(-int(data.get("samples_per_epoch", 250)) // int(data.get("batch_size", 2)))
+            data = {**data, "epochs": -(-int(data["steps"]) // per_epoch)}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -134,7 +145,11 @@ def resolve_train_config(preset: PresetName | str | None, store: str | Path, **o
                 f"{init}: {enc['spatial_dims']}D encoder, but preset {name} is {p.architecture.dims}D; "
                 "give --patch-size or use a preset with the encoder's dims"
             )
+    if overrides.get("epochs") is not None and overrides.get("steps") is None:
+        base["steps"] = None  # an epoch budget given replaces the preset's step budget
     base.update({k: v for k, v in overrides.items() if v is not None})
+    if base.get("labels") == "sides" and overrides.get("mirror") is None:
+        base["mirror"] = False  # the preset mirrors kidneys; a mirrored right kidney looks like a left one
     if base.get("architecture") == "nnunet" and overrides.get("patch_size") is None:
         base["patch_size"] = nnunet_patch_size(store, base.get("plans"), base.get("configuration"))
     return validated(TrainConfig, base, "train")
@@ -209,17 +224,6 @@ def select_fraction(case_ids: list[str], fraction: float, seed: int) -> list[str
     return sorted(ordered[i] for i in order[:k])
 
 
-def target_of(label: np.ndarray, side: np.ndarray | None, mode: LabelMode) -> np.ndarray:
-    """Training target: kidney (0/1), kidney+tumour (0/1/2) or sides (0, 1 right, 2 left)."""
-    if mode == "kidney":
-        return (label > 0).astype(np.int64)
-    if mode == "kidney+tumour":
-        return label.astype(np.int64)
-    if side is None:
-        raise StoreError("label mode 'sides' needs the store's side maps")
-    return np.where(label > 0, side, 0).astype(np.int64)
-
-
 class PatchDataset(Dataset):
     """Random training patches (2D slices or 3D crops), a share of them centred on kidney voxels.
 
@@ -234,44 +238,26 @@ class PatchDataset(Dataset):
         self.store = store
         self.config = config
         self.epoch = epoch
-        self.augment = Augmenter(config.dims, with_label=True) if config.augment else None
+        recipe = config.augment_recipe if config.augment else None
+        self.augment = (
+            Augmenter(config.dims, with_label=True, recipe=recipe, mirror=config.mirror)
+            if config.augment or config.mirror
+            else None
+        )
         rng = np.random.default_rng([config.seed, epoch, 31337])
-        size = (1, *config.patch_size) if config.dims == 2 else tuple(config.patch_size)
-        self.items: list[tuple[str, tuple[int, ...]]] = []
-        for _ in range(config.samples_per_epoch):
-            case_id = case_ids[int(rng.integers(len(case_ids)))]
-            entry = store.cases[case_id]
-            shape = entry.shape
-            # A negative (no kidney on the grid) gives background patches only.
-            if rng.random() < config.foreground_fraction and entry.kidney_sides:
-                side = rng.choice(entry.kidney_sides)
-                box = entry.side_box(side)
-                assert box is not None
-                centre = [rng.uniform(lo, hi) for lo, hi in box]
-            else:
-                centre = [rng.uniform(0, n) for n in shape]
-            if config.dims == 2:
-                start = (int(np.clip(centre[0], 0, shape[0] - 1)),)
-                start += tuple(int(c - s / 2) for c, s in zip(centre[1:], size[1:], strict=True))
-            else:
-                start = tuple(int(c - s / 2) for c, s in zip(centre, size, strict=True))
-            self.items.append((case_id, start))
-        self.size = size
+        self.size = crop_size(config.patch_size, config.dims)
+        self.items = draw_starts(
+            store, case_ids, config.samples_per_epoch, self.size, config.dims, config.foreground_fraction, rng
+        )
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         case_id, start = self.items[i]
-        image = read_crop(self.store.array(case_id), start, self.size, self.store.background_value(case_id))
-        label = read_crop(self.store.array(case_id, "label"), start, self.size, 0)
-        side = (
-            read_crop(self.store.array(case_id, "side"), start, self.size, 0)
-            if self.config.labels == "sides"
-            else None
+        image, target = read_patch(
+            self.store, case_id, start, self.size, self.config.dims, self.config.labels
         )
-        target = target_of(label, side, self.config.labels)
-        image, target = (image[0:1], target[0:1]) if self.config.dims == 2 else (image[None], target[None])
         if self.augment is not None:  # in store order: the rotation is in the axial plane
             image, target = self.augment(image, target, (self.config.seed, self.epoch, i))
         view = self.store.cases[case_id].network
@@ -304,6 +290,13 @@ class SegmentationTask:
                     f"{store.path}: nnU-Net's 2d configuration slices these scans along an axis that is "
                     "not axial; sidepair's 2D runs are axial (use a 3d configuration)"
                 )
+        self.val_patches = (
+            ValidationPatches.draw(
+                store, self.val_ids, config.patch_size, config.dims, config.val_patches, config.labels
+            )
+            if config.validation == "patches"
+            else None
+        )
         self.encoder_config = config.encoder_config()
         self.stride = tuple(total_stride(self.encoder_config))
         torch.manual_seed(config.seed)
@@ -341,11 +334,8 @@ class SegmentationTask:
         )
 
     def should_stop(self, history: list[dict[str, Any]]) -> bool:
-        """With ``stop_on_plateau``: stop at the first plateau of the validation Dice."""
-        curve = [float(h["val_dice"]) for h in history]
-        return self.config.stop_on_plateau and plateaued(
-            curve, self.config.plateau_window, self.config.plateau_min_delta
-        )
+        """With ``stop_on_plateau``: stop at the first plateau of the (smoothed) validation Dice."""
+        return self.config.stop_on_plateau and converged(history, self.config)
 
     def on_epoch_start(self, epoch: int) -> None:
         """Unfreeze the encoder once ``unfreeze_after`` epochs are done."""
@@ -383,6 +373,12 @@ class SegmentationTask:
         return view.to_store(labels) if view is not None else labels
 
     def validate(self, device: torch.device) -> dict[str, float]:
+        """Kidney Dice of the fixed validation patches, or the mean per-case 3D Dice of whole volumes."""
+        if self.val_patches is not None:
+            return {"dice": self.val_patches.score(self.model, device, self.config.batch_size)}
+        return {"dice": self.validate_volumes(device)}
+
+    def validate_volumes(self, device: torch.device) -> float:
         """Mean per-case 3D kidney Dice on the validation cases (store grid)."""
         dices = []
         for case_id in shard(self.val_ids):  # under DDP each rank scores its share of the cases
@@ -391,7 +387,7 @@ class SegmentationTask:
             dices.append(dice_score(pred > 0, gt > 0))
         # A case with nothing to find and nothing found is not scored (metrics.py states the rule).
         scored = [d for d in gather_lists(dices) if math.isfinite(d)]
-        return {"dice": float(np.mean(scored)) if scored else math.nan}
+        return float(np.mean(scored)) if scored else math.nan
 
     def checkpoint_fields(self) -> dict[str, Any]:
         """What prediction needs besides the weights: config, encoder, labels, preprocessing."""
@@ -465,13 +461,24 @@ def run_train(
         epochs=config.epochs,
         lr=config.lr,
         monitor="val_dice",
+        smoothing=config.smoothing,
+        optim=OptimSettings(
+            optimizer=config.optimizer,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            momentum=config.momentum,
+            schedule=config.schedule,
+            warmup_steps=config.warmup_steps,
+        ),
+        steps_per_epoch=config.steps_per_epoch,
         seed=config.seed,
         device=config.device,
         performance=performance,
     )
     history = fit(task, out, settings, resume=resume, progress=progress, label=label, bar=bar)
     if history and is_main_process():
-        update_run_info(out, **convergence(history, config))
+        final = selected_volumes(task, out, settings) if config.validation == "patches" else {}
+        update_run_info(out, **convergence(history, config), **final)
         plot_history(
             history,
             ["train_loss", "val_dice"],
@@ -482,15 +489,47 @@ def run_train(
     return history
 
 
+def selected_volumes(task: SegmentationTask, out: Path, settings: LoopSettings) -> dict[str, Any]:
+    """Whole-volume validation Dice of the chosen checkpoint, scored once after training (run.json)."""
+    device = resolve_device(settings.device)
+    best = read_checkpoint(out / BEST, SegmentationCheckpoint)
+    task.model.load_state_dict(best.network_weights)
+    task.model.to(device).eval()
+    with torch.no_grad(), settings.performance.autocast(device):
+        dice = task.validate_volumes(device)
+    return {"val_dice_volumes": dice, "val_dice_volumes_epoch": best.best_epoch}
+
+
+def converged(history: list[dict[str, Any]], config: SegmentSettings) -> bool:
+    """The convergence rule of ``config`` on a run's validation Dice curve."""
+    curve = [float(h["val_dice"]) for h in history]
+    return plateaued(
+        curve, config.plateau_window, config.plateau_min_delta, config.smoothing, config.min_epochs
+    )
+
+
+def convergence_rule(config: SegmentSettings) -> str:
+    """The convergence rule of ``config``, in words (run.json and the report)."""
+    rule = (
+        f"converged: the last {config.plateau_window} epochs did not raise the best validation Dice by "
+        f"more than {config.plateau_min_delta:g}"
+    )
+    if config.smoothing > 0:
+        rule = (
+            f"converged: the last {config.plateau_window} epochs did not raise the best of the validation "
+            f"Dice's moving average (smoothing {config.smoothing:g}) by more than "
+            f"{config.plateau_min_delta:g}"
+        )
+    if config.min_epochs:
+        rule += f", after at least {config.min_epochs} epochs"
+    return rule
+
+
 def convergence(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
     """Whether a run converged, by the plateau rule, and whether it stopped early (for run.json)."""
-    curve = [float(h["val_dice"]) for h in history]
     return {
         "epochs_run": len(history),
         "stopped_on_plateau": config.stop_on_plateau and len(history) < config.epochs,
-        "converged": plateaued(curve, config.plateau_window, config.plateau_min_delta),
-        "convergence_rule": (
-            f"converged: the last {config.plateau_window} epochs did not raise the best validation Dice by "
-            f"more than {config.plateau_min_delta:g}"
-        ),
+        "converged": converged(history, config),
+        "convergence_rule": convergence_rule(config),
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sidepair.atomic import write_json, write_text
+from sidepair.config import load_yaml
 from sidepair.data.store import Store
 from sidepair.experiment.config import ExperimentConfig
 from sidepair.experiment.plan import RunSpec, init_label, plan_pretraining
@@ -36,11 +37,23 @@ RESAMPLE_TEXT = {
 
 def report_rules(config: ExperimentConfig, out: Path, runs: list[RunSpec]) -> dict[str, Any]:
     """The rules the report states, each from the config or from the code that applied it."""
+    first = load_yaml(out / "runs" / runs[0].name / "config.yaml") if runs else {}
+    if first.get("validation") == "patches":
+        validation = (
+            f"validation Dice pooled over {first.get('val_patches')} fixed patches of the validation cases "
+            "(the same patches for every run), each epoch; whole validation volumes scored once, for the "
+            "chosen checkpoint"
+        )
+    else:
+        validation = "validation Dice: the mean per-case Dice of the whole validation volumes, each epoch"
+    best = "the best validation Dice"
+    if float(first.get("smoothing") or 0) > 0:
+        best = f"the best moving average (smoothing {float(first['smoothing']):g}) of the validation Dice"
     return {
         "checkpoint": (
-            "the checkpoint of the epoch with the best validation Dice"
+            f"the checkpoint of the epoch with {best} ({validation})"
             if config.evaluation.checkpoint == "best"
-            else "the last epoch's checkpoint"
+            else f"the last epoch's checkpoint ({validation})"
         ),
         # Stated by the code that applied it (each run's run.json), not restated here.
         "convergence": read_run_info(out / "runs" / runs[0].name).get("convergence_rule", "") if runs else "",
@@ -97,6 +110,7 @@ def write_report(
         "comparisons_primary": versus_primary,
         "tasks": tasks,
         "convergence": conv,
+        "unconverged_runs": [r["run"] for r in rows if not r["converged"]],
         "proxy": [{k: v for k, v in p.items() if k != "history"} for p in proxies],
         "stages_s": stages,
         "environment": env,

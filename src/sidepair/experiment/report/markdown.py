@@ -202,6 +202,14 @@ def _convergence_section(s: dict[str, Any]) -> list[str]:
             ],
         ),
         "",
+        (
+            f"Runs that did not converge by this rule ({len(s['unconverged_runs'])}): "
+            + ", ".join(s["unconverged_runs"])
+            + "."
+            if s.get("unconverged_runs")
+            else "Every run converged by this rule."
+        ),
+        "",
     ]
 
 
