@@ -43,6 +43,7 @@ from sidepair.data.store import Store
 from sidepair.errors import ConfigError, DataWarning, SidepairError
 from sidepair.evaluation.evaluate import evaluate_predictions, evaluate_run
 from sidepair.experiment import ExperimentConfig, load_experiment_config, run_experiment
+from sidepair.experiment.estimate import estimate, format_plan
 from sidepair.inference.export import ExportFormat, export_model
 from sidepair.inference.export_nnunet import export_nnunet
 from sidepair.inference.laterality import (
@@ -477,19 +478,34 @@ def experiment(
             help="Experiment YAML, or a bundled config: demo, controls, kits19-2d, kits19-paper-3d, real-2d."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Experiment folder (rerun to resume).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Experiment folder (rerun to resume); not with --plan.")
+    ] = None,
     data: Annotated[
         list[Path] | None,
         typer.Option("--data", "-d", help="Dataset folder replacing the config's data.paths (repeat)."),
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Runs at the same time (default: the config's).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: the config's).")] = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the grid, its optimiser steps and the estimated wall time here and on a GPU (from a "
+            "few timed steps); train and write nothing.",
+        ),
+    ] = False,
 ) -> None:
     """The whole comparison, SSL against scratch, and its report: prepare, pretrain, train, evaluate."""
     resolved = load_experiment_config(config, [str(d) for d in data] if data else None)
     updates = {k: v for k, v in {"jobs": jobs, "device": device}.items() if v is not None}
     if updates:
         resolved = validated(ExperimentConfig, {**resolved.model_dump(), **updates}, "experiment")
+    if plan:
+        typer.echo(format_plan(estimate(resolved)))
+        return
+    if out is None:
+        raise ConfigError("experiment needs --out (the experiment folder), or --plan")
     report = run_experiment(resolved, out)
     typer.echo(f"report: {report}")
 

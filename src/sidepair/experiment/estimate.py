@@ -1,0 +1,252 @@
+"""``sidepair experiment CONFIG --plan``: the grid, its optimiser steps, and what it will cost.
+
+Nothing is trained or written. The grid comes from the config alone; matched pretrainings are counted as
+one per label fraction below 1 and seed, plus one for fraction 1 (what ``plan_pretraining`` makes unless two
+subsets happen to coincide). Each distinct training step (network, batch, input size) is timed on this
+machine for a few steps on random inputs, the same network, loss and optimiser a run uses, after warm-up
+steps; validation on fixed patches is timed as forward passes. The GPU estimate uses step speeds measured
+on a GPU and recorded in ``resources/gpu_step_speeds.json`` (a step with no record gets none). Whole-volume
+scoring (the chosen checkpoint's validation, and evaluation of the test cases) depends on the data's size
+and is not in the estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import torch
+from monai.losses import DiceCELoss
+
+from sidepair.config import PretrainSettings, SegmentSettings, set_fields
+from sidepair.experiment.config import ExperimentConfig
+from sidepair.experiment.plan import init_label
+from sidepair.models.unet import segmentation_network
+from sidepair.training.optim import OptimSettings, build_optimizer
+from sidepair.training.pretrain_config import PretrainConfig, resolve_config
+from sidepair.training.segment import N_CLASSES, TrainConfig, resolve_train_config
+
+PLAN_STORE = "<plan: no store>"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of training step: what the calibration times."""
+
+    kind: str  # segmentation or pretrain
+    encoder: str  # the encoder config, as JSON
+    size: tuple[int, ...]
+    batch: int
+
+    @property
+    def key(self) -> str:
+        """The step's name in the recorded GPU speeds."""
+        enc = json.loads(self.encoder)
+        size = "x".join(map(str, self.size))
+        channels = "-".join(map(str, enc.get("channels", [])))
+        return f"{self.kind} {enc['spatial_dims']}d {self.batch}x{size} ch{channels}"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One group of runs of the plan."""
+
+    what: str
+    runs: int
+    steps: int  # optimiser steps per run
+    val_batches: int  # validation forward passes per run
+    step: Step
+
+
+def _segmentation_lines(config: ExperimentConfig) -> list[Line]:
+    grid = config.segmentation
+    hyper = {k: v for k, v in set_fields(grid).items() if k in SegmentSettings.model_fields}
+    seg: TrainConfig = resolve_train_config(
+        config.preset, PLAN_STORE, **hyper, **config.architecture_fields(), init="scratch"
+    )
+    per_epoch = seg.steps_per_epoch
+    val = math.ceil(seg.val_patches / seg.batch_size) if seg.validation == "patches" else 0
+    step = Step("segmentation", json.dumps(seg.encoder_config()), tuple(seg.patch_size), seg.batch_size)
+    lines = []
+    for mode in grid.inits:
+        variants = [None] if mode == "scratch" else config.transfer_variants()
+        for variant in variants:
+            runs = len(grid.fractions) * len(grid.seeds)
+            lines.append(
+                Line(init_label(mode, variant), runs, seg.epochs * per_epoch, seg.epochs * val, step)
+            )
+    return lines
+
+
+def _pretrain_lines(config: ExperimentConfig) -> list[Line]:
+    lines = []
+    transfer = set(config.transfer_variants())
+    grid = config.segmentation
+    for v in config.pretrain:
+        hyper = {k: val for k, val in set_fields(v).items() if k in PretrainSettings.model_fields}
+        pre: PretrainConfig = resolve_config(
+            config.preset, PLAN_STORE, **hyper, **config.architecture_fields()
+        )
+        matched = v.mask_cases == "matched" and pre.sections != "half" and v.name in transfer
+        runs = (
+            (sum(f < 1 for f in grid.fractions) * len(grid.seeds) + (1.0 in grid.fractions)) if matched else 1
+        )
+        steps = pre.epochs * math.ceil(pre.pairs_per_epoch / pre.batch_size)
+        val = pre.epochs * math.ceil(pre.val_pairs / pre.batch_size)
+        step = Step("pretrain", json.dumps(pre.encoder_config()), tuple(pre.section_size), pre.batch_size)
+        lines.append(Line(f"pretrain {v.name}", max(runs, 1), steps, val, step))
+    return lines
+
+
+def plan_lines(config: ExperimentConfig) -> list[Line]:
+    """Every group of runs the experiment makes, with its steps, pretraining first."""
+    return _pretrain_lines(config) + _segmentation_lines(config)
+
+
+def time_step(step: Step, repeats: int = 4, warmup: int = 1) -> tuple[float, float]:
+    """Seconds of one training step and of one validation forward pass of ``step`` on this CPU."""
+    torch.manual_seed(0)
+    encoder_config = json.loads(step.encoder)
+    if step.kind == "segmentation":
+        model = segmentation_network(encoder_config, N_CLASSES["kidney"])
+        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
+        n = step.batch
+    else:
+        model = segmentation_network(encoder_config, N_CLASSES["kidney"]).encoder
+        n = 2 * step.batch  # a pair is two sections through the shared encoder
+    x = torch.randn(n, 1, *step.size)
+    target = (torch.rand(n, 1, *step.size) > 0.9).long()
+    optimizer = build_optimizer(model.parameters(), OptimSettings())
+
+    def train_once() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        # The siamese head is tiny beside the encoder: the encoder's output stands for the pair loss.
+        loss = loss_fn(out, target) if step.kind == "segmentation" else _deepest(out).float().square().mean()
+        loss.backward()
+        optimizer.step()
+
+    def forward_once() -> None:
+        with torch.no_grad():
+            model(x)
+
+    times = []
+    for fn in (train_once, forward_once):
+        t0 = time.perf_counter()
+        for _ in range(warmup):
+            fn()
+        first = (time.perf_counter() - t0) / warmup
+        # A slow step (a 3D network on a CPU) is timed once more: a few seconds of it tell enough.
+        n = 1 if first > 5.0 else repeats
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        times.append((time.perf_counter() - t0) / n)
+    return times[0], times[1]
+
+
+def _deepest(out: Any) -> torch.Tensor:
+    """The last tensor of an encoder's output (sidepair's: skips and bottleneck; nnU-Net's: a list)."""
+    while isinstance(out, list | tuple):
+        out = out[-1]
+    return out
+
+
+def gpu_speeds() -> dict[str, Any]:
+    """Recorded GPU step speeds: ``{"gpu": name, "steps": {step key: steps per second}, ...}``."""
+    text = (resources.files("sidepair") / "resources" / "gpu_step_speeds.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def recorded_speed(speeds: dict[str, float], key: str) -> float | None:
+    """The recorded speed of ``key``, or of the same step on the smallest larger input (a lower bound)."""
+    if key in speeds:
+        return speeds[key]
+    kind, dims, shape, channels = key.split(" ")
+    batch, *size = (int(v) for v in shape.split("x"))
+    larger = []
+    for other, speed in speeds.items():
+        k, d, s, c = other.split(" ")
+        b, *o = (int(v) for v in s.split("x"))
+        if (
+            (k, d, c, b) == (kind, dims, channels, batch)
+            and len(o) == len(size)
+            and all(a >= x for a, x in zip(o, size, strict=True))
+        ):
+            larger.append((math.prod(o), speed))
+    return min(larger)[1] if larger else None
+
+
+def estimate(config: ExperimentConfig, jobs: int | None = None) -> dict[str, Any]:
+    """The plan of ``config`` with times: per line, on this CPU and on the recorded GPU."""
+    lines = plan_lines(config)
+    timed: dict[Step, tuple[float, float]] = {}
+    for line in lines:
+        if line.step not in timed:
+            timed[line.step] = time_step(line.step)
+    recorded = gpu_speeds()
+    rows = []
+    for line in lines:
+        train_s, val_s = timed[line.step]
+        cpu = line.runs * (line.steps * train_s + line.val_batches * val_s)
+        speed = recorded_speed(recorded["steps"], line.step.key)
+        gpu = line.runs * line.steps / speed if speed else None
+        rows.append(
+            {
+                "what": line.what,
+                "runs": line.runs,
+                "steps_per_run": line.steps,
+                "step": line.step.key,
+                "cpu_step_s": train_s,
+                "cpu_hours": cpu / 3600,
+                "gpu_hours": None if gpu is None else gpu / 3600,
+            }
+        )
+    jobs = jobs or config.jobs
+    cpu_total = sum(r["cpu_hours"] for r in rows)
+    gpu_known = all(r["gpu_hours"] is not None for r in rows)
+    return {
+        "name": config.name,
+        "rows": rows,
+        "segmentation_runs": sum(line.runs for line in lines if line.step.kind == "segmentation"),
+        "pretraining_runs": sum(line.runs for line in lines if line.step.kind == "pretrain"),
+        "optimiser_steps": sum(line.runs * line.steps for line in lines),
+        "cpu_hours": cpu_total,
+        "cpu_threads": torch.get_num_threads(),
+        # Runs in parallel share the cores: measured 1.4x the throughput of one run with 2 jobs on 2 cores.
+        "gpu": recorded["gpu"],
+        "gpu_hours": sum(r["gpu_hours"] for r in rows) if gpu_known else None,
+        "gpu_note": recorded.get("note", ""),
+    }
+
+
+def format_plan(plan: dict[str, Any]) -> str:
+    """The plan as the lines ``--plan`` prints."""
+
+    def hours(h: float | None) -> str:
+        return "not recorded" if h is None else f"{h:.2f} h"
+
+    out = [
+        f"plan of experiment {plan['name']}: {plan['pretraining_runs']} pretrainings, "
+        f"{plan['segmentation_runs']} segmentation runs, {plan['optimiser_steps']} optimiser steps",
+        f"{'runs':>5}  {'what':<28} {'steps/run':>9}  {'s/step here':>11}  {'CPU':>10}  {'GPU':>12}  step",
+    ]
+    for r in plan["rows"]:
+        out.append(
+            f"{r['runs']:>5}  {r['what']:<28} {r['steps_per_run']:>9}  {r['cpu_step_s']:>11.3f}  "
+            f"{hours(r['cpu_hours']):>10}  {hours(r['gpu_hours']):>12}  {r['step']}"
+        )
+    out.append(
+        f"estimated wall time on this machine ({plan['cpu_threads']} threads, one run at a time): "
+        f"{hours(plan['cpu_hours'])}"
+    )
+    out.append(f"estimated on one {plan['gpu']}: {hours(plan['gpu_hours'])}, from recorded step speeds")
+    out.append(
+        "not included: whole-volume scoring (the chosen checkpoint's validation volumes, the test cases), "
+        "which grows with the data; nothing was trained or written"
+    )
+    return "\n".join(out)

@@ -1,0 +1,79 @@
+"""`sidepair experiment CONFIG --plan`: the grid, its steps and times, and nothing trained or written."""
+
+import re
+
+import pytest
+import yaml
+
+from sidepair.experiment import load_experiment_config
+from sidepair.experiment.estimate import plan_lines, recorded_speed
+from tests.conftest import run_cli
+
+SMALL = {
+    "name": "small-plan",
+    "preset": "demo",
+    "data": {"phantom": {"cases": 10, "seed": 3, "shape": [96, 96, 32]}},
+    "pretrain": [
+        {"name": "masked", "sections": "masked", "epochs": 2, "pairs_per_epoch": 64, "mask_cases": "matched"},
+        {"name": "half", "sections": "half", "epochs": 3, "pairs_per_epoch": 64},
+    ],
+    "segmentation": {
+        "inits": ["scratch", "finetune"],
+        "fractions": [0.5, 1.0],
+        "seeds": [0, 1],
+        "steps": 40,
+        "samples_per_epoch": 64,
+    },
+}
+
+
+def test_plan_counts_the_grid_and_its_steps(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL), encoding="utf-8")
+    lines = {line.what: line for line in plan_lines(load_experiment_config(path))}
+    # masked is label-matched: one pretraining per seed at fraction 0.5, one shared at fraction 1.
+    assert lines["pretrain masked"].runs == 3 and lines["pretrain half"].runs == 1
+    assert lines["pretrain masked"].steps == 2 * 2  # 2 epochs of 64 pairs in batches of 32
+    assert lines["pretrain half"].steps == 3 * 2
+    # 40 steps of batch 16 from 64 patches an epoch: 4 steps an epoch, 10 epochs.
+    for init in ("scratch", "ssl-masked", "ssl-half"):
+        assert lines[init].runs == 4 and lines[init].steps == 40
+        assert lines[init].val_batches == 10 * 16  # 256 fixed validation patches in batches of 16
+
+
+@pytest.mark.integration
+def test_plan_prints_the_estimate_and_writes_nothing(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL), encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_cli("experiment", path, "--plan", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # 3 x 4 + 1 x 6 pretraining steps, 12 x 40 segmentation steps
+    assert "plan of experiment small-plan: 4 pretrainings, 12 segmentation runs, 498 optimiser steps" in out
+    assert re.search(r"^\s+4\s+scratch\s+40\s+\d+\.\d{3}\s+\d+\.\d\d h\s+not recorded", out, re.M), out
+    assert re.search(
+        r"estimated wall time on this machine \(\d+ threads, one run at a time\): \d+\.\d\d h", out
+    )
+    assert "estimated on one NVIDIA H100 80GB HBM3: not recorded" in out  # no GPU speed for demo's network
+    assert "nothing was trained or written" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_the_bundled_paper_grid_has_a_gpu_estimate():
+    lines = plan_lines(load_experiment_config("kits19-paper-3d"))
+    keys = {line.step.key for line in lines}
+    assert "segmentation 3d 2x160x224x160 ch32-64-128-256-320" in keys
+    speeds = {"segmentation 2d 16x96x96 ch8-16": 10.0, "segmentation 2d 16x128x128 ch8-16": 5.0}
+    assert recorded_speed(speeds, "segmentation 2d 16x96x96 ch8-16") == 10.0
+    assert recorded_speed(speeds, "segmentation 2d 16x64x64 ch8-16") == 10.0  # the smallest larger input
+    assert recorded_speed(speeds, "segmentation 2d 16x160x160 ch8-16") is None
+    assert recorded_speed(speeds, "segmentation 2d 8x64x64 ch8-16") is None  # another batch
+
+
+def test_plan_needs_no_out_but_a_run_does(tmp_path):
+    result = run_cli("experiment", "demo")
+    assert (
+        result.returncode != 0
+        and "experiment needs --out (the experiment folder), or --plan" in result.stderr
+    )
