@@ -38,7 +38,7 @@ def test_bundled_configs_load_and_hold_the_papers_settings():
     assert {"scratch", "finetune"} <= set(demo.segmentation.inits)
     assert [(v.sections, v.mask_cases) for v in demo.pretrain] == [("masked", "matched")]
     real = load_experiment_config("real-2d")
-    assert real.segmentation.steps == 2000 and not real.segmentation.stop_on_plateau
+    assert real.segmentation.steps == 1500 and not real.segmentation.stop_on_plateau
     # Every arm of the paper's grid is trained by the strong recipe, not the paper's Adam and plateau.
     grid = paper.segmentation
     assert (grid.optimizer, grid.schedule, grid.steps, grid.validation) == ("sgd", "poly", 1000, "patches")

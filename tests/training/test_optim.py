@@ -41,7 +41,7 @@ def test_a_step_budget_sets_the_epochs_and_an_epoch_budget_replaces_it():
     assert config.steps_per_epoch == 4 and config.epochs == 25
     assert resolve_train_config("fast-2d", "s", steps=101, samples_per_epoch=64, batch_size=16).epochs == 26
     # The preset's budget is in steps; --epochs given alone replaces it.
-    assert resolve_train_config("fast-2d", "s").steps == 2000
+    assert resolve_train_config("fast-2d", "s").steps == 1500
     given = resolve_train_config("fast-2d", "s", epochs=3)
     assert given.epochs == 3 and given.steps is None
 

@@ -5,7 +5,8 @@ one per label fraction below 1 and seed, plus one for fraction 1 (what ``plan_pr
 subsets happen to coincide). Each distinct training step (network, batch, input size) is timed on this
 machine for a few steps on random inputs, the same network, loss and optimiser a run uses, after warm-up
 steps; validation on fixed patches is timed as forward passes. The GPU estimate uses step speeds measured
-on a GPU and recorded in ``resources/gpu_step_speeds.json`` (a step with no record gets none). Whole-volume
+on a GPU and recorded in ``resources/gpu_step_speeds.json`` (a step with no record gets none), a
+validation forward pass there taken as a third of a training step. Whole-volume
 scoring (the chosen checkpoint's validation, and evaluation of the test cases) depends on the data's size
 and is not in the estimate.
 """
@@ -194,7 +195,8 @@ def estimate(config: ExperimentConfig, jobs: int | None = None) -> dict[str, Any
         train_s, val_s = timed[line.step]
         cpu = line.runs * (line.steps * train_s + line.val_batches * val_s)
         speed = recorded_speed(recorded["steps"], line.step.key)
-        gpu = line.runs * line.steps / speed if speed else None
+        # A validation forward pass is taken as a third of a training step (no backward, no optimiser).
+        gpu = line.runs * (line.steps + line.val_batches / 3) / speed if speed else None
         rows.append(
             {
                 "what": line.what,
