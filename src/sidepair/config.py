@@ -468,12 +468,12 @@ class SegmentSettings(_Strict):
     @property
     def steps_per_epoch(self) -> int:
         """Optimiser steps in one epoch."""
-        return -(-self.samples_per_epoch // self.batch_size)
+        return steps_per_epoch(self.samples_per_epoch, self.batch_size)
 
-    @property
-    def epochs_run(self) -> int:
-        """The epoch budget: ``epochs``, or the step budget in whole epochs."""
-        return self.epochs if self.steps is None else -(-self.steps // self.steps_per_epoch)
+
+def steps_per_epoch(samples_per_epoch: int, batch_size: int) -> int:
+    """Optimiser steps in an epoch of ``samples_per_epoch`` patches (the last batch may be short)."""
+    return -(-samples_per_epoch // batch_size)
 
 
 class Preset(_Strict):

@@ -25,6 +25,7 @@ from sidepair.config import (
     PresetName,
     SegmentSettings,
     get_preset,
+    steps_per_epoch,
     validated,
 )
 from sidepair.data.augment import Augmenter
@@ -86,7 +87,9 @@ class TrainConfig(SegmentSettings, ArchitectureSettings):
         # A step budget fixes the epochs (written to config.yaml), so the loop, resume and the experiment's
         # "finished" check all count in epochs.
         if isinstance(data, dict) and data.get("steps"):
-            per_epoch = -(-int(data.get("samples_per_epoch", 250)) // int(data.get("batch_size", 2)))
+            fields = SegmentSettings.model_fields
+            samples = int(data.get("samples_per_epoch", fields["samples_per_epoch"].default))
+            per_epoch = steps_per_epoch(samples, int(data.get("batch_size", fields["batch_size"].default)))
             data = {**data, "epochs": -(-int(data["steps"]) // per_epoch)}
         return data
 
