@@ -15,17 +15,44 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def commit() -> str:
+    """The commit measured, with ``-dirty`` when the working tree has uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True)  # fmt: skip
+    except OSError:
+        return "unknown"
+    return (
+        head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+        if head.returncode == 0
+        else "unknown"
+    )
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     import torch
 
     return {
+        "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.cuda.is_available(),
     }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def measure(cmd: list[str]) -> dict[str, float]:
@@ -98,7 +125,10 @@ def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None =
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(
-        json.dumps({"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}, indent=2)
+        json.dumps(
+            {"benchmark": name, "commit": commit(), "machine": machine(), "rows": rows, **(extra or {})},
+            indent=2,
+        )
     )
     keys = list(dict.fromkeys(k for r in rows for k in r))  # rows may differ in their keys
     widths = [max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys]

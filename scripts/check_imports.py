@@ -1,11 +1,14 @@
-"""Check the package's imports: no import cycles, and no imports of its own modules inside functions.
+"""Check the package's imports: no cycles, no imports of its own modules inside functions, a light CLI.
 
 Usage: python scripts/check_imports.py [src/sidepair]
 
 Reads every module's syntax tree (nothing is imported). Prints the module-level import graph's cycles,
 the function-local imports of ``sidepair`` modules, and function-local imports of other packages that
 lack a comment saying why (heavy optional dependencies such as onnxruntime, SimpleITK or nnunetv2 may
-stay local, with the reason on the line). Exits 1 when it finds any, 0 otherwise.
+stay local, with the reason on the line). Deferred imports (``importlib``, ``__import__``) are allowed in
+``sidepair.lazy`` alone, and the modules that ``import sidepair`` and the command line load must not
+reach torch, MONAI, matplotlib or SciPy at import (their chain is printed). Exits 1 when it finds any
+problem, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import sys
 from pathlib import Path
 
 PACKAGE = "sidepair"
+LAZY = "sidepair.lazy"  # the one module that may import on first use
+LIGHT = ("sidepair", "sidepair.cli")  # what `import sidepair` and `sidepair --help` load
+HEAVY = ("torch", "monai", "matplotlib", "scipy")
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -71,6 +77,50 @@ class Scanner(ast.NodeVisitor):
     visit_Import = visit_ImportFrom = _import  # noqa: N815
 
 
+def external(node: ast.AST) -> list[str]:
+    """The top-level packages of other distributions that an import statement loads."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        names = [node.module]
+    else:
+        names = []
+    return [n.split(".")[0] for n in names if n.split(".")[0] != PACKAGE]
+
+
+def deferred_imports(tree: ast.AST) -> list[int]:
+    """Lines that import by name at run time: ``importlib.import_module(...)`` or ``__import__(...)``."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = ast.unparse(node.func)
+            if name in ("importlib.import_module", "import_module", "__import__"):
+                lines.append(node.lineno)
+    return lines
+
+
+def heavy_chains(graph: dict[str, set[str]], heavy: dict[str, set[str]]) -> list[str]:
+    """For each light root, the first chain of module-level imports that reaches a heavy package."""
+    out = []
+    for root in LIGHT:
+        parent: dict[str, str | None] = {root: None}
+        queue = [root]
+        while queue:
+            module = queue.pop(0)
+            if heavy.get(module):
+                chain = [module]
+                while parent[chain[-1]] is not None:
+                    chain.append(parent[chain[-1]])  # type: ignore[arg-type]
+                reached = ", ".join(sorted(heavy[module]))
+                out.append(f"{root} imports {reached} at import: {' -> '.join(reversed(chain))}")
+                break
+            for nxt in sorted(graph.get(module, ())):
+                if nxt not in parent:
+                    parent[nxt] = module
+                    queue.append(nxt)
+    return out
+
+
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     """Tarjan's algorithm: the components with more than one module (or a self-loop)."""
     index: dict[str, int] = {}
@@ -117,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(root.rglob("*.py"))
     modules = {module_name(p, root) for p in files}
     graph: dict[str, set[str]] = {}
+    heavy: dict[str, set[str]] = {}
     problems: list[str] = []
     for path in files:
         module = module_name(path, root)
@@ -124,7 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         source = path.read_text(encoding="utf-8")
         lines = source.splitlines()
         scanner = Scanner()
-        scanner.visit(ast.parse(source))
+        tree = ast.parse(source)
+        scanner.visit(tree)
+        heavy[module] = {n for node in scanner.top for n in external(node) if n in HEAVY}
+        if module != LAZY:
+            for lineno in deferred_imports(tree):
+                where = f"{path}:{lineno}: {lines[lineno - 1].strip()}"
+                problems.append(f"deferred import outside {LAZY}: {where}")
         edges = set()
         for node in scanner.top:
             for t in targets(node, module, is_package, modules):
@@ -141,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"function-local import of the package's own module: {where}")
             elif "#" not in line:
                 problems.append(f"function-local import without a comment saying why: {where}")
+    problems.extend(heavy_chains(graph, heavy))
     cycles = strongly_connected(graph)
     for cycle in cycles:
         problems.append("import cycle: " + " -> ".join(cycle))
@@ -148,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(problem)
     n_imports = sum(len(e) for e in graph.values())
     print(f"{len(files)} modules, {n_imports} internal imports, {len(cycles)} cycles, ", end="")
-    print(f"{len(problems) - len(cycles)} local-import problems")
+    print(f"{len(problems) - len(cycles)} other problems")
     return 1 if problems else 0
 
 

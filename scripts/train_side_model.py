@@ -11,12 +11,12 @@ The checkpoint is the final epoch's (as nnU-Net's ``checkpoint_final``), written
 (about 1.3 MB). Not the best one on the phantom's validation cases: their side accuracy reaches 0.99-1.00
 by epoch 15 and then ties, so "best" was an arbitrary epoch (15-28 over three seeds), and those models'
 verdicts on real KiTS19 slices ranged over 13-22 of 24 right; the final epochs' over 19-20
-(``benchmarks/side_model_spread.py``). ``--checkpoint best`` keeps the old choice.
+(``benchmarks/studies/side_model_spread.py``). ``--checkpoint best`` keeps the old choice.
 
 Deterministic on one CPU, not across CPUs (training floats differ): the same seed on an AMD EPYC gave a
 model with 13 / 16 of the slices right and 6 of 48 confidently wrong, where the committed one (trained on
 another CPU) has 20 / 20 and none. The shipped file is what was measured; a retrained one must be measured
-again (``benchmarks/side_model_spread.py``) before it replaces it.
+again (``benchmarks/studies/side_model_spread.py``) before it replaces it.
 
 Usage:
     python scripts/train_side_model.py [--data ../shared/data] [--work DIR] [--out FILE]
@@ -25,7 +25,7 @@ Usage:
 
 ``--without ts_example`` trains on the phantom alone: the real-data tests' fixture
 (``tests/fixtures/side_model_phantom_only.pt``), which has seen no real scan. ``--without`` / ``--with``
-train variants on other real CTs (``benchmarks/laterality_lopo.py`` trains its
+train variants on other real CTs (``benchmarks/studies/laterality_lopo.py`` trains its
 leave-one-patient-out models itself); a model trained with ircadb (CC BY-NC-ND) must never ship.
 """
 

@@ -169,7 +169,7 @@ def pretrained(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 def tiny_train_config(store: Path, **overrides):
     """A two-epoch 2D segmentation config with a tiny encoder, on CPU."""
-    from sidepair.training.segment import resolve_train_config
+    from sidepair.training.segment_config import resolve_train_config
 
     settings = {
         "patch_size": (32, 32),
@@ -254,14 +254,30 @@ def _cli_child(args: list[str], env: dict[str, str], cwd: str, out: str, err: st
 _SERVER: list[Any] = []
 
 
+# The CLI imports its verbs' implementations when a verb runs (sidepair.lazy); the server imports them
+# up front, so that a forked child finds torch and MONAI loaded.
+PRELOAD = [
+    "sidepair.cli",
+    "sidepair.api",
+    "sidepair.data.montage",
+    "sidepair.data.phantom",
+    "sidepair.data.phantom_nnunet",
+    "sidepair.experiment.estimate",
+    "sidepair.experiment.runner",
+    "sidepair.inference.export",
+    "sidepair.inference.export_nnunet",
+]
+
+
 def _cli_context() -> Any:
-    """A forkserver that has imported the CLI (torch, MONAI) once: a child starts in milliseconds, not the
-    ~9 s of a fresh interpreter's imports, and is still its own process (exit code, streams, state)."""
+    """A forkserver that has imported the CLI and its verbs (torch, MONAI) once: a child starts in
+    milliseconds, not the ~9 s of a fresh interpreter's imports, and is still its own process (exit code,
+    streams, state)."""
     import multiprocessing
 
     if not _SERVER:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["sidepair.cli"])
+        ctx.set_forkserver_preload(PRELOAD)
         _SERVER.append(ctx)
     return _SERVER[0]
 

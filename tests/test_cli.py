@@ -2,19 +2,34 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from sidepair.cli import app
+from sidepair.cli import app, main
+from sidepair.data.formats import source_of
 from sidepair.data.phantom import write_slices
 from sidepair.data.store import Store
-from sidepair.training.pretrain import resolve_config
-from sidepair.training.segment import resolve_train_config
+from sidepair.experiment.config import ExperimentConfig
+from sidepair.training.pretrain_config import PretrainConfig, resolve_config
+from sidepair.training.segment_config import TrainConfig, resolve_train_config
 from tests.conftest import run_cli, two_kidney_volume, write_nifti
 
-VERBS = ["phantom", "prepare", "pretrain", "train", "evaluate", "predict", "experiment", "demo", "export"]
+VERBS = [
+    "phantom",
+    "prepare",
+    "pretrain",
+    "train",
+    "evaluate",
+    "predict",
+    "experiment",
+    "demo",
+    "export",
+    "check-sides",
+]
 
 
 def run(*args, cwd=None, env_columns=None, fresh=False):
@@ -74,7 +89,7 @@ def test_prepare_a_slice_folder_without_spacing_warns_or_takes_pixel_spacing(tmp
     assert "pixel spacing" not in told.stderr
     store = Store(tmp_path / "told")
     assert store.header.datasets[0].format_options["spacing"] == 0.7
-    dataset, source = store.source_of(next(iter(store.cases)))  # reopened as prepared, to read its files
+    dataset, source = source_of(store, next(iter(store.cases)))  # reopened as prepared, to read its files
     affine = dataset.load(source).image.affine
     assert sorted(np.linalg.norm(affine[:3, :3], axis=0).round(6).tolist())[:2] == [0.7, 0.7]
     zero = run(
@@ -113,7 +128,7 @@ def test_unknown_format_and_preset(tmp_path):
     result = run(
         "prepare", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "s"), "--preset", "nope"
     )
-    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "Invalid value for '--preset'" in result.stderr and "'nope' is not one of" in result.stderr
     assert not (tmp_path / "s").exists()
 
@@ -169,7 +184,7 @@ def test_pretrain_on_a_missing_store_is_one_line(tmp_path):
 
 def test_evaluate_needs_run_or_predictions(tmp_path):
     result = run("evaluate")
-    assert result.returncode == 1 and "give either --run, or --predictions with --data" in result.stderr
+    assert result.returncode == 2 and "give either --run, or --predictions with --data" in result.stderr
     result = run("evaluate", "--run", str(tmp_path / "norun"))
     assert result.returncode == 1
     assert f"{tmp_path / 'norun' / 'checkpoint_best.pt'}: checkpoint not found" in result.stderr
@@ -178,7 +193,7 @@ def test_evaluate_needs_run_or_predictions(tmp_path):
 def test_train_rejects_bad_fraction(tmp_path):
     argv = ["--store", str(tmp_path), "--out", str(tmp_path / "r"), "--preset", "fast-2d"]
     result = run("train", *argv, "--label-fraction", "1.5")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "train: Value error, label_fraction must be in (0, 1], got 1.5" in result.stderr
 
 
@@ -202,6 +217,80 @@ def test_choices_are_listed_in_help_and_a_bad_one_is_one_line():
     assert "sides|kidney|kidney+tumour" in shown["predict"]
     assert "probabilities|labels" in shown["evaluate"]
     bad = run("pretrain", "--store", "s", "--out", "o", "--sections", "kidney")
-    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert bad.stderr.startswith("sidepair pretrain: error: Invalid value for '--sections'")
     assert "'kidney' is not one of 'masked', 'bbox', 'half'" in bad.stderr
+
+
+def test_every_verb_defaults_to_the_auto_device_and_has_help():
+    command = typer.main.get_command(app)
+    assert sorted(command.commands) == sorted(VERBS)  # type: ignore[attr-defined]
+    devices = {}
+    for verb, cmd in command.commands.items():  # type: ignore[attr-defined]
+        assert cmd.help, verb
+        for param in cmd.params:
+            if param.name == "device":
+                devices[verb] = param.default
+    # experiment's None means "the config's", whose own default is auto.
+    assert devices == {
+        "pretrain": None,
+        "train": None,
+        "evaluate": "auto",
+        "predict": "auto",
+        "experiment": None,
+    }
+    assert ExperimentConfig.model_fields["device"].default == "auto"
+    assert TrainConfig.model_fields["device"].default == "auto"
+    assert PretrainConfig.model_fields["device"].default == "auto"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "text"),
+    [
+        (["phantom", "--out", "o", "--cases", "many"], 2, "Invalid value for '--cases'"),
+        (["prepare", "--data", "d", "--out", "o", "--preset", "nope"], 2, "Invalid value for '--preset'"),
+        (["prepare", "--data", "d", "--out", "o", "--plans", "p.json"], 2, "--plans and --configuration go"),
+        (["pretrain", "--store", "s", "--out", "o", "--preset", "demo", "--lr", "-1"], 2, "lr"),
+        (
+            ["train", "--store", "s", "--out", "o", "--preset", "demo", "--mirror", "--labels", "sides"],
+            2,
+            "mirror",
+        ),
+        (["evaluate", "--split", "all"], 2, "Invalid value for '--split'"),
+        (
+            ["predict", "-i", "x.nii.gz", "-o", "y", "-m", "m", "--labels", "left"],
+            2,
+            "Invalid value for '--labels'",
+        ),
+        (["experiment", "demo"], 2, "experiment needs --out"),
+        (["export", "-m", "m", "--format", "nnunet"], 2, "--format nnunet needs --plans"),
+        (["check-sides", "x.nii.gz", "--threshold", "0.2"], 2, "Invalid value for '--threshold'"),
+        (["demo", "--jobs", "two"], 2, "Invalid value for '--jobs'"),
+        (["prepare", "--data", "nowhere", "--out", "o"], 1, "nowhere: dataset folder not found"),
+        (["predict", "-i", "nowhere.nii.gz", "-o", "y", "-m", "m"], 1, "nowhere.nii.gz"),
+        (["experiment", "no_such.yaml", "--plan"], 1, "no_such.yaml"),
+        (["check-sides", "nowhere.nii.gz"], 1, "nowhere.nii.gz"),
+    ],
+)
+def test_exit_codes_are_two_for_a_wrong_command_line_and_one_for_bad_input(
+    argv, code, text, tmp_path, capsys
+):
+    """One line either way, exit 2 or 1; in process (usage errors loading no torch: test_layout)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                *argv[:1],
+                *[str(tmp_path / a) if a in ("o", "y", "nowhere", "nowhere.nii.gz") else a for a in argv[1:]],
+            ]
+        )
+    err = capsys.readouterr().err
+    assert exit_.value.code == code, err
+    assert text in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_main_leaves_the_warning_hook_as_it_found_it(capsys):
+    before = warnings.showwarning
+    with pytest.raises(SystemExit):
+        main(["evaluate"])
+    assert warnings.showwarning is before
+    capsys.readouterr()

@@ -1,12 +1,16 @@
 """The package's shape: every module imports on its own, no import cycles, no hidden local imports."""
 
+import ast
 import importlib
 import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import sidepair
+from sidepair.lazy import load
 from tests.conftest import ROOT
 
 CHECKER = ROOT / "scripts" / "check_imports.py"
@@ -34,7 +38,7 @@ def test_every_module_imports_in_a_fresh_interpreter():
 def test_the_package_has_no_cycles_and_no_local_imports_of_its_own():
     result = subprocess.run([sys.executable, str(CHECKER)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout
-    assert " 0 cycles, 0 local-import problems" in result.stdout
+    assert " 0 cycles, 0 other problems" in result.stdout
 
 
 def test_the_checker_finds_a_cycle_and_a_local_import(tmp_path):
@@ -59,20 +63,115 @@ def test_the_checker_finds_a_cycle_and_a_local_import(tmp_path):
     assert "c.py:6" not in result.stdout
 
 
+def test_the_checker_finds_a_heavy_import_under_the_cli_and_a_deferred_import(tmp_path):
+    pkg = tmp_path / "sidepair"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli.py").write_text("from sidepair import config\n")
+    (pkg / "config.py").write_text("import json\n\nfrom sidepair import nets\n")
+    (pkg / "nets.py").write_text("import torch\n")
+    (pkg / "lazy.py").write_text(
+        "import importlib\n\n\ndef load(t):\n    return importlib.import_module(t)\n"
+    )
+    (pkg / "other.py").write_text("import importlib\n\nm = importlib.import_module('json')\n")
+    result = subprocess.run(
+        [sys.executable, str(CHECKER), str(pkg)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "sidepair.cli imports torch at import: sidepair.cli -> sidepair.config -> sidepair.nets" in (
+        result.stdout
+    )
+    assert "deferred import outside sidepair.lazy" in result.stdout and "other.py:3" in result.stdout
+    assert "lazy.py" not in result.stdout
+
+
+HEAVY_LOADED = "print(sorted(m for m in ('torch', 'monai', 'matplotlib', 'scipy') if m in sys.modules))"
+
+
+def test_the_command_line_and_the_package_load_no_torch():
+    code = f"import sys, sidepair, sidepair.cli\n{HEAVY_LOADED}\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--help"],
+        ["train", "--store", "s", "--out", "o", "--preset", "demo", "--label-fraction", "1.5"],
+        ["pretrain", "--store", "s", "--out", "o", "--sections", "kidney"],
+        ["experiment", "demo"],
+        ["predict", "-i", "x", "-o", "y", "-m", "m", "--labels", "left"],
+    ],
+)
+def test_help_and_usage_errors_load_no_torch(argv):
+    code = (
+        "import sys\nfrom sidepair.cli import main\ntry:\n    main(sys.argv[1:])\n    print(0)\n"
+        f"except SystemExit as e:\n    print(e.code)\n{HEAVY_LOADED}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, encoding="utf-8", timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-2:] == ["0" if "--help" in argv else "2", "[]"], result
+
+
+def test_every_lazy_target_in_the_package_resolves():
+    """Each ``load("module:attribute")`` names something that exists (a typo fails here, not in use)."""
+
+    targets = set()
+    for path in Path(sidepair.__file__).parent.rglob("*.py"):
+        if path.name == "__init__.py" and path.parent.name == "sidepair":
+            continue  # its targets are PUBLIC's, checked below
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "load" and node.args:
+                assert isinstance(node.args[0], ast.Constant), f"{path}:{node.lineno}: a computed target"
+                targets.add(node.args[0].value)
+    assert len(targets) > 20 and "sidepair.training.segment:run_train" in targets
+    for target in sorted(targets):
+        assert load(target) is not None, target
+    assert set(sidepair.PUBLIC) <= set(sidepair.__all__)
+    for name in sidepair.PUBLIC:
+        assert callable(getattr(sidepair, name)), name
+
+
 def test_top_level_holds_only_the_shared_leaves():
     """The pipeline lives in its folders; the package top keeps the CLI and small shared modules."""
     top = sorted(p.stem for p in Path(sidepair.__file__).parent.glob("*.py"))
     assert top == [
         "__init__",
         "__main__",
+        "api",
         "atomic",
+        "choices",
         "cli",
         "config",
         "devices",
         "errors",
+        "lazy",
+        "nnunet_plans",
         "plotting",
         "version",
     ]
     folders = {m.name for m in pkgutil.iter_modules(sidepair.__path__) if m.ispkg}
     assert folders == {"data", "models", "training", "inference", "evaluation", "experiment"}
     importlib.import_module("sidepair.experiment.report")
+
+
+def test_the_cli_test_server_preloads_every_verb_implementation():
+    """tests.conftest.PRELOAD keeps forked CLI tests fast: every module a verb loads is imported up front."""
+    from tests.conftest import PRELOAD
+
+    cli = Path(sidepair.__file__).parent / "cli.py"
+    modules = {
+        node.args[0].value.split(":")[0]
+        for node in ast.walk(ast.parse(cli.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "load"
+    }
+    code = (
+        f"import importlib, sys\nfor m in {PRELOAD!r}:\n    importlib.import_module(m)\n"
+        f"print(sorted(m for m in {sorted(modules)!r} if m not in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -2,12 +2,17 @@
 
 The hyperparameter options of ``pretrain`` and ``train`` (and the speed options) are derived from the
 settings' declarations (:mod:`sidepair.config`), so a setting is declared once and appears here with its
-description and choices. Errors caused by input are printed as one line (``sidepair <verb>: error:
-...``) with exit code 1 and no traceback; ``--debug`` shows the traceback.
+description and choices. Errors are printed as one line (``sidepair <verb>: error: ...``) without a
+traceback (``--debug`` shows it): exit code 2 for a wrong command line (click's usage errors, a bad
+option value, options that do not go together), 1 for bad input files, configs, stores or checkpoints.
+
+Only light modules are imported here; each verb's implementation is imported when it runs, through
+:func:`sidepair.lazy.load`, so ``--help`` and usage errors answer without torch, MONAI or matplotlib.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import inspect
@@ -15,7 +20,7 @@ import sys
 import time
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -23,45 +28,31 @@ import typer
 from pydantic import BaseModel
 
 from sidepair.atomic import WRITE_ERRNOS
+from sidepair.choices import (
+    DEFAULT_RESAMPLE,
+    DEFAULT_SIDE_THRESHOLD,
+    AnatomyChoice,
+    ExportFormat,
+    FormatName,
+    OutputLabels,
+    PhantomLayout,
+    Resample,
+    SideCheckMode,
+)
 from sidepair.config import (
     PRESETS,
     ArchitectureSettings,
+    Performance,
     PretrainSettings,
     SegmentSettings,
-    get_label_map,
-    get_preset,
     validated,
 )
-from sidepair.data.formats import FORMATS, open_dataset
-from sidepair.data.montage import montage_from_folder
-from sidepair.data.nnunet_grid import with_nnunet
-from sidepair.data.phantom import PhantomLayout, generate_phantom, write_slices
-from sidepair.data.phantom_anatomy import AnatomyChoice
-from sidepair.data.phantom_nnunet import write_nnunet
-from sidepair.data.prepare import prepare as run_prepare
 from sidepair.data.store import Store
-from sidepair.errors import ConfigError, DataWarning, SidepairError
-from sidepair.evaluation.evaluate import evaluate_predictions, evaluate_run
-from sidepair.experiment import ExperimentConfig, load_experiment_config, run_experiment
-from sidepair.experiment.estimate import estimate, format_plan
-from sidepair.inference.export import ExportFormat, export_model
-from sidepair.inference.export_nnunet import export_nnunet
-from sidepair.inference.laterality import (
-    DEFAULT_THRESHOLD,
-    SideCheckMode,
-    SideModel,
-    check_paths,
-    plan_scans,
-    scan_alarm,
-    summary_line,
-    write_report,
-)
-from sidepair.inference.predictor import OutputLabels, Predictor, plan_inputs, predict_paths
-from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample
-from sidepair.training.distributed import is_main_process
-from sidepair.training.performance import Performance
-from sidepair.training.pretrain import PretrainConfig, resolve_config, run_pretrain
-from sidepair.training.segment import TrainConfig, resolve_train_config, run_train
+from sidepair.errors import ConfigError, DataWarning, SidepairError, UsageError
+from sidepair.experiment.config import ExperimentConfig, load_experiment_config
+from sidepair.lazy import load
+from sidepair.training.pretrain_config import PretrainConfig, resolve_config
+from sidepair.training.segment_config import TrainConfig, resolve_train_config
 from sidepair.version import __version__
 
 app = typer.Typer(
@@ -74,11 +65,9 @@ app = typer.Typer(
 )
 
 PresetChoice = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
-FormatChoice = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
+FormatChoice = Literal[("auto", *get_args(FormatName))]  # type: ignore[valid-type]
 Split = Literal["train", "val", "test"]
 Which = Literal["best", "last"]
-
-_state: dict[str, Any] = {"debug": False}
 
 SideCheckOpt = Annotated[
     SideCheckMode,
@@ -102,7 +91,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    _state["debug"] = debug
+    """``--debug`` is read by :func:`main` from the arguments themselves, before the verb runs."""
 
 
 def _cli_type(annotation: Any) -> Any:
@@ -185,6 +174,17 @@ PRESET_FIELDS = {
 }
 
 
+@contextlib.contextmanager
+def options_checked() -> Iterator[None]:
+    """Settings from the command line that validation refuses are usage errors (exit 2), not input errors."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _shown(value: Any) -> str:
     return " ".join(str(v) for v in value) if isinstance(value, tuple | list) else str(value)
 
@@ -220,17 +220,25 @@ def phantom(
 ) -> None:
     """Write synthetic abdominal CT cases with kidney labels: KiTS case folders, slices, or nnU-Net raw."""
     if layout == "slices":
-        specs = write_slices(out, cases, seed, shape, slices_per_case, progress=True, anatomy=anatomy)
+        specs = load("sidepair.data.phantom:write_slices")(
+            out, cases, seed, shape, slices_per_case, progress=True, anatomy=anatomy
+        )
         typer.echo(f"wrote {len(specs)} phantom cases as slices to {out}")
         return
     if layout == "nnunet":
-        specs = write_nnunet(out, cases, seed, shape, progress=True, anatomy=anatomy)
+        specs = load("sidepair.data.phantom_nnunet:write_nnunet")(
+            out, cases, seed, shape, progress=True, anatomy=anatomy
+        )
         typer.echo(f"wrote {len(specs)} phantom cases in nnU-Net raw layout to {out}")
         return
-    specs = generate_phantom(out, cases, seed, shape, masks_from, progress=True, anatomy=anatomy)
+    specs = load("sidepair.data.phantom:generate_phantom")(
+        out, cases, seed, shape, masks_from, progress=True, anatomy=anatomy
+    )
     typer.echo(f"wrote {len(specs)} phantom cases to {out}")
     if montage:
-        png = montage_from_folder(out, out / "montage.png", max_cases=min(6, len(specs)))
+        png = load("sidepair.data.montage:montage_from_folder")(
+            out, out / "montage.png", max_cases=min(6, len(specs))
+        )
         typer.echo(f"montage: {png}")
 
 
@@ -290,28 +298,24 @@ def prepare(
     ] = None,
 ) -> None:
     """Orient, resample, window and normalise a dataset into a memory-mapped store."""
-    settings = get_preset(preset).preprocess
-    if spacing is not None:
-        settings = settings.model_copy(update={"spacing_zyx": tuple(s if s > 0 else None for s in spacing)})
     if (plans is None) != (configuration is None):
-        raise ConfigError("--plans and --configuration go together (nnU-Net's preprocessing)")
-    if plans is not None and configuration is not None:
-        settings = with_nnunet(settings, plans, configuration)
-    lm = get_label_map(label_map) if label_map is not None else None
-    slice_options = {"convention": convention, "intensity": intensity, "spacing": pixel_spacing}
-    datasets = [open_dataset(folder, fmt, lm, slice_options=slice_options) for folder in data]
-    store = run_prepare(
-        datasets,
+        raise UsageError("--plans and --configuration go together (nnU-Net's preprocessing)")
+    store = load("sidepair.api:prepare")(
+        list(data),
         out,
-        settings,
+        preset,
+        fmt=fmt,
+        label_map=label_map,
+        spacing=spacing,
         split_seed=split_seed,
-        progress=True,
-        format_options=slice_options,
-        preset=preset,
+        slice_options={"convention": convention, "intensity": intensity, "spacing": pixel_spacing},
         accept_negatives=accept_negatives,
-        scan_check=scan_alarm(side_check),
+        plans=plans,
+        configuration=configuration,
+        side_check=side_check,
     )
-    typer.echo(store_summary(Store(store), "+".join(d.name for d in datasets)))
+    prepared = Store(store)
+    typer.echo(store_summary(prepared, "+".join(r.format for r in prepared.header.datasets)))
 
 
 def store_summary(store: Store, formats: str) -> str:
@@ -349,10 +353,11 @@ def pretrain(
     performance: dict[str, Any] | None = None,
 ) -> None:
     """Self-supervised pretraining of the encoder: side-pair (the siamese network) or a generic pretext."""
-    config = resolve_config(preset, store, **(overrides or {}))
-    speed = validated(Performance, performance or {}, "performance")
-    history = run_pretrain(config, out, resume=resume, performance=speed)
-    if history and is_main_process():
+    with options_checked():
+        config = resolve_config(preset, store, **(overrides or {}))
+        speed = validated(Performance, performance or {}, "performance")
+    history = load("sidepair.training.pretrain:run_pretrain")(config, out, resume=resume, performance=speed)
+    if history and load("sidepair.training.distributed:is_main_process")():
         last = history[-1]
         shown = {
             "side-pair": f"held-out pair accuracy {last.get('val_acc', float('nan')):.3f}, "
@@ -375,10 +380,11 @@ def train(
     performance: dict[str, Any] | None = None,
 ) -> None:
     """U-Net segmentation training, from scratch or with the side-pair pretrained encoder."""
-    config = resolve_train_config(preset, store, **(overrides or {}))
-    speed = validated(Performance, performance or {}, "performance")
-    history = run_train(config, out, resume=resume, performance=speed)
-    if history and is_main_process():
+    with options_checked():
+        config = resolve_train_config(preset, store, **(overrides or {}))
+        speed = validated(Performance, performance or {}, "performance")
+    history = load("sidepair.training.segment:run_train")(config, out, resume=resume, performance=speed)
+    if history and load("sidepair.training.distributed:is_main_process")():
         best = max(history, key=lambda r: r["val_dice"])
         typer.echo(
             f"train {out}: {history[-1]['epoch']} epochs, best validation Dice {best['val_dice']:.3f} "
@@ -408,15 +414,17 @@ def evaluate(
 ) -> None:
     """Per-case Dice, HD95 and NSD in each scan's own geometry: metrics.json, per_case.csv, cases.png."""
     if (run is None) == (predictions is None):
-        raise ConfigError("give either --run, or --predictions with --data")
+        raise UsageError("give either --run, or --predictions with --data")
     if predictions is not None:
         if data is None:
-            raise ConfigError("--predictions needs --data (the dataset with the reference labels)")
-        summary = evaluate_predictions(predictions, data)
+            raise UsageError("--predictions needs --data (the dataset with the reference labels)")
+        summary = load("sidepair.evaluation.evaluate:evaluate_predictions")(predictions, data)
         where = predictions
     else:
         assert run is not None
-        summary = evaluate_run(run, split, checkpoint, device, resample=resample)
+        summary = load("sidepair.evaluation.evaluate:evaluate_run")(
+            run, split, checkpoint, device, resample=resample
+        )
         where = run / f"eval_{split}"
     m = summary["metrics"]["kidney_dice"]
     typer.echo(
@@ -438,7 +446,7 @@ def predict(
     labels: Annotated[
         OutputLabels, typer.Option(help="sides (1 right, 2 left), kidney (1) or kidney+tumour (1, 2).")
     ] = "sides",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int | None, typer.Option(help="Slices (2D) or windows (3D) per pass.")] = None,
     checkpoint: Annotated[Which, typer.Option(help="With a run folder: the checkpoint.")] = "best",
     series: Annotated[
@@ -452,10 +460,13 @@ def predict(
     side_check: SideCheckOpt = "warn",
 ) -> None:
     """Kidney masks for new scans, in each scan's own shape and affine, with a JSON of volumes beside."""
-    plan_inputs(input_, output, series)  # bad input is refused before the model is loaded
-    predictor = Predictor.load(model, device, checkpoint, resample=resample)
+    # Bad input is refused before the model is loaded.
+    load("sidepair.inference.predictor:plan_inputs")(input_, output, series)
+    predictor = load("sidepair.inference.predictor:Predictor").load(
+        model, device, checkpoint, resample=resample
+    )
     predictor.batch_size = batch_size
-    records = predict_paths(
+    records = load("sidepair.inference.predictor:predict_paths")(
         input_,
         output,
         predictor,
@@ -463,7 +474,7 @@ def predict(
         overwrite=overwrite,
         largest_component=largest_component,
         series=series,
-        scan_check=scan_alarm(side_check),
+        scan_check=load("sidepair.inference.laterality:scan_alarm")(side_check),
     )
     for r in records:
         vol = ", ".join(f"{k} {v:.1f} mL" for k, v in r["volume_ml"].items())
@@ -502,11 +513,15 @@ def experiment(
     if updates:
         resolved = validated(ExperimentConfig, {**resolved.model_dump(), **updates}, "experiment")
     if plan:
-        typer.echo(format_plan(estimate(resolved)))
+        typer.echo(
+            load("sidepair.experiment.estimate:format_plan")(
+                load("sidepair.experiment.estimate:estimate")(resolved)
+            )
+        )
         return
     if out is None:
-        raise ConfigError("experiment needs --out (the experiment folder), or --plan")
-    report = run_experiment(resolved, out)
+        raise UsageError("experiment needs --out (the experiment folder), or --plan")
+    report = load("sidepair.experiment.runner:run_experiment")(resolved, out)
     typer.echo(f"report: {report}")
 
 
@@ -543,15 +558,15 @@ def export(
     """Export a trained model to one ONNX or TorchScript file, or a pretrained encoder for nnU-Net."""
     if fmt == "nnunet":
         if plans is None or configuration is None or out is None:
-            raise ConfigError("--format nnunet needs --plans, --configuration and --out")
-        done = export_nnunet(model, plans, configuration, out)
+            raise UsageError("--format nnunet needs --plans, --configuration and --out")
+        done = load("sidepair.inference.export_nnunet:export_nnunet")(model, plans, configuration, out)
         typer.echo(
             f"export: {done['file']} ({done['bytes'] / 1e6:.1f} MB), nnU-Net's network with "
             f"{done['encoder_tensors']}/{done['encoder_tensors']} encoder tensors transferred; "
             f"nnUNetv2_train DATASET {configuration} FOLD -pretrained_weights {done['file']}"
         )
         return
-    result = export_model(model, fmt, out, checkpoint)
+    result = load("sidepair.inference.export:export_model")(model, fmt, out, checkpoint)
     typer.echo(
         f"export: {result['file']} ({result['bytes'] / 1e6:.1f} MB); max abs logit difference against "
         f"PyTorch {result['max_abs_diff']:.2e}"
@@ -583,7 +598,7 @@ def check_sides(
     threshold: Annotated[
         float,
         typer.Option(min=0.5, max=0.999, help="ok at or above this probability, flipped at or below 1 - it."),
-    ] = DEFAULT_THRESHOLD,
+    ] = DEFAULT_SIDE_THRESHOLD,
     pixel_spacing: Annotated[
         float | None,
         typer.Option(
@@ -602,10 +617,12 @@ def check_sides(
     ] = None,
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
-    plan_scans(list(inputs))  # bad input is refused before the model is loaded
-    checks = check_paths(
+    load("sidepair.inference.laterality:plan_scans")(
+        list(inputs)
+    )  # bad input is refused before the model is loaded
+    checks = load("sidepair.inference.laterality:check_paths")(
         list(inputs),
-        SideModel.load(model or None),
+        load("sidepair.inference.laterality:SideModel").load(model or None),
         threshold,
         pixel_spacing=pixel_spacing,
         convention=convention,
@@ -615,9 +632,9 @@ def check_sides(
     typer.echo(f"{'scan':<{width}}  p(header right)  verdict  levels")
     for c in checks:
         typer.echo(f"{c.input:<{width}}  {c.probability:15.3f}  {c.verdict:<7}  {c.levels}")
-    typer.echo(summary_line(checks))
+    typer.echo(load("sidepair.inference.laterality:summary_line")(checks))
     if out is not None:
-        csv_path, json_path = write_report(checks, out)
+        csv_path, json_path = load("sidepair.inference.laterality:write_report")(checks, out)
         typer.echo(f"report: {csv_path}, {json_path}")
     if any(c.verdict != "ok" for c in checks):
         raise typer.Exit(3)
@@ -635,10 +652,13 @@ def demo(
     config = load_experiment_config("demo")
     if jobs is not None:
         config = config.model_copy(update={"jobs": jobs})
-    report = run_experiment(config, out)
+    report = load("sidepair.experiment.runner:run_experiment")(config, out)
     typer.echo(f"demo finished in {time.perf_counter() - t0:.0f} s; these are phantom results.")
     typer.echo(f"report: {report}")
     typer.echo(f"figures: {report.parent / 'figures'}; one row per run: {report.parent / 'results.csv'}")
+
+
+USAGE = 2  # exit code of a wrong command line, as click's own usage errors
 
 
 def _one_line(text: str) -> str:
@@ -660,6 +680,14 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.showwarning = show
     try:
+        _run(argv, verb, debug)
+    finally:
+        warnings.showwarning = default_show  # the hook is the command's, not the caller's
+
+
+def _run(argv: list[str] | None, verb: str, debug: bool) -> None:
+    """Run the app; project errors become one line and an exit code (2 for a wrong command line)."""
+    try:
         code = app(args=argv, prog_name="sidepair", standalone_mode=False)
         # Without standalone mode click returns an Exit's code (check-sides' 3) instead of exiting.
         if isinstance(code, int) and code:
@@ -668,7 +696,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         typer.echo(f"sidepair {verb}: error: {_one_line(str(exc))}", err=True)
-        sys.exit(1)
+        sys.exit(USAGE if isinstance(exc, UsageError) else 1)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("sidepair: interrupted", err=True)
         sys.exit(130)
@@ -680,7 +708,7 @@ def main(argv: list[str] | None = None) -> None:
         if kind == "BadParameter" and callable(getattr(exc, "format_message", None)):
             # A value outside an option's choices or type: one line, like every other bad setting.
             typer.echo(f"sidepair {verb}: error: {_one_line(exc.format_message())}", err=True)
-            sys.exit(1)
+            sys.exit(USAGE)
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)

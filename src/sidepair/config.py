@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from sidepair.errors import ConfigError
-from sidepair.models.nnunet import nnunet_encoder_config
+from sidepair.nnunet_plans import nnunet_encoder_config
 
 Side = Literal["right", "left"]
 LabelMode = Literal["kidney", "kidney+tumour", "sides"]
@@ -471,6 +471,37 @@ class SegmentSettings(_Strict):
         return steps_per_epoch(self.samples_per_epoch, self.batch_size)
 
 
+# Speed options of a training run: they change how a step is computed, not what the run is, so they live
+# outside ``config.yaml`` (a run can be resumed with other ones) and are recorded in ``run.json``. Every
+# option is safe on CPU: bf16 autocast runs there too (slowly), channels-last is a memory layout,
+# ``torch.compile`` needs a C++ compiler on CPU, and the cuDNN flag is ignored without CUDA.
+Precision = Literal["auto", "bf16", "fp32"]
+
+
+class Performance(BaseModel):
+    """How steps are computed (validated: the command line and experiment configs both build it).
+
+    Attributes:
+        precision: ``bf16`` autocast, ``fp32``, or ``auto`` (bf16 on CUDA, fp32 on CPU).
+        channels_last: Channels-last memory layout (2D) or channels-last-3d (3D) for the network and
+            its inputs (slower for both presets on an H100; see docs/performance.md).
+        compile: ``torch.compile`` the training network (once; validation runs uncompiled, since its
+            shapes vary).
+        cudnn_benchmark: Let cuDNN time its convolution algorithms for the fixed patch shapes.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    precision: Precision = Field(
+        "auto", description="bf16 autocast, fp32, or auto (bf16 on CUDA, fp32 on CPU)."
+    )
+    channels_last: bool = Field(
+        False, description="Channels-last memory layout for the network and its inputs."
+    )
+    compile: bool = Field(False, description="torch.compile the training network.")
+    cudnn_benchmark: bool = Field(True, description="cuDNN autotuning of convolutions (CUDA).")
+
+
 def steps_per_epoch(samples_per_epoch: int, batch_size: int) -> int:
     """Optimiser steps in an epoch of ``samples_per_epoch`` patches (the last batch may be short)."""
     return -(-samples_per_epoch // batch_size)
@@ -502,9 +533,10 @@ class Preset(_Strict):
         return self.half_section_size if sections == "half" else self.section_size
 
 
-# The segmentation recipe of the 2D presets, the same for every arm (README, "The segmentation recipe"):
-# nnU-Net's optimiser and schedule, its augmentation ranges with left-right mirroring (kidney labels only),
-# a third of the patches on a kidney, and validation on fixed patches read through a moving average.
+# The segmentation recipe of the 2D presets, the same for every arm (docs/method.md, "The segmentation
+# recipe"): nnU-Net's optimiser and schedule, its augmentation ranges with left-right mirroring (kidney
+# labels only), a third of the patches on a kidney, and validation on fixed patches read through a moving
+# average.
 STRONG_2D: dict[str, Any] = {
     "optimizer": "sgd",
     "lr": 0.01,
@@ -537,7 +569,7 @@ PRESETS: dict[str, Preset] = {
             patch_size=(96, 96), batch_size=16, samples_per_epoch=512, **STRONG_2D, steps=1500
         ),
     ),
-    # The README's demo on 2 CPU cores: a coarse grid (a slice is ~128 x 128), a small encoder,
+    # The demo (`make demo`) on 2 CPU cores: a coarse grid (a slice is ~128 x 128), a small encoder,
     # 64 x 64 patches (192 mm, a kidney with its surroundings).
     "demo": Preset(
         name="demo",
@@ -550,10 +582,20 @@ PRESETS: dict[str, Preset] = {
             patch_size=(64, 64),
             batch_size=16,
             samples_per_epoch=512,
-            # Measured on the demo's phantom (README): within its 240 steps SGD with momentum 0.99 drove this
-            # small network to predicting background everywhere, and with a third of the patches on a kidney
-            # one seed in three never crossed 0.5 anywhere; Adam 3e-3 and 0.6 learn.
-            **{**STRONG_2D, "optimizer": "adam", "lr": 0.003, "foreground_fraction": 0.6},
+            # Measured on the demo's phantom (docs/measurements.md): SGD with momentum 0.99 drove this small
+            # network to predicting background everywhere in 240 steps, and with a third of the patches on a
+            # kidney one seed in three never crossed 0.5 anywhere; Adam 3e-3 and 0.6 learn. The budget is
+            # what decides: at 240 steps every recipe stayed at test Dice 0.5-0.7 with 5 and 21 labelled
+            # cases in either order; without augmentation (mirroring only, 1.7x cheaper a step) 960 steps
+            # reach 0.85 and 0.95. The phantom's cases come from one generator: augmentation is for patients.
+            **{
+                **STRONG_2D,
+                "optimizer": "adam",
+                "lr": 0.003,
+                "foreground_fraction": 0.6,
+                "augment": False,
+                "val_patches": 64,
+            },
             epochs=10,
         ),
     ),

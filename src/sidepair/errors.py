@@ -32,6 +32,10 @@ class ConfigError(SidepairError):
     """A configuration value or a command-line option is invalid."""
 
 
+class UsageError(ConfigError):
+    """The command line itself is wrong: an option's value, or options that do not go together (exit 2)."""
+
+
 class StoreError(SidepairError):
     """A preprocessed store is missing, incomplete or was made with other settings."""
 

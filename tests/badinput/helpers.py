@@ -11,8 +11,10 @@ def files_in(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*")} if folder.exists() else set()
 
 
-def assert_refused(capsys, argv, names, problem, out: Path | None = None, before: set | None = None):
-    """``sidepair ARGV`` exits 1 with one line naming ``names`` and ``problem``; no traceback, no output.
+def assert_refused(
+    capsys, argv, names, problem, out: Path | None = None, before: set | None = None, code: int = 1
+):
+    """``sidepair ARGV`` exits ``code``, one line naming ``names`` and ``problem``; no traceback, no output.
 
     Args:
         capsys: pytest's capture fixture.
@@ -21,14 +23,15 @@ def assert_refused(capsys, argv, names, problem, out: Path | None = None, before
         problem: Text the message must hold.
         out: The output folder to inspect.
         before: The files ``out`` held before (default: none, so ``out`` must not exist or be empty).
+        code: The exit code: 1 for bad input, 2 for a wrong command line.
     """
     verb = argv[0]
     capsys.readouterr()
-    with pytest.raises(SystemExit) as code:
+    with pytest.raises(SystemExit) as exit_:
         main([str(a) for a in argv])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert code.value.code == 1, err
+    assert exit_.value.code == code, err
     assert len(lines) == 1, err
     assert lines[0].startswith(f"sidepair {verb}: error: "), lines[0]
     for name in [names] if isinstance(names, str | Path) else names:

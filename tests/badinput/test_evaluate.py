@@ -20,7 +20,7 @@ def test_bad_runs(pretrained, tmp_path, capsys):
     before = set(files_in(run))
     problem = "a pretrain checkpoint, not a segmentation model"
     assert_refused(capsys, ["evaluate", "--run", run], run, problem, run, before)
-    assert_refused(capsys, ["evaluate"], [], "give either --run, or --predictions with --data")
+    assert_refused(capsys, ["evaluate"], [], "give either --run, or --predictions with --data", code=2)
     assert_debug_shows_traceback(["evaluate", "--run", run])
 
 
@@ -49,5 +49,5 @@ def test_bad_prediction_folders(small_phantom, tmp_path, capsys):
         before,
     )
     assert_refused(
-        capsys, ["evaluate", "--predictions", preds], [], "--predictions needs --data", preds, before
+        capsys, ["evaluate", "--predictions", preds], [], "--predictions needs --data", preds, before, code=2
     )

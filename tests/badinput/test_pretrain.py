@@ -37,7 +37,7 @@ def test_missing_or_foreign_store(tmp_path, capsys):
 def test_invalid_options_name_the_field(small_store, tmp_path, capsys, option, value, problem):
     out = tmp_path / "run"
     argv = ["pretrain", "--store", small_store, "--out", out, *TINY, option, value]
-    assert_refused(capsys, argv, [], problem, out)
+    assert_refused(capsys, argv, [], problem, out, code=2)  # a wrong command line
 
 
 def test_existing_run_needs_resume_and_the_same_settings(small_store, tmp_path, capsys):

@@ -43,7 +43,8 @@ def test_bad_init_checkpoints(small_store, pretrained, seg_run, tmp_path, capsys
 )
 def test_invalid_options(small_store, tmp_path, capsys, extra, problem):
     out = tmp_path / "run"
-    assert_refused(capsys, ["train", "--store", small_store, "--out", out, *TINY, *extra], [], problem, out)
+    argv = ["train", "--store", small_store, "--out", out, *TINY, *extra]
+    assert_refused(capsys, argv, [], problem, out, code=2)  # a wrong command line
 
 
 def test_2d_weights_into_a_3d_model(small_store, pretrained, tmp_path, capsys):
@@ -63,4 +64,4 @@ def test_2d_weights_into_a_3d_model(small_store, pretrained, tmp_path, capsys):
         "--device",
         "cpu",
     ]
-    assert_refused(capsys, argv, pretrained, "2D encoder, but preset kits19-paper is 3D", out)
+    assert_refused(capsys, argv, pretrained, "2D encoder, but preset kits19-paper is 3D", out, code=2)

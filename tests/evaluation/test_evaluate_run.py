@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
+from sidepair.choices import DEFAULT_RESAMPLE
 from sidepair.evaluation import evaluate
 from sidepair.experiment.runner import evaluation_finished
-from sidepair.inference.resample import DEFAULT_RESAMPLE
 
 
 class Killed(Exception):

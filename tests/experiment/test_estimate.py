@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from sidepair.experiment import load_experiment_config
+from sidepair.experiment.config import load_experiment_config
 from sidepair.experiment.estimate import plan_lines, recorded_speed
 from tests.conftest import run_cli
 
@@ -38,7 +38,7 @@ def test_plan_counts_the_grid_and_its_steps(tmp_path):
     # 40 steps of batch 16 from 64 patches an epoch: 4 steps an epoch, 10 epochs.
     for init in ("scratch", "ssl-masked", "ssl-half"):
         assert lines[init].runs == 4 and lines[init].steps == 40
-        assert lines[init].val_batches == 10 * 16  # 256 fixed validation patches in batches of 16
+        assert lines[init].val_batches == 10 * 4  # demo's 64 fixed validation patches in batches of 16
 
 
 @pytest.mark.integration
@@ -74,6 +74,6 @@ def test_the_bundled_paper_grid_has_a_gpu_estimate():
 def test_plan_needs_no_out_but_a_run_does(tmp_path):
     result = run_cli("experiment", "demo")
     assert (
-        result.returncode != 0
+        result.returncode == 2
         and "experiment needs --out (the experiment folder), or --plan" in result.stderr
     )

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from sidepair.experiment import load_experiment_config, run_experiment
+from sidepair.experiment.config import load_experiment_config
 from sidepair.experiment.plan import plan_runs
 from sidepair.experiment.report import report_rules
 from sidepair.experiment.report.markdown import render_markdown
+from sidepair.experiment.runner import run_experiment
 from tests.conftest import read_csv, run_cli
 from tests.experiment.golden_key import golden_path
 

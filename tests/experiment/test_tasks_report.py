@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from sidepair.errors import ConfigError
-from sidepair.experiment import load_experiment_config, run_experiment
+from sidepair.experiment.config import load_experiment_config
+from sidepair.experiment.runner import run_experiment
 from tests.conftest import read_csv
 
 pytestmark = pytest.mark.integration

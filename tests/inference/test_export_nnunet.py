@@ -84,7 +84,7 @@ def test_export_refuses_a_monai_pretraining(nnunet_planned, pretrained, tmp_path
 
 
 def test_without_the_extra_the_error_names_it(monkeypatch):
-    from sidepair.models.nnunet import require_nnunet
+    from sidepair.nnunet_plans import require_nnunet
 
     monkeypatch.setitem(sys.modules, "nnunetv2", None)  # import then raises ImportError
     with pytest.raises(ConfigError, match=r'install the extra: pip install -e "\.\[nnunet\]"'):

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from sidepair.choices import DEFAULT_RESAMPLE
 from sidepair.experiment.config import EvaluationConfig
 from sidepair.inference import resample as rs
 from sidepair.inference.predictor import Predictor
-from sidepair.inference.resample import DEFAULT_RESAMPLE, resample_labels, resample_probabilities
+from sidepair.inference.resample import resample_labels, resample_probabilities
 
 
 def _naive(probs, src, dst, shape):

@@ -108,7 +108,8 @@ def test_negatives_and_tiny_kidneys_are_kept_and_counted(shared_data, tmp_path):
 def test_a_small_experiment_on_real_slices_with_negatives(shared_data, tmp_path):
     import yaml
 
-    from sidepair.experiment import load_experiment_config, run_experiment
+    from sidepair.experiment.config import load_experiment_config
+    from sidepair.experiment.runner import run_experiment
 
     root = _copy_with_extras(shared_data / "kits19_slices", tmp_path / "slices")
     config = {
@@ -160,7 +161,7 @@ def test_a_colour_map_reads_masks_in_their_own_colours(shared_data, tmp_path):
 
     # The user's path: `prepare --label-map colours.yaml` on the recoloured folder, and an experiment
     # config that names the same file beside it.
-    from sidepair.experiment import load_experiment_config
+    from sidepair.experiment.config import load_experiment_config
     from tests.conftest import run_cli
 
     done = run_cli(

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sidepair.training.optim import OptimSettings, build_optimizer, build_scheduler, lr_factor
-from sidepair.training.segment import resolve_train_config
+from sidepair.training.segment_config import resolve_train_config
 
 
 def test_poly_decays_to_zero_over_the_budget_after_a_warm_up():

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from sidepair.config import Performance
 from sidepair.models import Encoder, Siamese
 from sidepair.models.checkpoint import load_checkpoint
-from sidepair.training.performance import InputLayout, Performance, StepModule, memory_format
+from sidepair.training.performance import InputLayout, StepModule, autocast, autocast_dtype, memory_format
 from sidepair.training.pretrain import run_pretrain
 from sidepair.training.segment import run_train
 from tests.conftest import tiny_pretrain_config, tiny_train_config
@@ -18,11 +19,11 @@ from tests.conftest import tiny_pretrain_config, tiny_train_config
 
 def test_autocast_dtype_follows_precision_and_device():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert Performance().autocast_dtype(cpu) is None
-    assert Performance().autocast_dtype(cuda) is torch.bfloat16
-    assert Performance(precision="bf16").autocast_dtype(cpu) is torch.bfloat16
-    assert Performance(precision="fp32").autocast_dtype(cuda) is None
-    with Performance(precision="bf16").autocast(cpu):
+    assert autocast_dtype(Performance(), cpu) is None
+    assert autocast_dtype(Performance(), cuda) is torch.bfloat16
+    assert autocast_dtype(Performance(precision="bf16"), cpu) is torch.bfloat16
+    assert autocast_dtype(Performance(precision="fp32"), cuda) is None
+    with autocast(Performance(precision="bf16"), cpu):
         assert (torch.ones(2, 3) @ torch.ones(3, 2)).dtype is torch.bfloat16
 
 
@@ -86,7 +87,7 @@ def test_compiled_pretraining_on_cpu_matches_eager(small_store, tmp_path):
     code = (
         "import sys, json; from pathlib import Path;"
         "from sidepair.training.pretrain import PretrainConfig, run_pretrain;"
-        "from sidepair.training.performance import Performance;"
+        "from sidepair.config import Performance;"
         "c = PretrainConfig.model_validate(json.loads(sys.argv[1]));"
         "h = run_pretrain(c, Path(sys.argv[2]), progress=False, performance=Performance(compile=True));"
         "print(json.dumps(h))"

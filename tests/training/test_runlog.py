@@ -14,7 +14,8 @@ from sidepair.models.checkpoint import LAST, load_checkpoint
 from sidepair.training import loop
 from sidepair.training.pretrain import resolve_config, run_pretrain
 from sidepair.training.runlog import RunLogger
-from sidepair.training.segment import TrainConfig, run_train
+from sidepair.training.segment import run_train
+from sidepair.training.segment_config import TrainConfig
 
 TINY = {
     "section_size": (24, 24),

@@ -11,7 +11,8 @@ from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError
 from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.models.checkpoint import read_checkpoint
-from sidepair.training.segment import SegmentationTask, resolve_train_config, run_train, select_fraction
+from sidepair.training.segment import SegmentationTask, run_train, select_fraction
+from sidepair.training.segment_config import resolve_train_config
 from tests.conftest import tiny_train_config
 
 ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2)}

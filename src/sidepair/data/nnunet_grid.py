@@ -25,7 +25,7 @@ import numpy as np
 from sidepair.config import NnUNetPreprocessing, PreprocessSettings
 from sidepair.data.index import NetworkView
 from sidepair.errors import DataError
-from sidepair.models.nnunet import plans_digest, read_plans, require_nnunet
+from sidepair.nnunet_plans import plans_digest, read_plans, require_nnunet
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 

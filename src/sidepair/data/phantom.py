@@ -19,7 +19,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import nibabel as nib
 import numpy as np
@@ -29,8 +29,9 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from sidepair.atomic import atomic_dir, atomic_path, write_json
+from sidepair.choices import AnatomyChoice
 from sidepair.data.labels import KIDNEY, TUMOUR
-from sidepair.data.phantom_anatomy import Anatomy, AnatomyChoice, Mass, OrganPose, anatomy_for
+from sidepair.data.phantom_anatomy import Anatomy, Mass, OrganPose, anatomy_for
 from sidepair.data.sides import assign_sides
 from sidepair.data.volume import load_nifti
 from sidepair.errors import DataError
@@ -626,7 +627,6 @@ def generate_phantom(
     return specs
 
 
-PhantomLayout = Literal["kits", "slices", "nnunet"]
 SLICE_AXCODES = "SPL"  # axis 0 the slices; rows toward posterior, columns toward the patient's left
 
 

@@ -17,11 +17,11 @@ a large spleen turns over.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 import numpy as np
 
-AnatomyChoice = Literal["fixed", "varied"]
+from sidepair.choices import AnatomyChoice
+
 # Unenhanced CT numbers (HU) of soft tissue, from the radiology literature's usual ranges: liver 50-65,
 # spleen 40-50, blood 35-45, renal parenchyma 25-40.
 UNENHANCED = {"liver": 57.0, "spleen": 46.0, "blood": 40.0, "cortex": 32.0, "medulla": 30.0}

@@ -16,9 +16,9 @@ import numpy as np
 from tqdm import tqdm
 
 from sidepair.atomic import atomic_path, write_json
+from sidepair.choices import AnatomyChoice
 from sidepair.data.labels import LEFT, RIGHT, TUMOUR
 from sidepair.data.phantom import DEFAULT_SHAPE, CaseSpec, generate_case
-from sidepair.data.phantom_anatomy import AnatomyChoice
 from sidepair.errors import DataError
 
 DATASET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_-]+$")

@@ -43,7 +43,7 @@ from sidepair.data.sides import SideReport, assign_sides, body_centre, kept_mask
 from sidepair.data.splits import make_splits
 from sidepair.data.volume import Volume
 from sidepair.errors import DataError, DataWarning, StoreError
-from sidepair.models.nnunet import read_plans
+from sidepair.nnunet_plans import read_plans
 from sidepair.version import __version__
 
 

@@ -14,13 +14,16 @@ Arrays are uncompressed ``.npy`` files for memory mapping, indexed ``(z, y, x)``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sidepair.config import PRESETS, PreprocessSettings
-from sidepair.data.formats import CaseSource, DatasetFormat, open_dataset
 from sidepair.data.index import STORE_VERSION, CaseEntry, Splits, StoreHeader, StoreIndex, read_record
-from sidepair.errors import ConfigError, DataError, StoreError
+from sidepair.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from sidepair.data.formats import CaseSource
 
 
 class Store:
@@ -136,35 +139,6 @@ class Store:
             else:
                 kinds.append(f"real {root.name}")
         return f"{' + '.join(kinds) or 'unknown data'} ({len(self)} cases)"
-
-    @property
-    def is_phantom(self) -> bool:
-        """Whether every source dataset is a generated phantom."""
-        return all((Path(r.data_root) / "phantom.json").exists() for r in self.header.datasets)
-
-    def source_of(self, case_id: str) -> tuple[DatasetFormat, CaseSource]:
-        """Reopen the dataset a case came from, and find the case in it (to read its original files).
-
-        Raises:
-            StoreError: If the dataset folder or the case is gone.
-        """
-        datasets = self.header.datasets
-        for record in datasets:
-            prefix = f"{Path(record.data_root).name}__" if len(datasets) > 1 else ""
-            if not case_id.startswith(prefix):
-                continue
-            try:
-                dataset = open_dataset(
-                    record.data_root, record.format, record.label_map, slice_options=record.format_options
-                )
-            except DataError as exc:
-                raise StoreError(
-                    f"{self.path}: the source dataset of {case_id} cannot be opened ({exc})"
-                ) from None
-            for source in dataset.cases():
-                if prefix + source.case_id == case_id:
-                    return dataset, source
-        raise StoreError(f"{self.path}: case {case_id} is no longer in its source dataset")
 
     def check_sources(self, case_id: str, source: CaseSource) -> None:
         """Refuse a case whose label files changed since the store was prepared, naming the file.

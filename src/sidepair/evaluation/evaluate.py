@@ -19,7 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from sidepair.atomic import write_json, write_text
-from sidepair.data.formats import DatasetFormat, LoadedCase, open_dataset
+from sidepair.choices import DEFAULT_RESAMPLE, Resample
+from sidepair.data.formats import DatasetFormat, LoadedCase, open_dataset, source_of
 from sidepair.data.sides import body_midline_x
 from sidepair.data.store import Store
 from sidepair.data.volume import check_same_grid, load_nifti
@@ -27,7 +28,6 @@ from sidepair.errors import DataError, StoreError
 from sidepair.evaluation.figures import render_overlay
 from sidepair.evaluation.metrics import case_metrics, summarise
 from sidepair.inference.predictor import Prediction, Predictor, write_prediction
-from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample
 from sidepair.models.checkpoint import SegmentationCheckpoint, read_checkpoint
 
 
@@ -122,7 +122,7 @@ def evaluate_run(
     out = run / f"eval_{split}"
     rows, figures = [], []
     for case_id in tqdm(case_ids, desc=f"evaluate {split}", unit="case", disable=None if progress else True):
-        dataset, source = store.source_of(case_id)
+        dataset, source = source_of(store, case_id)
         store.check_sources(case_id, source)
         loaded = dataset.load(source)
         prediction = predictor.predict_volume(loaded.image, "sides")

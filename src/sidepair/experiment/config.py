@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sidepair.choices import DEFAULT_RESAMPLE, Resample
 from sidepair.config import (
+    Performance,
     PretrainSettings,
     SegmentSettings,
     check_architecture,
@@ -22,8 +24,6 @@ from sidepair.config import (
     validated,
 )
 from sidepair.errors import ConfigError
-from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample
-from sidepair.training.performance import Performance
 
 InitMode = Literal["scratch", "finetune", "frozen", "frozen-then-unfrozen"]
 

@@ -29,7 +29,7 @@ from sidepair.experiment.plan import init_label
 from sidepair.models.unet import segmentation_network
 from sidepair.training.optim import OptimSettings, build_optimizer
 from sidepair.training.pretrain_config import PretrainConfig, resolve_config
-from sidepair.training.segment import N_CLASSES, TrainConfig, resolve_train_config
+from sidepair.training.segment_config import N_CLASSES, TrainConfig, resolve_train_config
 
 PLAN_STORE = "<plan: no store>"
 

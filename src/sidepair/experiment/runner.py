@@ -26,7 +26,14 @@ import yaml
 from tqdm import tqdm
 
 from sidepair.atomic import number, write_json, write_text
-from sidepair.config import PretrainSettings, SegmentSettings, get_label_map, get_preset, set_fields
+from sidepair.config import (
+    Performance,
+    PretrainSettings,
+    SegmentSettings,
+    get_label_map,
+    get_preset,
+    set_fields,
+)
 from sidepair.data.formats import open_dataset
 from sidepair.data.nnunet_grid import with_nnunet
 from sidepair.data.phantom import generate_phantom, write_slices
@@ -39,10 +46,10 @@ from sidepair.experiment.plan import PretrainSpec, RunSpec, plan_pretraining, pl
 from sidepair.experiment.report import write_report
 from sidepair.experiment.results import read_history
 from sidepair.models.checkpoint import load_checkpoint
-from sidepair.training.performance import Performance
 from sidepair.training.pretrain import PretrainConfig, resolve_config, run_pretrain
 from sidepair.training.runinfo import read_run_info
-from sidepair.training.segment import TrainConfig, resolve_train_config, run_train
+from sidepair.training.segment import run_train
+from sidepair.training.segment_config import TrainConfig, resolve_train_config
 
 LOCK = ".experiment.lock"
 

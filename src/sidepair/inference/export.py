@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from sidepair.atomic import atomic_path
+from sidepair.choices import ExportFormat
 from sidepair.errors import ConfigError, SidepairError
 from sidepair.inference.predictor import PACKAGE_KEY, ModelInfo, Predictor
 
-ExportFormat = Literal["onnx", "torchscript"]
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
 
 

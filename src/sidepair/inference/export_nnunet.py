@@ -18,8 +18,9 @@ import torch
 from sidepair.atomic import atomic_path
 from sidepair.errors import SidepairError
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
-from sidepair.models.nnunet import build_nnunet, is_nnunet, nnunet_encoder_config, read_plans
+from sidepair.models.nnunet import build_nnunet
 from sidepair.models.unet import transfer_encoder
+from sidepair.nnunet_plans import is_nnunet, nnunet_encoder_config, read_plans
 
 # What decides the encoder's tensors and the data it was fed: differences here refuse the export.
 COMPARED = ("configuration", "network_class_name", "arch_kwargs", "spatial_dims")

@@ -9,7 +9,7 @@ scored; the level's evidence that the header is right is ``logit(right half) - l
 scan's probability is the sigmoid of its levels' mean evidence (3D volumes: many levels over z; a 2D slice:
 one). Evidence is averaged as logits, the way the crops of one level are: a mean of probabilities counts a
 level the head reads at 0.99 no more than one at 0.9, so the many levels of a scan that hold no organ that
-differs between the sides (pelvis, lung bases: about 0.5 each) pull it toward 0.5 (see README, "Measured").
+differs between the sides (pelvis, lung bases: about 0.5 each) pull it toward 0.5 (docs/measurements.md).
 
 Each section is scored as itself and mirrored, and the two logits averaged: the score is then blind to
 handedness by construction, so a flipped scan gets exactly ``1 - p`` of the scan as it was, and only
@@ -35,6 +35,7 @@ from scipy.special import expit
 from tqdm import tqdm
 
 from sidepair.atomic import write_json, write_text
+from sidepair.choices import DEFAULT_SIDE_THRESHOLD, SideCheckMode
 from sidepair.config import PreprocessSettings
 from sidepair.data.dicom import is_dicom_folder, load_dicom_series
 from sidepair.data.formats.base import CaseSource
@@ -46,12 +47,11 @@ from sidepair.data.volume import Volume, load_nifti, volume_from_image
 from sidepair.errors import DataError, DataWarning, SidepairError
 from sidepair.inference.predictor import is_nifti
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
-from sidepair.models.nnunet import is_nnunet
 from sidepair.models.siamese import Siamese
+from sidepair.nnunet_plans import is_nnunet
 from sidepair.version import __version__
 
 Verdict = Literal["ok", "flipped", "unsure"]
-DEFAULT_THRESHOLD = 0.75
 BODY_HU = -500.0
 MAX_LEVELS = 48
 SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the section up, down, in, out
@@ -264,7 +264,7 @@ class SideModel:
             candidates = candidates[np.linspace(0, len(candidates) - 1, MAX_LEVELS).round().astype(int)]
         return [int(z) for z in candidates]
 
-    def check(self, volume: Volume, threshold: float = DEFAULT_THRESHOLD) -> SideCheck:
+    def check(self, volume: Volume, threshold: float = DEFAULT_SIDE_THRESHOLD) -> SideCheck:
         """The verdict on one volume (a 2D slice is a volume of one slice)."""
         evidence = self.level_evidence(volume)
         probability = float(expit(float(evidence.mean())))
@@ -405,7 +405,7 @@ def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list
 def check_sides(
     image: str | Path | Volume,
     model: str | Path | Sequence[str | Path] | SideModel | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = DEFAULT_SIDE_THRESHOLD,
     pixel_spacing: float | None = None,
     convention: Literal["radiological", "neurological"] = "radiological",
     intensity: tuple[float, float] = (1.0, 0.0),
@@ -438,7 +438,7 @@ def check_sides(
 def check_paths(
     inputs: list[str | Path],
     model: SideModel,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = DEFAULT_SIDE_THRESHOLD,
     progress: bool = True,
     pixel_spacing: float | None = None,
     convention: Literal["radiological", "neurological"] = "radiological",
@@ -475,9 +475,6 @@ def write_report(checks: list[SideCheck], out: str | Path) -> tuple[Path, Path]:
     return out, json_path
 
 
-SideCheckMode = Literal["warn", "error", "off"]
-
-
 @functools.lru_cache(maxsize=1)
 def _shipped_model() -> SideModel:
     return SideModel.load()
@@ -488,7 +485,7 @@ def scan_alarm(mode: SideCheckMode = "warn") -> Callable[[Volume], None] | None:
 
     Only a ``flipped`` verdict of a 3D scan alarms. ``unsure`` stays quiet (many scans give the model little
     to read), and so do single slices: one level is too little to rest an alarm on (on 24 real KiTS19
-    slices as they are, the shipped model called 5 flipped; README, "Measured").
+    slices as they are, the shipped model called 5 flipped; docs/measurements.md).
 
     Args:
         mode: ``warn`` (a one-line :class:`DataWarning` naming the file), ``error`` (a :class:`DataError`)

@@ -26,6 +26,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from sidepair.atomic import write_json
+from sidepair.choices import DEFAULT_RESAMPLE, OutputLabels, Resample
 from sidepair.config import PreprocessSettings
 from sidepair.data.axes import affine_zyx_to_xyz, ras_to_original, xyz_to_zyx, zyx_to_xyz
 from sidepair.data.dicom import choose_series, is_dicom_folder, load_dicom_series
@@ -36,14 +37,13 @@ from sidepair.data.sides import assign_sides, body_midline_x, voxel_volume_ml
 from sidepair.data.volume import Volume, check_nifti_header, load_nifti, save_nifti, volume_from_image
 from sidepair.devices import resolve_device
 from sidepair.errors import ConfigError, DataError, SidepairError
-from sidepair.inference.resample import DEFAULT_RESAMPLE, Resample, resample_labels, resample_probabilities
+from sidepair.inference.resample import resample_labels, resample_probabilities
 from sidepair.inference.sliding import predict_array
 from sidepair.models.checkpoint import SegmentationCheckpoint, read_checkpoint
 from sidepair.models.encoder import total_stride
 from sidepair.models.unet import segmentation_network
 from sidepair.version import __version__
 
-OutputLabels = Literal["sides", "kidney", "kidney+tumour"]
 PACKAGE_KEY = "sidepair"
 
 
@@ -514,7 +514,7 @@ def predict(
     image: Any,
     model: str | Path | Predictor,
     labels: OutputLabels = "sides",
-    device: str = "cpu",
+    device: str = "auto",
     largest_component: bool = False,
 ) -> nib.Nifti1Image:
     """Kidney masks for one scan, as a nibabel image on the scan's own grid.
@@ -523,7 +523,7 @@ def predict(
         image: A nibabel image, a NIfTI path, or a DICOM series folder.
         model: A segmentation run folder, an exported file, or a :class:`Predictor`.
         labels: ``sides`` (1 right, 2 left), ``kidney`` or ``kidney+tumour``.
-        device: ``cpu``, ``cuda`` or ``auto``.
+        device: ``auto`` (CUDA where there is one), ``cpu`` or ``cuda``.
         largest_component: Keep the largest component per side only.
 
     Returns:

@@ -8,7 +8,8 @@ Two ways, both available (``--resample``):
   leaves the coarse grid's voxel steps in the mask.
 
 Both map each destination voxel centre to the source grid with the two affines, so any orientation,
-spacing and field of view works. ``benchmarks/resample_back.py`` measured the choice (README): on the
+spacing and field of view works. ``benchmarks/studies/resample_back.py`` measured the choice
+(docs/measurements.md): on the
 real scans here a perfect coarse prediction loses 0.036 Dice on the way back as labels and 0.012 as
 probabilities; trained models gain about 0.006 Dice. Probabilities cost more time, so they are resampled
 in slabs of the destination grid, which bounds the memory whatever the scan's size.
@@ -16,13 +17,9 @@ in slabs of the destination grid, which bounds the memory whatever the scan's si
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from scipy import ndimage
 
-Resample = Literal["probabilities", "labels"]
-DEFAULT_RESAMPLE: Resample = "probabilities"
 # Voxels of the destination grid resampled at once (float32 layers of this size are held per class).
 SLAB_VOXELS = 1 << 22
 

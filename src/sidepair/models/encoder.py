@@ -14,7 +14,8 @@ import torch
 from monai.networks.blocks.dynunet_block import UnetBasicBlock, UnetResBlock
 from torch import nn
 
-from sidepair.models.nnunet import is_nnunet, nnunet_encoder
+from sidepair.models.nnunet import nnunet_encoder
+from sidepair.nnunet_plans import is_nnunet
 
 Stride = int | Sequence[int]
 

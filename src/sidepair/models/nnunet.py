@@ -12,115 +12,12 @@ network without the plans file; the plans' hash is kept to refuse mismatched pla
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from sidepair.errors import ConfigError
-
-EXTRA = 'pip install -e ".[nnunet]"'
-
-
-def require_nnunet() -> None:
-    """Refuse with the extra to install when nnunetv2 is missing.
-
-    Raises:
-        ConfigError: nnunetv2 or dynamic-network-architectures is not installed.
-    """
-    try:
-        import dynamic_network_architectures  # noqa: F401  (optional extra: imported only when used)
-        import nnunetv2  # noqa: F401  (optional extra)
-    except ImportError:
-        raise ConfigError(f"--architecture nnunet needs nnU-Net v2; install the extra: {EXTRA}") from None
-
-
-def read_plans(path: str | Path) -> dict[str, Any]:
-    """Parse an nnU-Net plans file with a one-line error.
-
-    Raises:
-        ConfigError: Missing, not JSON, or not nnU-Net plans.
-    """
-    path = Path(path)
-    try:
-        plans = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: plans file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a JSON plans file ({exc})") from None
-    if not isinstance(plans, dict) or "configurations" not in plans or "transpose_forward" not in plans:
-        raise ConfigError(f"{path}: not nnU-Net v2 plans (no 'configurations' / 'transpose_forward')")
-    return plans
-
-
-def plans_digest(plans: dict[str, Any]) -> str:
-    """A short hash of the plans' content (key order does not matter)."""
-    return hashlib.sha256(json.dumps(plans, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def nnunet_encoder_config(plans_path: str | Path, configuration: str) -> dict[str, Any]:
-    """The encoder config of a plans file's configuration (what checkpoints keep to rebuild the network).
-
-    Raises:
-        ConfigError: nnU-Net missing, or a configuration the plans do not have.
-    """
-    require_nnunet()
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # optional extra
-
-    plans = read_plans(plans_path)
-    manager = PlansManager(copy.deepcopy(plans))
-    if configuration not in manager.available_configurations:
-        raise ConfigError(
-            f"{plans_path}: no configuration {configuration!r}; the plans have "
-            f"{', '.join(manager.available_configurations)}"
-        )
-    conf = manager.get_configuration(configuration)
-    kwargs = json.loads(json.dumps(conf.network_arch_init_kwargs))  # tuples to lists, a plain copy
-    return {
-        "architecture": "nnunet",
-        "plans_name": manager.plans_name,
-        "dataset_name": manager.dataset_name,
-        "configuration": configuration,
-        "plans_sha": plans_digest(plans),
-        "network_class_name": conf.network_arch_class_name,
-        "arch_kwargs": kwargs,
-        "arch_kwargs_requires_import": list(conf.network_arch_init_kwargs_req_import),
-        "spatial_dims": len(conf.patch_size),
-        "in_channels": 1,
-        "patch_size": [int(v) for v in conf.patch_size],
-    }
-
-
-def check_nnunet_store(store: Any, plans: str, configuration: str) -> None:
-    """Refuse a store not prepared with nnU-Net's preprocessing of these plans and configuration.
-
-    Args:
-        store: An open :class:`~sidepair.data.store.Store`.
-        plans: The run's plans file.
-        configuration: The run's configuration.
-
-    Raises:
-        ConfigError: Naming the store and the prepare command that makes a matching one.
-    """
-    prepared = store.settings.nnunet
-    if (
-        prepared is None
-        or prepared.configuration != configuration
-        or prepared.plans_sha != plans_digest(read_plans(plans))
-    ):
-        what = "ours" if prepared is None else f"nnU-Net's for {prepared.plans} {prepared.configuration}"
-        raise ConfigError(
-            f"{store.path}: prepared with {what} preprocessing, not nnU-Net's for {plans} {configuration}; "
-            f"run sidepair prepare --plans {plans} --configuration {configuration}"
-        )
-
-
-def is_nnunet(encoder_config: dict[str, Any]) -> bool:
-    """Whether an encoder config describes nnU-Net's network."""
-    return encoder_config.get("architecture") == "nnunet"
+from sidepair.nnunet_plans import require_nnunet
 
 
 def build_nnunet(

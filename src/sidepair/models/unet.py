@@ -10,7 +10,8 @@ from torch import nn
 from sidepair.errors import SidepairError
 from sidepair.models.decoder import Decoder
 from sidepair.models.encoder import Encoder
-from sidepair.models.nnunet import build_nnunet, is_nnunet
+from sidepair.models.nnunet import build_nnunet
+from sidepair.nnunet_plans import is_nnunet
 
 
 def segmentation_network(encoder_config: dict[str, Any], out_channels: int) -> nn.Module:

@@ -23,13 +23,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from sidepair.config import Performance
 from sidepair.devices import resolve_device
 from sidepair.errors import SidepairError
 from sidepair.evaluation.statistics import smoothed
 from sidepair.models.checkpoint import BEST, LAST, PREV, Checkpoint, load_resume_checkpoint, save_checkpoint
 from sidepair.training import distributed as dd
 from sidepair.training.optim import OptimSettings, build_optimizer, build_scheduler
-from sidepair.training.performance import Performance, StepModule
+from sidepair.training.performance import StepModule, apply_backend_flags, autocast
 from sidepair.training.runlog import RunLogger, write_history
 from sidepair.version import __version__
 
@@ -161,7 +162,7 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, start) if info.main else None
     perf = settings.performance
-    perf.apply_backend_flags(device)
+    apply_backend_flags(perf, device)
     steps = StepModule(model, perf, device, distributed=info.enabled)
     try:
         for epoch in range(start, settings.epochs):
@@ -184,7 +185,7 @@ def fit(
             )
             for i, batch in enumerate(bar):
                 optimizer.zero_grad(set_to_none=True)
-                with perf.autocast(device):
+                with autocast(perf, device):
                     loss = task.train_step(batch, device)
                 loss.backward()
                 optimizer.step()
@@ -198,7 +199,7 @@ def fit(
             model.eval()
             # Every rank validates its share (the task gathers the per-case results); rank 0's numbers
             # go to all, so that rounding can never make the ranks' schedules differ.
-            with torch.no_grad(), perf.autocast(device):
+            with torch.no_grad(), autocast(perf, device):
                 metrics = {f"val_{k}": float(v) for k, v in task.validate(device).items()}
             metrics = dd.broadcast_metrics(metrics if info.main else None, info)
             if settings.monitor not in metrics:

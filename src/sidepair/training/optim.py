@@ -1,6 +1,6 @@
 """Optimiser and learning-rate schedule of a run, built from its settings.
 
-Two families, both measured on this problem (README, "The segmentation recipe"):
+Two families, both measured on this problem (docs/method.md, "The segmentation recipe"):
 
 - ``plateau``: Adam with ReduceLROnPlateau on the monitored validation metric, stepped once an epoch (the
   paper's: factor 0.5, patience 3);

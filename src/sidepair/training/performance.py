@@ -1,62 +1,33 @@
-"""Speed options of a training run: bf16 autocast, channels-last, ``torch.compile``, cuDNN benchmark.
-
-They change how a step is computed, not what the run is, so they live outside ``config.yaml`` (a run
-can be resumed with other ones) and are recorded in ``run.json``. Every option is safe on CPU: bf16
-autocast runs there too (slowly), channels-last is a memory layout, ``torch.compile`` needs a C++
-compiler on CPU, and the cuDNN flag is ignored without CUDA.
-"""
+"""The speed options of :class:`~sidepair.config.Performance` applied to a step: autocast, layout, compile."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from sidepair.config import Performance
 from sidepair.training.distributed import wrap
 
-Precision = Literal["auto", "bf16", "fp32"]
+
+def autocast_dtype(performance: Performance, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``performance`` on ``device``, or ``None`` for fp32."""
+    if performance.precision == "bf16" or (performance.precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
 
 
-class Performance(BaseModel):
-    """How steps are computed (validated: the command line and experiment configs both build it).
+def autocast(performance: Performance, device: torch.device) -> torch.autocast:
+    """The autocast context for a step on ``device`` (disabled for fp32)."""
+    dtype = autocast_dtype(performance, device)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
-    Attributes:
-        precision: ``bf16`` autocast, ``fp32``, or ``auto`` (bf16 on CUDA, fp32 on CPU).
-        channels_last: Channels-last memory layout (2D) or channels-last-3d (3D) for the network and
-            its inputs (slower for both presets on an H100; see the README).
-        compile: ``torch.compile`` the training network (once; validation runs uncompiled, since its
-            shapes vary).
-        cudnn_benchmark: Let cuDNN time its convolution algorithms for the fixed patch shapes.
-    """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    precision: Precision = Field(
-        "auto", description="bf16 autocast, fp32, or auto (bf16 on CUDA, fp32 on CPU)."
-    )
-    channels_last: bool = Field(
-        False, description="Channels-last memory layout for the network and its inputs."
-    )
-    compile: bool = Field(False, description="torch.compile the training network.")
-    cudnn_benchmark: bool = Field(True, description="cuDNN autotuning of convolutions (CUDA).")
-
-    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
-        """The autocast dtype on ``device``, or ``None`` for fp32."""
-        if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"):
-            return torch.bfloat16
-        return None
-
-    def autocast(self, device: torch.device) -> torch.autocast:
-        """The autocast context for a step on ``device`` (disabled for fp32)."""
-        dtype = self.autocast_dtype(device)
-        return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
-
-    def apply_backend_flags(self, device: torch.device) -> None:
-        """Set the cuDNN benchmark flag (CUDA only)."""
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+def apply_backend_flags(performance: Performance, device: torch.device) -> None:
+    """Set the cuDNN benchmark flag (CUDA only)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = performance.cudnn_benchmark
 
 
 def memory_format(model: nn.Module) -> torch.memory_format:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sidepair.config import Performance
 from sidepair.data.store import Store
 from sidepair.training.curves import plot_history
 from sidepair.training.distributed import check_batch, dist_info, is_main_process
 from sidepair.training.loop import LoopSettings, fit
-from sidepair.training.performance import Performance
 from sidepair.training.pretext import SidePairTask, build_task
 from sidepair.training.pretrain_config import PretrainConfig, label_subset, resolve_config
 from sidepair.training.runinfo import write_run_config, write_run_info

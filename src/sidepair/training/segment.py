@@ -16,20 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
-from pydantic import ConfigDict, Field, model_validator
 from torch.utils.data import DataLoader, Dataset
 
 from sidepair.config import (
-    ArchitectureSettings,
+    Performance,
     PreprocessSettings,
-    PresetName,
     SegmentSettings,
-    get_preset,
-    steps_per_epoch,
-    validated,
 )
 from sidepair.data.augment import Augmenter
-from sidepair.data.index import NetworkView
 from sidepair.data.store import Store
 from sidepair.devices import resolve_device
 from sidepair.errors import ConfigError, StoreError
@@ -38,8 +32,8 @@ from sidepair.evaluation.statistics import plateaued
 from sidepair.inference.sliding import predict_array
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, SegmentationCheckpoint, read_checkpoint
 from sidepair.models.encoder import total_stride
-from sidepair.models.nnunet import check_nnunet_store, is_nnunet, read_plans
 from sidepair.models.unet import segmentation_network, set_encoder_trainable, transfer_encoder
+from sidepair.nnunet_plans import check_nnunet_store
 from sidepair.training.curves import plot_history
 from sidepair.training.distributed import (
     check_batch,
@@ -52,139 +46,9 @@ from sidepair.training.distributed import (
 from sidepair.training.loop import LoopSettings, fit
 from sidepair.training.optim import OptimSettings
 from sidepair.training.patches import ValidationPatches, crop_size, draw_starts, read_patch
-from sidepair.training.performance import Performance
+from sidepair.training.performance import autocast
 from sidepair.training.runinfo import update_run_info, write_run_config, write_run_info
-
-N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
-
-
-class TrainConfig(SegmentSettings, ArchitectureSettings):
-    """Resolved settings of one segmentation run (written to ``config.yaml``).
-
-    The hyperparameters are :class:`~sidepair.config.SegmentSettings` and
-    :class:`~sidepair.config.ArchitectureSettings`; here are only the run's own fields.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    preset: str
-    store: str
-    init: str = Field("scratch", description="scratch, or a pretraining checkpoint (checkpoint_best.pt).")
-    freeze_encoder: bool = Field(False, description="Keep the pretrained encoder fixed.")
-    unfreeze_after: int | None = Field(None, description="With --freeze-encoder: unfreeze after E epochs.")
-    label_fraction: float = Field(1.0, description="Fraction of the labelled training cases used.")
-    accept_store_mismatch: bool = Field(
-        False,
-        description="Transfer an encoder pretrained on a store with other preprocessing (noted in run.json).",
-    )
-    seed: int = Field(0, description="Seed: model init, label subset and patches.")
-    workers: int = Field(0, ge=0, description="DataLoader worker processes.")
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _steps_to_epochs(cls, data: Any) -> Any:
-        # A step budget fixes the epochs (written to config.yaml), so the loop, resume and the experiment's
-        # "finished" check all count in epochs.
-        if isinstance(data, dict) and data.get("steps"):
-            fields = SegmentSettings.model_fields
-            samples = int(data.get("samples_per_epoch", fields["samples_per_epoch"].default))
-            per_epoch = steps_per_epoch(samples, int(data.get("batch_size", fields["batch_size"].default)))
-            data = {**data, "epochs": -(-int(data["steps"]) // per_epoch)}
-        return data
-
-    @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        if len(self.patch_size) != self.dims:
-            raise ValueError(f"patch_size {self.patch_size} must have {self.dims} sizes for dims={self.dims}")
-        if not 0 < self.label_fraction <= 1:
-            raise ValueError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
-        if self.unfreeze_after is not None and not self.freeze_encoder:
-            raise ValueError("unfreeze_after needs freeze_encoder")
-        if self.freeze_encoder and self.init == "scratch":
-            raise ValueError("freeze_encoder needs a pretrained --init checkpoint")
-        return self
-
-
-def resolve_train_config(preset: PresetName | str | None, store: str | Path, **overrides: Any) -> TrainConfig:
-    """The preset's defaults; with a pretraining checkpoint as ``init``, its encoder architecture and dims.
-
-    Args:
-        preset: Preset name; None takes the one the store was prepared with.
-        store: Store folder.
-        **overrides: Fields of :class:`TrainConfig` (None keeps the preset's).
-
-    Raises:
-        ConfigError: Naming the invalid field.
-    """
-    name = preset or Store(store).default_preset()
-    p = get_preset(name)
-    base: dict[str, Any] = {
-        **p.architecture.model_dump(),
-        **p.segment.model_dump(),
-        "preset": name,
-        "store": str(store),
-    }
-    init = overrides.get("init")
-    if init and init != "scratch":
-        pretrained = read_checkpoint(init, PretrainCheckpoint)
-        enc = pretrained.encoder_config
-        if is_nnunet(enc):
-            base.update(
-                dims=enc["spatial_dims"],
-                architecture="nnunet",
-                plans=pretrained.config.get("plans"),
-                configuration=enc["configuration"],
-            )
-        else:
-            base.update(
-                dims=enc["spatial_dims"],
-                channels=tuple(enc["channels"]),
-                strides=tuple(s if isinstance(s, int) else tuple(s) for s in enc["strides"]),
-                norm=enc["norm"],
-            )
-        if enc["spatial_dims"] != p.architecture.dims and overrides.get("patch_size") is None:
-            raise ConfigError(
-                f"{init}: {enc['spatial_dims']}D encoder, but preset {name} is {p.architecture.dims}D; "
-                "give --patch-size or use a preset with the encoder's dims"
-            )
-    if overrides.get("epochs") is not None and overrides.get("steps") is None:
-        base["steps"] = None  # an epoch budget given replaces the preset's step budget
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    if base.get("labels") == "sides" and overrides.get("mirror") is None:
-        base["mirror"] = False  # the preset mirrors kidneys; a mirrored right kidney looks like a left one
-    if base.get("architecture") == "nnunet" and overrides.get("patch_size") is None:
-        base["patch_size"] = nnunet_patch_size(store, base.get("plans"), base.get("configuration"))
-    return validated(TrainConfig, base, "train")
-
-
-def nnunet_patch_size(store: str | Path, plans: str | None, configuration: str | None) -> tuple[int, ...]:
-    """The plans' patch size of ``configuration``, in store order (what nnU-Net's network is fed).
-
-    Raises:
-        ConfigError: Plans or configuration missing, or a store not prepared with nnU-Net's preprocessing.
-    """
-    if not plans or not configuration:
-        raise ConfigError("architecture nnunet needs --plans and --configuration")
-    conf = read_plans(plans)["configurations"].get(configuration)
-    if conf is None or "patch_size" not in conf:
-        raise ConfigError(f"{plans}: no patch_size for configuration {configuration!r}")
-    return network_view(Store(store)).store_size([int(v) for v in conf["patch_size"]])
-
-
-def network_view(store: Store) -> NetworkView:
-    """The store's axis order for nnU-Net's network (one per store; prepare refuses mixed orders).
-
-    Raises:
-        ConfigError: The store was not prepared with nnU-Net's preprocessing.
-    """
-    view = next((e.network for e in store.cases.values() if e.network is not None), None)
-    if view is None:
-        raise ConfigError(
-            f"{store.path}: prepared without nnU-Net's preprocessing; run sidepair prepare --plans PLANS "
-            "--configuration C for --architecture nnunet"
-        )
-    return view
+from sidepair.training.segment_config import N_CLASSES, TrainConfig, network_view
 
 
 def pretrained_preprocess(checkpoint: PretrainCheckpoint, path: str) -> PreprocessSettings:
@@ -498,7 +362,7 @@ def selected_volumes(task: SegmentationTask, out: Path, settings: LoopSettings) 
     best = read_checkpoint(out / BEST, SegmentationCheckpoint)
     task.model.load_state_dict(best.network_weights)
     task.model.to(device).eval()
-    with torch.no_grad(), settings.performance.autocast(device):
+    with torch.no_grad(), autocast(settings.performance, device):
         dice = task.validate_volumes(device)
     return {"val_dice_volumes": dice, "val_dice_volumes_epoch": best.best_epoch}
 

@@ -14,7 +14,8 @@ from sidepair.data.formats.msd import MsdFormat
 from sidepair.data.formats.nnunet import NnUNetFormat, read_dataset_json
 from sidepair.data.formats.slices import SlicesFormat
 from sidepair.data.formats.totalseg import TotalSegFormat
-from sidepair.errors import DataError
+from sidepair.data.store import Store
+from sidepair.errors import DataError, StoreError
 
 # Detection order matters: nnU-Net and MSD both have dataset.json and are told apart by its keys.
 FORMATS: dict[str, type[DatasetFormat]] = {
@@ -75,4 +76,37 @@ def open_dataset(
     return cls(root, label_map, **options)
 
 
-__all__ = ["FORMATS", "CaseSource", "DatasetFormat", "LoadedCase", "detect_format", "open_dataset"]
+def source_of(store: Store, case_id: str) -> tuple[DatasetFormat, CaseSource]:
+    """Reopen the dataset a store's case came from, and find the case in it (to read its original files).
+
+    Raises:
+        StoreError: If the dataset folder or the case is gone.
+    """
+    datasets = store.header.datasets
+    for record in datasets:
+        prefix = f"{Path(record.data_root).name}__" if len(datasets) > 1 else ""
+        if not case_id.startswith(prefix):
+            continue
+        try:
+            dataset = open_dataset(
+                record.data_root, record.format, record.label_map, slice_options=record.format_options
+            )
+        except DataError as exc:
+            raise StoreError(
+                f"{store.path}: the source dataset of {case_id} cannot be opened ({exc})"
+            ) from None
+        for source in dataset.cases():
+            if prefix + source.case_id == case_id:
+                return dataset, source
+    raise StoreError(f"{store.path}: case {case_id} is no longer in its source dataset")
+
+
+__all__ = [
+    "FORMATS",
+    "CaseSource",
+    "DatasetFormat",
+    "LoadedCase",
+    "detect_format",
+    "open_dataset",
+    "source_of",
+]

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from sidepair.data.formats import source_of
 from sidepair.data.store import Store
 from sidepair.data.volume import load_nifti
 from sidepair.evaluation.figures import render_overlay
@@ -153,7 +154,7 @@ def _overlays(
     panels = []
     split = config.evaluation.split
     for pick in picks:
-        dataset, source = store.source_of(pick["case_id"])
+        dataset, source = source_of(store, pick["case_id"])
         loaded = dataset.load(source)
         for init in shown:
             row = next(

@@ -21,7 +21,7 @@ from sidepair.data.store import Store
 from sidepair.errors import StoreError
 from sidepair.models.checkpoint import PretrainCheckpoint
 from sidepair.models.encoder import build_encoder
-from sidepair.models.nnunet import check_nnunet_store
+from sidepair.nnunet_plans import check_nnunet_store
 from sidepair.training.pretrain_config import PretrainConfig, label_subset
 
 
