@@ -27,12 +27,12 @@ from sidepair.config import Performance, get_label_map, get_preset, validated
 from sidepair.data.formats import open_dataset
 from sidepair.data.nnunet_grid import with_nnunet
 from sidepair.data.prepare import prepare as prepare_store
-from sidepair.errors import UsageError
 from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.inference.laterality import scan_alarm
 from sidepair.models.checkpoint import read_checkpoint
 from sidepair.models.encoder import build_encoder
 from sidepair.models.unet import transfer_encoder
+from sidepair.nnunet_plans import check_plans_pair
 from sidepair.training.pretrain import run_pretrain
 from sidepair.training.pretrain_config import resolve_config
 from sidepair.training.segment import run_train
@@ -82,8 +82,7 @@ def prepare(
     settings = get_preset(preset).preprocess
     if spacing is not None:
         settings = settings.model_copy(update={"spacing_zyx": tuple(s if s > 0 else None for s in spacing)})
-    if (plans is None) != (configuration is None):
-        raise UsageError("--plans and --configuration go together (nnU-Net's preprocessing)")
+    check_plans_pair(plans, configuration)
     if plans is not None and configuration is not None:
         settings = with_nnunet(settings, Path(plans), configuration)
     labels = get_label_map(label_map) if label_map is not None else None

@@ -51,6 +51,7 @@ from sidepair.data.store import Store
 from sidepair.errors import ConfigError, DataWarning, SidepairError, UsageError
 from sidepair.experiment.config import ExperimentConfig, load_experiment_config
 from sidepair.lazy import load
+from sidepair.nnunet_plans import check_plans_pair
 from sidepair.training.pretrain_config import PretrainConfig, resolve_config
 from sidepair.training.segment_config import TrainConfig, resolve_train_config
 from sidepair.version import __version__
@@ -298,8 +299,7 @@ def prepare(
     ] = None,
 ) -> None:
     """Orient, resample, window and normalise a dataset into a memory-mapped store."""
-    if (plans is None) != (configuration is None):
-        raise UsageError("--plans and --configuration go together (nnU-Net's preprocessing)")
+    check_plans_pair(plans, configuration)  # before the implementation loads: a usage error is fast
     store = load("sidepair.api:prepare")(
         list(data),
         out,
@@ -617,9 +617,8 @@ def check_sides(
     ] = None,
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
-    load("sidepair.inference.laterality:plan_scans")(
-        list(inputs)
-    )  # bad input is refused before the model is loaded
+    # Bad input is refused before the model is loaded.
+    load("sidepair.inference.laterality:plan_scans")(list(inputs))
     checks = load("sidepair.inference.laterality:check_paths")(
         list(inputs),
         load("sidepair.inference.laterality:SideModel").load(model or None),

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sidepair.errors import ConfigError
+from sidepair.errors import ConfigError, UsageError
 
 EXTRA = 'pip install -e ".[nnunet]"'
 
@@ -28,6 +28,16 @@ def require_nnunet() -> None:
         import nnunetv2  # noqa: F401  (optional extra)
     except ImportError:
         raise ConfigError(f"--architecture nnunet needs nnU-Net v2; install the extra: {EXTRA}") from None
+
+
+def check_plans_pair(plans: object | None, configuration: object | None) -> None:
+    """Refuse nnU-Net plans without a configuration, or a configuration without plans.
+
+    Raises:
+        UsageError: Only one of the two is given.
+    """
+    if (plans is None) != (configuration is None):
+        raise UsageError("--plans and --configuration go together (nnU-Net's preprocessing)")
 
 
 def read_plans(path: str | Path) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 import json
+from typing import get_args
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from sidepair.data.formats import detect_format, open_dataset
+from sidepair.choices import FormatName
+from sidepair.data.formats import FORMATS, detect_format, open_dataset
 from sidepair.data.labels import LEFT, RIGHT
 from sidepair.errors import DataError
 from tests.conftest import two_kidney_volume, write_nifti
@@ -198,3 +200,8 @@ def test_totalseg_without_kidney_files_is_refused(tmp_path, volume):
         p.unlink()
     with pytest.raises(DataError, match="none of the label map's structures found"):
         open_dataset(root).cases()
+
+
+def test_the_cli_choices_name_every_reader_in_detection_order():
+    """``choices.FormatName`` (the CLI's --format, torch-free) and the readers stay one list."""
+    assert tuple(FORMATS) == get_args(FormatName)
