@@ -7,8 +7,11 @@ the function-local imports of ``sidepair`` modules, and function-local imports o
 lack a comment saying why (heavy optional dependencies such as onnxruntime, SimpleITK or nnunetv2 may
 stay local, with the reason on the line). Deferred imports (``importlib``, ``__import__``) are allowed in
 ``sidepair.lazy`` alone, and the modules that ``import sidepair`` and the command line load must not
-reach torch, MONAI, matplotlib or SciPy at import (their chain is printed). Exits 1 when it finds any
-problem, 0 otherwise.
+reach torch, MONAI, matplotlib or SciPy at import (their chain is printed). The package's parts (its
+top-level modules and subpackages) keep the layer order of ``LAYERS``: a module imports from its own
+layer and the layers below, never from one above, counting deferred ``load("module:attr")`` targets as
+imports; the graph of parts is acyclic, and a part missing from ``LAYERS`` is reported. Exits 1 when it
+finds any problem, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ PACKAGE = "sidepair"
 LAZY = "sidepair.lazy"  # the one module that may import on first use
 LIGHT = ("sidepair", "sidepair.cli")  # what `import sidepair` and `sidepair --help` load
 HEAVY = ("torch", "monai", "matplotlib", "scipy")
+# The parts of the package, lowest layer first: the folders follow the data from a scan to a report, and
+# the command line and the public API sit on top. "" is the package's own ``__init__``.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "version", "lazy", "atomic", "choices", "devices", "plotting", "nnunet_plans", "config"),
+    ("data",),
+    ("models",),
+    ("inference",),
+    ("evaluation",),
+    ("training",),
+    ("experiment",),
+    ("api",),
+    ("cli", "__main__", ""),
+)
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -121,6 +137,43 @@ def heavy_chains(graph: dict[str, set[str]], heavy: dict[str, set[str]]) -> list
     return out
 
 
+def part(module: str) -> str:
+    """The top-level module or subpackage a module belongs to ("" for the package itself)."""
+    return module.split(".")[1] if "." in module else ""
+
+
+def lazy_targets(tree: ast.AST) -> list[tuple[int, str]]:
+    """The modules named by ``load("module:attribute")`` calls, with their lines."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("load") and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and ":" in arg.value:
+                out.append((node.lineno, arg.value.split(":")[0]))
+    return out
+
+
+def layer_problems(edges: list[tuple[str, str, str]]) -> list[str]:
+    """Imports against ``LAYERS`` and cycles among the parts; ``edges`` are (module, target, where)."""
+    rank = {name: i for i, names in enumerate(LAYERS) for name in names}
+    problems, parts = [], {}
+    for module, target, where in edges:
+        a, b = part(module), part(target)
+        for p in (a, b):
+            if p not in rank and f"part {p}" not in parts:
+                parts[f"part {p}"] = set()
+                problems.append(f"{PACKAGE}.{p} is in no layer of LAYERS (scripts/check_imports.py)")
+        if a == b or a not in rank or b not in rank:
+            continue
+        parts.setdefault(a, set()).add(b)
+        message = f"upward import, {a or PACKAGE} (layer {rank[a]}) -> {b} (layer {rank[b]}): {where}"
+        if rank[b] > rank[a] and message not in problems:
+            problems.append(message)
+    for cycle in strongly_connected({k: v for k, v in parts.items() if not k.startswith("part ")}):
+        problems.append("cycle among the package's parts: " + " -> ".join(cycle))
+    return problems
+
+
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     """Tarjan's algorithm: the components with more than one module (or a self-loop)."""
     index: dict[str, int] = {}
@@ -169,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     graph: dict[str, set[str]] = {}
     heavy: dict[str, set[str]] = {}
     problems: list[str] = []
+    part_edges: list[tuple[str, str, str]] = []
     for path in files:
         module = module_name(path, root)
         is_package = path.name == "__init__.py"
@@ -190,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                 if t in modules and t != module:
                     edges.add(t)
         graph[module] = edges
+        for node in scanner.top:
+            for t in targets(node, module, is_package, modules):
+                if t in modules:
+                    part_edges.append((module, t, f"{path}:{node.lineno}: {lines[node.lineno - 1].strip()}"))
+        for lineno, t in lazy_targets(tree):
+            part_edges.append((module, t, f"{path}:{lineno}: {lines[lineno - 1].strip()}"))
         for node in scanner.local:
             line = lines[node.lineno - 1]
             own = targets(node, module, is_package, modules)
@@ -199,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             elif "#" not in line:
                 problems.append(f"function-local import without a comment saying why: {where}")
     problems.extend(heavy_chains(graph, heavy))
+    problems.extend(layer_problems(part_edges))
     cycles = strongly_connected(graph)
     for cycle in cycles:
         problems.append("import cycle: " + " -> ".join(cycle))

@@ -85,6 +85,44 @@ def test_the_checker_finds_a_heavy_import_under_the_cli_and_a_deferred_import(tm
     assert "lazy.py" not in result.stdout
 
 
+def test_the_checker_refuses_an_upward_import_and_a_part_outside_the_layers(tmp_path):
+    pkg = tmp_path / "sidepair"
+    for part in ("data", "training", "models", "experiment"):
+        (pkg / part).mkdir(parents=True)
+        (pkg / part / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "training" / "loop.py").write_text("from sidepair.data import reader\n")
+    (pkg / "data" / "reader.py").write_text("import json\n")
+    (pkg / "experiment" / "runner.py").write_text("RUN = 1\n")
+    (pkg / "extras.py").write_text("from sidepair.data import reader\n")
+    (pkg / "lazy.py").write_text(
+        "import importlib\n\n\ndef load(t):\n    return importlib.import_module(t)\n"
+    )
+    checked = [sys.executable, str(CHECKER), str(pkg)]
+    result = subprocess.run(checked, capture_output=True, text=True, timeout=60)
+    # Downward imports only, but one part the layer order does not name.
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:-1] == [
+        "sidepair.extras is in no layer of LAYERS (scripts/check_imports.py)"
+    ]
+    (pkg / "extras.py").unlink()
+    assert subprocess.run(checked, capture_output=True, text=True, timeout=60).returncode == 0
+    # data (layer 1) importing training (layer 5), and models lazily loading the experiment: both upward.
+    (pkg / "data" / "reader.py").write_text("from sidepair.training import loop\n")
+    (pkg / "models" / "net.py").write_text(
+        'from sidepair.lazy import load\n\n\ndef f():\n    return load("sidepair.experiment.runner:RUN")\n'
+    )
+    result = subprocess.run(checked, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    problems = result.stdout.splitlines()[:-1]
+    assert len(problems) == 4, problems
+    upward = [p for p in problems if p.startswith("upward import")]
+    assert "data (layer 1) -> training (layer 5)" in upward[0] and "reader.py:1" in upward[0]
+    assert "models (layer 2) -> experiment (layer 6)" in upward[1] and "net.py:5" in upward[1]
+    assert "cycle among the package's parts: data -> training" in problems
+    assert "import cycle: sidepair.data.reader -> sidepair.training.loop" in problems
+
+
 HEAVY_LOADED = "print(sorted(m for m in ('torch', 'monai', 'matplotlib', 'scipy') if m in sys.modules))"
 
 

@@ -74,18 +74,6 @@ def ras_to_original(array: np.ndarray, original_affine: np.ndarray) -> np.ndarra
     return np.ascontiguousarray(nio.apply_orientation(array, back))
 
 
-def ras_grid_of(
-    original_affine: np.ndarray, original_shape: Sequence[int]
-) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Affine and shape of a file's grid once brought to RAS (what :func:`reorient_to_ras` gives)."""
-    transform = orientation_to_ras(original_affine)
-    affine = original_affine @ nio.inv_ornt_aff(transform, tuple(original_shape))
-    shape = [0, 0, 0]
-    for axis, (target, _) in enumerate(transform):
-        shape[int(target)] = int(original_shape[axis])
-    return affine, tuple(shape)
-
-
 def sitk_to_xyz(array_zyx: np.ndarray) -> np.ndarray:
     """SimpleITK's ``(z, y, x)`` array as an ``(x, y, z)`` one."""
     return np.transpose(array_zyx, _XYZ_ZYX)

@@ -219,11 +219,6 @@ class CaseEntry(_Record):
     vanished: bool = False
     network: NetworkView | None = None
 
-    @property
-    def affine_zyx(self) -> np.ndarray:
-        """The store affine as an array (for (z, y, x) indices)."""
-        return np.asarray(self.affine, dtype=float)
-
     def side_box(self, side: str) -> list[list[int]] | None:
         """The kidney bounding box of ``side`` (z, y, x), or None where that side has no kidney."""
         info = (self.sides or {}).get(side)

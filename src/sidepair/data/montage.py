@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sidepair.data.volume import load_nifti
-from sidepair.plotting import axial, coronal, plt, save_figure
+from sidepair.plotting import axial, coronal, save_figure, subplots
 
 
 def _show(ax, image: np.ndarray, label: np.ndarray, aspect: float, title: str) -> None:
@@ -39,7 +39,7 @@ def render_montage(
         The PNG path.
     """
     n = len(cases)
-    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.6), squeeze=False)
+    fig, axes = subplots(2, n, figsize=(2.6 * n, 5.6), squeeze=False)
     for col, (name, image, label, spacing) in enumerate(cases):
         kidney = np.argwhere(label > 0)
         centre = kidney.mean(axis=0).astype(int) if len(kidney) else np.array(image.shape) // 2

@@ -188,6 +188,10 @@ class SectionSampler:
         return crop[0:1] if self.dims == 2 else crop[None]
 
 
+# Validation draws its sections and pairs at a fixed "epoch" of its own, never one that training reaches.
+VAL_EPOCH = 1_000_000
+
+
 def sample_sections(
     sampler: SectionSampler, n: int, seed: int, epoch: int, random_crops: bool = True
 ) -> list[Section]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sidepair.plotting import axial, plt, save_figure
+from sidepair.plotting import axial, save_figure, subplots
 
 
 def render_overlay(
@@ -29,7 +29,7 @@ def render_overlay(
     """
     ncols = columns or len(panels)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.6 * nrows + 0.3), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(3.4 * ncols, 3.6 * nrows + 0.3), squeeze=False)
     for ax in axes.ravel()[len(panels) :]:
         ax.set_axis_off()
     for ax, (caption, image, ref, pred, spacing) in zip(axes.ravel(), panels, strict=False):

@@ -30,13 +30,12 @@ from scipy import ndimage
 from sidepair.data.pairs import sample_pairs
 from sidepair.data.phantom import ORGANS
 from sidepair.data.preprocess import nearest_onto
-from sidepair.data.sections import Section, SectionSampler, read_crop
+from sidepair.data.sections import VAL_EPOCH, Section, SectionSampler, read_crop
 from sidepair.data.store import Store
 from sidepair.errors import SidepairError
 from sidepair.evaluation.proxy import pair_metrics
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
 from sidepair.models.siamese import Siamese
-from sidepair.training.pretrain_config import VAL_EPOCH
 
 OCCLUDED = ("liver", "spleen")
 MIN_ORGAN_FRACTION = 0.02  # of a section's body voxels: below it, the section holds no occluded organ

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sidepair.plotting import plt, save_figure
+from sidepair.plotting import save_figure, subplots
 
 
 def plot_history(history: list[dict], keys: Sequence[str], out: str | Path, title: str) -> Path:
@@ -23,7 +23,7 @@ def plot_history(history: list[dict], keys: Sequence[str], out: str | Path, titl
         The PNG path.
     """
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_metric) = subplots(1, 2, figsize=(10, 3.8))
     for key in keys:
         values = [row.get(key, np.nan) for row in history]
         ax = ax_loss if key.endswith("loss") else ax_metric

@@ -11,8 +11,6 @@ from sidepair.config import ArchitectureSettings, PresetName, PretrainSettings, 
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError
 
-VAL_EPOCH = 1_000_000  # validation sections and pairs use a fixed "epoch" of their own
-
 
 class PretrainConfig(PretrainSettings, ArchitectureSettings):
     """Resolved settings of one pretraining run (written to ``config.yaml``).

@@ -13,7 +13,7 @@ from sidepair.data.store import Store
 from sidepair.data.volume import load_nifti
 from sidepair.evaluation.figures import render_overlay
 from sidepair.experiment.config import ExperimentConfig
-from sidepair.plotting import plt, save_figure
+from sidepair.plotting import colour, save_figure, subplots
 
 
 def write_figures(
@@ -32,9 +32,9 @@ def write_figures(
     data = store.describe()
     split = config.evaluation.split
     figs: dict[str, Path] = {}
-    colours = {init: plt.get_cmap("tab10")(i) for i, init in enumerate(inits)}
+    colours = {init: colour("tab10", i) for i, init in enumerate(inits)}
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = subplots(figsize=(6.5, 4.2))
     for k, init in enumerate(inits):
         sel = [t for t in table if t["init"] == init]
         xs = np.array([t["fraction"] for t in sel]) * (1 + 0.03 * (k - (len(inits) - 1) / 2))
@@ -63,9 +63,7 @@ def write_figures(
         f"{config.name}: {split} Dice by label fraction, mean ± sd over seeds (dots: seeds)\ndata: {data}",
     )
 
-    fig, axes = plt.subplots(
-        1, len(fractions), figsize=(4.2 * len(fractions), 3.8), squeeze=False, sharey=True
-    )
+    fig, axes = subplots(1, len(fractions), figsize=(4.2 * len(fractions), 3.8), squeeze=False, sharey=True)
     for ax, fraction in zip(axes[0], fractions, strict=True):
         for init in inits:
             runs = [c for c in curves.get((init, fraction), []) if c]
@@ -89,7 +87,7 @@ def write_figures(
     )
 
     if proxies:
-        fig, (ax_loss, ax_own) = plt.subplots(1, 2, figsize=(10, 3.8))
+        fig, (ax_loss, ax_own) = subplots(1, 2, figsize=(10, 3.8))
         for p in proxies:
             epochs = [h["epoch"] for h in p["history"]]
             losses = [h["train_loss"] for h in p["history"]]

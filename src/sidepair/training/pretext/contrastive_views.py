@@ -9,13 +9,13 @@ import torch
 from monai.losses import ContrastiveLoss
 from torch.utils.data import DataLoader
 
-from sidepair.data.sections import sample_sections
+from sidepair.data.sections import VAL_EPOCH, sample_sections
 from sidepair.data.store import Store
 from sidepair.data.views import ViewDataset, ViewMaker
 from sidepair.models import Siamese
 from sidepair.training.distributed import gather_lists, shard
 from sidepair.training.pretext.base import SectionTask
-from sidepair.training.pretrain_config import VAL_EPOCH, PretrainConfig
+from sidepair.training.pretrain_config import PretrainConfig
 
 
 def retrieval_top1(z1: np.ndarray, z2: np.ndarray) -> float:

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from sidepair.data.corruptions import Corruptor, RestorationDataset
-from sidepair.data.sections import sample_sections
+from sidepair.data.sections import VAL_EPOCH, sample_sections
 from sidepair.data.store import Store
 from sidepair.models.restorer import Restorer
 from sidepair.training.distributed import gather_lists, shard
 from sidepair.training.pretext.base import SectionTask
-from sidepair.training.pretrain_config import VAL_EPOCH, PretrainConfig
+from sidepair.training.pretrain_config import PretrainConfig
 
 
 class RestorationTask(SectionTask):

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from sidepair.data.augment import Augmenter
 from sidepair.data.pairs import Pair, PairDataset, sample_pairs
+from sidepair.data.sections import VAL_EPOCH
 from sidepair.data.store import Store
 from sidepair.errors import StoreError
 from sidepair.evaluation.proxy import pair_metrics
@@ -19,7 +20,7 @@ from sidepair.models import Siamese
 from sidepair.training.distributed import gather_lists, shard
 from sidepair.training.losses import ContrastiveLoss, PairBCELoss, pair_distance
 from sidepair.training.pretext.base import SectionTask
-from sidepair.training.pretrain_config import VAL_EPOCH, PretrainConfig
+from sidepair.training.pretrain_config import PretrainConfig
 
 
 class SidePairTask(SectionTask):
