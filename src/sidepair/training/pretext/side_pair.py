@@ -117,8 +117,9 @@ class SidePairTask(SectionTask):
         one that tells them by handedness (which edge the spine is on, which way a hilum faces) near 0.
         For kidney-only sections a low score is expected: a kidney's shape is its handedness.
 
-        With a side head, also its absolute side accuracy on the held-out sections (``side_acc``) and on
-        the mirrored second sections (``side_mirror_acc``), each judged against its patient's side.
+        With a side head, also its absolute side accuracy on both sections of every held-out pair
+        (``side_acc``) and on both mirrored (``side_mirror_acc``), each judged against its patient's side:
+        the same sections and meaning as the side probe's metrics of those names.
         """
         labels, plain, mirrored, losses = [], [], [], []
         sides: dict[str, list[np.ndarray]] = {"truth": [], "plain": [], "mirrored": []}
@@ -126,7 +127,7 @@ class SidePairTask(SectionTask):
         for batch in self.loader(
             PairDataset(self.val_sampler, shard(self.val_pairs)), self.config.batch_size
         ):
-            x1, x2, same, _, right2 = (t.to(device, non_blocking=True) for t in batch)
+            x1, x2, same, right1, right2 = (t.to(device, non_blocking=True) for t in batch)
             e1, e2 = self.model(x1, x2)
             scores, loss = self._pair_scores(e1, e2, same)
             plain.append(scores)
@@ -136,9 +137,10 @@ class SidePairTask(SectionTask):
             mirrored.append(self._pair_scores(e1, e2_mirrored, same)[0])
             labels.append(same.cpu().numpy())
             if self.config.side_head:
-                sides["truth"].append(right2.cpu().numpy())
-                for key, e in (("plain", e2), ("mirrored", e2_mirrored)):
-                    sides[key].append((self.model.side_logit(e) > 0).float().cpu().numpy())
+                e1_mirrored = self.model.embed(torch.flip(x1, dims=(self.val_sampler.lateral_dim,)))
+                sides["truth"].append(torch.cat([right1, right2]).cpu().numpy())
+                for key, pair in (("plain", (e1, e2)), ("mirrored", (e1_mirrored, e2_mirrored))):
+                    sides[key].append((self.model.side_logit(torch.cat(pair)) > 0).float().cpu().numpy())
         y = np.concatenate(gather_lists(labels))
         metrics = self._metrics(y, np.concatenate(gather_lists(plain)))
         mirror = self._metrics(y, np.concatenate(gather_lists(mirrored)))
