@@ -75,5 +75,16 @@ if __name__ == "__main__":
     from tests.experiment.test_runner import TINY
 
     # 1852e12 knows no ``resample`` (its way back was the labels one); bootstrap leaves per-case rows alone.
-    before = TINY | {"evaluation": {"bootstrap": 500}}
+    # Nor the recipe settings of issue #28, which TINY pins to what that code did without them.
+    later = (
+        "foreground_fraction",
+        "min_epochs",
+        "mirror",
+        "optimizer",
+        "schedule",
+        "smoothing",
+        "validation",
+    )
+    segmentation = {k: v for k, v in TINY["segmentation"].items() if k not in (*later, "weight_decay")}
+    before = TINY | {"evaluation": {"bootstrap": 500}, "segmentation": segmentation}
     print(record(before))

@@ -53,6 +53,7 @@ def run_ok(cmd):
     return result
 
 
+@pytest.mark.slow  # about a minute each: run by `make test-slow` (CI runs both), keeping `make test` under 15
 @pytest.mark.parametrize("verb", ["pretrain", "train"])
 def test_pretrain_and_train_resume_after_repeated_kills(small_store, tmp_path, verb):
     if verb == "pretrain":
