@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("data",),
     ("models",),
     ("inference",),
+    ("qc",),
     ("evaluation",),
     ("training",),
     ("experiment",),

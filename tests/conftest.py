@@ -266,6 +266,8 @@ PRELOAD = [
     "sidepair.experiment.runner",
     "sidepair.inference.export",
     "sidepair.inference.export_nnunet",
+    "sidepair.qc.check",
+    "sidepair.qc.report",
 ]
 
 

@@ -41,8 +41,8 @@ from sidepair.data.formats import open_dataset
 from sidepair.data.phantom import generate_phantom
 from sidepair.data.prepare import prepare
 from sidepair.data.store import Store
-from sidepair.training.segment import SegmentationTask
 from sidepair.training.segment_config import resolve_train_config
+from sidepair.training.segment_task import SegmentationTask
 
 
 def monai_pipeline(data: Path, case_ids: list[str], preset: str, patch: tuple[int, ...]):
@@ -127,7 +127,7 @@ def run_epoch(
         if isinstance(batch, dict):
             batch = (batch["image"].as_tensor().float(), batch["label"].as_tensor().long())
         opt.zero_grad(set_to_none=True)
-        loss = task.train_step(batch, device)
+        loss = task.train_step(task.model, batch, device)
         loss.backward()
         opt.step()
         n += 1

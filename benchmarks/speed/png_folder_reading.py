@@ -20,7 +20,7 @@ from pathlib import Path
 
 from _common import report, timed
 from sidepair.data.phantom import write_slices
-from sidepair.inference.laterality import PngReading, _png_loader, plan_scans
+from sidepair.qc.scans import PngReading, _png_loader, plan_scans
 
 REPO = Path(__file__).resolve().parents[2]
 

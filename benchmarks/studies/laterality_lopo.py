@@ -46,8 +46,9 @@ from PIL import Image
 
 from _common import report
 from sidepair.evaluation.side_probe import probe
-from sidepair.inference.laterality import SideModel, check_paths, check_sides
 from sidepair.models.checkpoint import BEST, LAST
+from sidepair.qc.check import check_paths, check_sides
+from sidepair.qc.side_model import SideModel
 
 REPO = Path(__file__).resolve().parents[2]
 PHANTOM_ONLY = (

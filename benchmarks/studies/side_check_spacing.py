@@ -32,7 +32,8 @@ from scipy.special import expit
 from _common import model_specs, report
 from sidepair.choices import DEFAULT_SIDE_THRESHOLD
 from sidepair.errors import DataWarning
-from sidepair.inference.laterality import PngReading, SideModel, plan_scans, verdict_of
+from sidepair.qc.scans import PngReading, plan_scans
+from sidepair.qc.side_model import SideModel, verdict_of
 
 REPO = Path(__file__).resolve().parents[2]
 

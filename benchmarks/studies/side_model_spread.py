@@ -24,8 +24,9 @@ from pathlib import Path
 from laterality_lopo import PATIENTS, slice_verdicts, states
 
 from _common import model_specs, report
-from sidepair.inference.laterality import SideModel, check_sides
 from sidepair.models.checkpoint import PretrainCheckpoint, read_checkpoint
+from sidepair.qc.check import check_sides
+from sidepair.qc.side_model import SideModel
 
 REPO = Path(__file__).resolve().parents[2]
 RIGHT = {"as is": "ok", "header flipped": "flipped", "array mirrored": "flipped", "mirrored": "flipped"}

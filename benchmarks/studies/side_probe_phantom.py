@@ -20,7 +20,7 @@ from pathlib import Path
 from _common import model_specs, report
 from sidepair.data.store import Store
 from sidepair.evaluation.side_probe import probe
-from sidepair.inference.laterality import default_model_path
+from sidepair.qc.side_model import default_model_path
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = {

@@ -17,8 +17,8 @@ from sidepair.version import __version__
 
 if TYPE_CHECKING:
     from sidepair.api import evaluate, load_encoder, prepare, pretrain, train
-    from sidepair.inference.laterality import check_sides
     from sidepair.inference.predictor import predict
+    from sidepair.qc.check import check_sides
 
 # Public name -> where it lives.
 PUBLIC = {
@@ -27,7 +27,7 @@ PUBLIC = {
     "train": "sidepair.api:train",
     "evaluate": "sidepair.api:evaluate",
     "predict": "sidepair.inference.predictor:predict",
-    "check_sides": "sidepair.inference.laterality:check_sides",
+    "check_sides": "sidepair.qc.check:check_sides",
     "load_encoder": "sidepair.api:load_encoder",
 }
 

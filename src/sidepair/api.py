@@ -11,7 +11,7 @@ Each function does what its verb does, with the same settings and the same files
     encoder = sidepair.load_encoder(ssl)  # a torch.nn.Module for one's own network
 
 ``sidepair.predict`` and ``sidepair.check_sides`` live beside the code they call
-(:mod:`sidepair.inference.predictor`, :mod:`sidepair.inference.laterality`).
+(:mod:`sidepair.inference.predictor`, :mod:`sidepair.qc`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from sidepair.data.formats import open_dataset
 from sidepair.data.nnunet_grid import with_nnunet
 from sidepair.data.prepare import prepare as prepare_store
 from sidepair.evaluation.evaluate import evaluate_run
-from sidepair.inference.laterality import scan_alarm
 from sidepair.models.checkpoint import read_checkpoint
 from sidepair.models.encoder import build_encoder
 from sidepair.models.unet import transfer_encoder
 from sidepair.nnunet_plans import check_plans_pair
+from sidepair.qc.alarm import scan_alarm
 from sidepair.training.pretrain import run_pretrain
 from sidepair.training.pretrain_config import resolve_config
 from sidepair.training.segment import run_train

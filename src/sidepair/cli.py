@@ -474,7 +474,7 @@ def predict(
         overwrite=overwrite,
         largest_component=largest_component,
         series=series,
-        scan_check=load("sidepair.inference.laterality:scan_alarm")(side_check),
+        scan_check=load("sidepair.qc.alarm:scan_alarm")(side_check),
     )
     for r in records:
         vol = ", ".join(f"{k} {v:.1f} mL" for k, v in r["volume_ml"].items())
@@ -618,10 +618,10 @@ def check_sides(
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
     # Bad input is refused before the model is loaded.
-    load("sidepair.inference.laterality:plan_scans")(list(inputs))
-    checks = load("sidepair.inference.laterality:check_paths")(
+    load("sidepair.qc.scans:plan_scans")(list(inputs))
+    checks = load("sidepair.qc.check:check_paths")(
         list(inputs),
-        load("sidepair.inference.laterality:SideModel").load(model or None),
+        load("sidepair.qc.side_model:SideModel").load(model or None),
         threshold,
         pixel_spacing=pixel_spacing,
         convention=convention,
@@ -631,9 +631,9 @@ def check_sides(
     typer.echo(f"{'scan':<{width}}  p(header right)  verdict  levels")
     for c in checks:
         typer.echo(f"{c.input:<{width}}  {c.probability:15.3f}  {c.verdict:<7}  {c.levels}")
-    typer.echo(load("sidepair.inference.laterality:summary_line")(checks))
+    typer.echo(load("sidepair.qc.report:summary_line")(checks))
     if out is not None:
-        csv_path, json_path = load("sidepair.inference.laterality:write_report")(checks, out)
+        csv_path, json_path = load("sidepair.qc.report:write_report")(checks, out)
         typer.echo(f"report: {csv_path}, {json_path}")
     if any(c.verdict != "ok" for c in checks):
         raise typer.Exit(3)

@@ -254,7 +254,7 @@ class ArchitectureSettings(_Strict):
     @model_validator(mode="after")
     def _check_architecture(self) -> ArchitectureSettings:
         check_architecture(self.architecture, self.plans, self.configuration)
-        for s in self.strides:
+        for s in self.strides if self.architecture == "monai" else ():  # nnU-Net's plans set its own
             if not isinstance(s, int) and len(s) != self.dims:
                 raise ValueError(f"stride {s} must have {self.dims} values for dims={self.dims}")
         if len(self.channels) != len(self.strides):
@@ -287,7 +287,36 @@ class ArchitectureSettings(_Strict):
         }
 
 
-class PretrainSettings(_Strict):
+class OptimiserSettings(_Strict):
+    """How a run optimises: its optimiser and learning-rate schedule, declared once for every kind of run.
+
+    Pretraining and segmentation inherit these fields and set their own defaults.
+    """
+
+    optimizer: Literal["adam", "adamw", "sgd"] = Field(
+        "adam", description="adam, adamw, or sgd (Nesterov, with momentum)."
+    )
+    lr: float = Field(1e-4, gt=0, description="Initial (peak) learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
+    momentum: float = Field(0.99, ge=0, lt=1, description="SGD momentum (nnU-Net: 0.99).")
+    schedule: Literal["plateau", "poly", "cosine", "constant"] = Field(
+        "plateau",
+        description="plateau (ReduceLROnPlateau on the validation metric that picks the checkpoint, the "
+        "paper), or poly, cosine or constant over the step budget, stepped every optimiser step.",
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up (poly, cosine, constant).")
+
+    @property
+    def per_step(self) -> bool:
+        """Whether the schedule steps after every optimiser step (else once an epoch)."""
+        return self.schedule != "plateau"
+
+    def optimiser(self) -> OptimiserSettings:
+        """These settings alone (what the training loop reads)."""
+        return OptimiserSettings.model_validate({k: getattr(self, k) for k in OptimiserSettings.model_fields})
+
+
+class PretrainSettings(OptimiserSettings):
     """The hyperparameters of pretraining: each declared here once, with its default.
 
     Presets set their own values; run configs, experiment variants and ``sidepair pretrain``'s options
@@ -323,7 +352,6 @@ class PretrainSettings(_Strict):
     threshold: float = Field(0.75, gt=0, description='Contrastive rule: "same side" when d < threshold.')
     epochs: int = Field(50, ge=1, description="Epochs.")
     batch_size: int = Field(4, ge=1, description="Pairs per batch.")
-    lr: float = Field(1e-4, gt=0, description="Adam learning rate.")
     pairs_per_epoch: int = Field(256, ge=1, description="Training pairs per epoch.")
     val_pairs: int = Field(256, ge=1, description="Held-out validation pairs.")
     jitter: float = Field(
@@ -361,6 +389,11 @@ class PretrainSettings(_Strict):
             raise ValueError(f"give one or more corruptions without repeats, got {list(v)}")
         return v
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch (every task reads ``pairs_per_epoch / batch_size`` batches)."""
+        return steps_per_epoch(self.pairs_per_epoch, self.batch_size)
+
     @model_validator(mode="after")
     def _task_settings(self) -> PretrainSettings:
         if self.mirror and self.task == "side-pair" and self.sections != "half":
@@ -377,7 +410,7 @@ class PretrainSettings(_Strict):
         return self
 
 
-class SegmentSettings(_Strict):
+class SegmentSettings(OptimiserSettings):
     """The hyperparameters of segmentation training: each declared here once, with its default.
 
     Presets set their own values; run configs, the experiment grid and ``sidepair train``'s options are
@@ -399,18 +432,7 @@ class SegmentSettings(_Strict):
         "epoch, rounded up).",
     )
     batch_size: int = Field(2, ge=1, description="Patches per batch.")
-    optimizer: Literal["adam", "adamw", "sgd"] = Field(
-        "adam", description="adam, adamw, or sgd (Nesterov, with momentum)."
-    )
     lr: float = Field(3e-4, gt=0, description="Initial (peak) learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
-    momentum: float = Field(0.99, ge=0, lt=1, description="SGD momentum (nnU-Net: 0.99).")
-    schedule: Literal["plateau", "poly", "cosine", "constant"] = Field(
-        "plateau",
-        description="plateau (ReduceLROnPlateau on validation Dice, the paper), or poly, cosine or constant "
-        "over the step budget, stepped every optimiser step.",
-    )
-    warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up (poly, cosine, constant).")
     samples_per_epoch: int = Field(250, ge=1, description="Training patches per epoch.")
     foreground_fraction: float = Field(
         0.6, ge=0, le=1, description="Share of patches centred on a kidney voxel."

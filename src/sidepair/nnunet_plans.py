@@ -63,6 +63,35 @@ def plans_digest(plans: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(plans, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def plans_configuration(plans_path: str | Path, configuration: str) -> dict[str, Any]:
+    """A configuration of a plans file, with what it inherits (``inherits_from``) filled in.
+
+    Raises:
+        ConfigError: Plans unreadable, or no such configuration.
+    """
+    configurations = read_plans(plans_path)["configurations"]
+    chain, name = [], configuration
+    while name is not None:
+        if name not in configurations or name in chain:
+            raise ConfigError(
+                f"{plans_path}: no configuration {name!r}; the plans have {', '.join(configurations)}"
+            )
+        chain.append(name)
+        name = configurations[name].get("inherits_from")
+    merged: dict[str, Any] = {}
+    for name in reversed(chain):
+        merged.update(configurations[name])
+    return merged
+
+
+def nnunet_dims(plans_path: str | Path, configuration: str) -> int:
+    """2 or 3: the dimensions of a plans configuration (the length of its patch size)."""
+    conf = plans_configuration(plans_path, configuration)
+    if "patch_size" not in conf:
+        raise ConfigError(f"{plans_path}: no patch_size for configuration {configuration!r}")
+    return len(conf["patch_size"])
+
+
 def nnunet_encoder_config(plans_path: str | Path, configuration: str) -> dict[str, Any]:
     """The encoder config of a plans file's configuration (what checkpoints keep to rebuild the network).
 

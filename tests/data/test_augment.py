@@ -7,8 +7,8 @@ import yaml
 
 from sidepair.data.augment import Augmenter
 from sidepair.data.store import Store
+from sidepair.training.patches import PatchDataset
 from sidepair.training.pretrain import resolve_config
-from sidepair.training.segment import PatchDataset
 from sidepair.training.segment_config import resolve_train_config
 from tests.conftest import tiny_pretrain_config, tiny_train_config
 

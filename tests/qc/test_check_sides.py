@@ -15,17 +15,12 @@ import sidepair
 from sidepair.config import PreprocessSettings
 from sidepair.data.volume import load_nifti
 from sidepair.errors import DataWarning, SidepairError
-from sidepair.inference.laterality import (
-    PngReading,
-    SideModel,
-    _png_loader,
-    check_paths,
-    default_model_path,
-    verdict_of,
-)
 from sidepair.models.checkpoint import read_checkpoint, save_checkpoint
 from sidepair.models.encoder import Encoder
 from sidepair.models.siamese import Siamese
+from sidepair.qc.check import check_paths
+from sidepair.qc.scans import PngReading, _png_loader
+from sidepair.qc.side_model import SideModel, default_model_path, verdict_of
 from tests.conftest import run_cli as cli
 from tests.conftest import write_nifti
 

@@ -7,7 +7,7 @@ from sidepair.config import get_preset
 from sidepair.data.formats import open_dataset
 from sidepair.data.prepare import prepare
 from sidepair.data.store import Store
-from sidepair.training.segment import PatchDataset
+from sidepair.training.patches import PatchDataset
 from sidepair.training.segment_config import resolve_train_config
 
 pytestmark = pytest.mark.realdata

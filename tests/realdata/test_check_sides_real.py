@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 
 from sidepair.errors import DataWarning
-from sidepair.inference.laterality import SideModel, check_paths
+from sidepair.qc.check import check_paths
+from sidepair.qc.side_model import SideModel
 
 pytestmark = pytest.mark.realdata
 PHANTOM_ONLY = Path(__file__).parents[1] / "fixtures" / "side_model_phantom_only.pt"

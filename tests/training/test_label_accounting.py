@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from sidepair.data.splits import select_fraction
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, StoreError
 from sidepair.training.pretrain import SidePairTask, run_pretrain
-from sidepair.training.segment import select_fraction
 from tests.conftest import tiny_pretrain_config
 
 

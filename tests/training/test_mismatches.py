@@ -12,8 +12,9 @@ from sidepair.data.prepare import prepare
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.evaluate import evaluate_run
-from sidepair.training.segment import SegmentationTask, run_train
+from sidepair.training.segment import run_train
 from sidepair.training.segment_config import resolve_train_config
+from sidepair.training.segment_task import SegmentationTask
 from tests.conftest import tiny_train_config
 
 SEG = {"patch_size": (32, 32), "epochs": 1, "batch_size": 8, "samples_per_epoch": 16, "device": "cpu"}

@@ -6,7 +6,7 @@ import torch
 
 from sidepair.data.store import Store
 from sidepair.training.patches import ValidationPatches, read_patch
-from sidepair.training.segment import SegmentationTask
+from sidepair.training.segment_task import SegmentationTask
 from tests.conftest import tiny_train_config
 
 

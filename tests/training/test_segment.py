@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from sidepair.data.splits import select_fraction
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError
 from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.models.checkpoint import read_checkpoint
-from sidepair.training.segment import SegmentationTask, run_train, select_fraction
+from sidepair.training.segment import run_train
 from sidepair.training.segment_config import resolve_train_config
+from sidepair.training.segment_task import SegmentationTask
 from tests.conftest import tiny_train_config
 
 ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2)}

@@ -20,7 +20,7 @@ from sidepair.data.volume import load_nifti
 from sidepair.evaluation.metrics import dice_score
 from sidepair.inference.predictor import ModelInfo, Predictor, load_segmentation_model
 from sidepair.models.checkpoint import BEST, read_checkpoint
-from sidepair.training.segment import PatchDataset
+from sidepair.training.patches import PatchDataset
 from sidepair.training.segment_config import resolve_train_config
 from tests.conftest import run_cli
 

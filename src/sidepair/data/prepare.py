@@ -166,25 +166,13 @@ def process_case(
     Raises:
         DataError: A 3D label without kidney, unless ``accept_negatives``.
     """
-    image = loaded.image
-    labels = loaded.labels
-    network: NnUNetCase | None = None
-    if settings.nnunet is not None:
-        network, res = _nnunet_resampled(loaded, settings.nnunet)
-        body = body_centre(image.array, image.affine)  # in HU, on the scan's own grid
-    else:
-        res = resample_case(
-            image.array,
-            image.affine,
-            settings,
-            labels.label if labels else None,
-            labels.declared_side if labels else None,
-        )
-        body = body_centre(res.image, res.affine)
+    image, labels = loaded.image, loaded.labels
+    res, body, network = _resample(loaded, settings)
     midline = float(body[0])
     report: SideReport | None = None
     side = res.side
     label_file = loaded.source.label or next(iter(loaded.source.structures.values()), loaded.source.image)
+    kidney, in_source = None, False
     if res.label is not None and labels is not None:
         kidney = res.label > 0
         in_source = bool((labels.label > 0).any())
@@ -204,14 +192,53 @@ def process_case(
     else:  # nnU-Net normalised it; kept in float32, as nnU-Net keeps it
         norm, stats = res.image, _ct_normalization(settings.nnunet)
     affine = affine_xyz_to_zyx(res.affine)
+    meta = _geometry(loaded, norm.shape, affine, body, stats, labelled=res.label is not None)
+    if network is not None:
+        meta["network"] = network.view().model_dump()
+    arrays = {"image": xyz_to_zyx(norm)}
+    if res.label is not None and side is not None and report is not None and kidney is not None:
+        meta.update(_label_facts(res, side, report, kidney, in_source, label_file))
+        arrays["label"] = xyz_to_zyx(res.label)
+        arrays["side"] = xyz_to_zyx(side)
+    return arrays, CaseEntry.model_validate(meta)
+
+
+def _resample(
+    loaded: LoadedCase, settings: PreprocessSettings
+) -> tuple[Resampled, np.ndarray, NnUNetCase | None]:
+    """The case on the store grid (ours, or nnU-Net's), its body centre in world mm, nnU-Net's case."""
+    image, labels = loaded.image, loaded.labels
+    if settings.nnunet is not None:
+        network, res = _nnunet_resampled(loaded, settings.nnunet)
+        return res, body_centre(image.array, image.affine), network  # in HU, on the scan's own grid
+    res = resample_case(
+        image.array,
+        image.affine,
+        settings,
+        labels.label if labels else None,
+        labels.declared_side if labels else None,
+    )
+    return res, body_centre(res.image, res.affine), None
+
+
+def _geometry(
+    loaded: LoadedCase,
+    shape_xyz: tuple[int, ...],
+    affine: np.ndarray,
+    body: np.ndarray,
+    stats: dict[str, float],
+    labelled: bool,
+) -> dict[str, Any]:
+    """The index entry's fields every case has: grid, original geometry, midline, normalisation, sources."""
+    image = loaded.image
     # Store indices (z, y, x) of the body centre; its x is where the midline falls.
     body_index = (np.linalg.inv(affine) @ np.array([*body, 1.0]))[:3]
     original_affine = np.asarray(image.original_affine)
-    meta: dict[str, Any] = {
+    return {
         "case_id": loaded.source.case_id,
         "group": loaded.source.group or loaded.source.case_id,
-        "labelled": res.label is not None,
-        "shape": list(shape_xyz_to_zyx(norm.shape)),
+        "labelled": labelled,
+        "shape": list(shape_xyz_to_zyx(shape_xyz)),
         "spacing": list(spacing_of(affine)),
         "affine": affine.tolist(),
         "original": {
@@ -220,45 +247,54 @@ def process_case(
             "axcodes": image.original_axcodes,
             "spacing": list(spacing_of(original_affine)),
         },
-        "midline": {"world_x": midline, "x_index": float(body_index[2])},
+        "midline": {"world_x": float(body[0]), "x_index": float(body_index[2])},
         "body_centre": {"world": [float(v) for v in body], "index": [float(v) for v in body_index]},
         "normalization": stats,
         "sources": [s.model_dump() for s in source_files(loaded.source)],
     }
-    if network is not None:
-        meta["network"] = network.view().model_dump()
-    arrays = {"image": xyz_to_zyx(norm)}
-    if res.label is not None and side is not None and report is not None:
-        boxes = side_boxes(side, res.affine)
-        has_kidney = any(box is not None for box in boxes.values())
-        meta["negative"] = not has_kidney
-        meta["vanished"] = not has_kidney and in_source
-        if meta["vanished"]:
-            left = int(kidney.sum())
-            remains = f"{left} voxels left, under the tiny floor" if left else "none left"
-            grid = "x".join(f"{v:g}" for v in spacing_of(affine))
-            message = f"{label_file}: the kidney vanishes on the store grid at {grid} mm ({remains})"
-            warnings.warn(DataWarning(f"{message}; kept as a negative"), stacklevel=2)
-        meta["sides"] = {
+
+
+def _label_facts(
+    res: Resampled,
+    side: np.ndarray,
+    report: SideReport,
+    kidney: np.ndarray,
+    in_source: bool,
+    label_file: Path,
+) -> dict[str, Any]:
+    """The index entry's fields of a labelled case: side boxes, kidney slices, side report, negatives."""
+    assert res.label is not None
+    affine = affine_xyz_to_zyx(res.affine)
+    boxes = side_boxes(side, res.affine)
+    has_kidney = any(box is not None for box in boxes.values())
+    vanished = not has_kidney and in_source
+    if vanished:
+        left = int(kidney.sum())
+        remains = f"{left} voxels left, under the tiny floor" if left else "none left"
+        grid = "x".join(f"{v:g}" for v in spacing_of(affine))
+        message = f"{label_file}: the kidney vanishes on the store grid at {grid} mm ({remains})"
+        warnings.warn(DataWarning(f"{message}; kept as a negative"), stacklevel=3)
+    z_any = np.nonzero((res.label > 0).any(axis=(0, 1)))[0]
+    return {
+        "negative": not has_kidney,
+        "vanished": vanished,
+        "sides": {
             name: {
                 "bbox": box_xyz_to_zyx(box),
                 "volume_ml": round(report.volumes_ml.get(name, 0.0), 3),
                 "components": report.components.get(name, 0),
             }
             for name, box in boxes.items()
-        }
-        z_any = np.nonzero((res.label > 0).any(axis=(0, 1)))[0]
-        meta["kidney_slices"] = [int(z_any.min()), int(z_any.max()) + 1] if len(z_any) else None
-        meta["side_report"] = {
+        },
+        "kidney_slices": [int(z_any.min()), int(z_any.max()) + 1] if len(z_any) else None,
+        "side_report": {
             "midline_from": report.midline_from,
             "tiny_components": report.tiny,
             "split_at_midline": report.split_at_midline,
             "warnings": report.warnings,
-        }
-        meta["has_tumour"] = bool((res.label == 2).any())
-        arrays["label"] = xyz_to_zyx(res.label)
-        arrays["side"] = xyz_to_zyx(side)
-    return arrays, CaseEntry.model_validate(meta)
+        },
+        "has_tumour": bool((res.label == 2).any()),
+    }
 
 
 def _case_complete(case_dir: Path, source: CaseSource) -> bool:
@@ -320,17 +356,7 @@ def prepare(
     """
     out = Path(out)
     datasets = datasets if isinstance(datasets, list) else [datasets]
-    work: list[tuple[DatasetFormat, CaseSource, str, str]] = []
-    for dataset in datasets:
-        sources = dataset.cases()
-        if not sources:
-            raise DataError(dataset.root, "no cases found")
-        prefix = f"{dataset.root.resolve().name}__" if len(datasets) > 1 else ""
-        work += [(dataset, s, prefix + s.case_id, prefix + (s.group or s.case_id)) for s in sources]
-    ids = [w[2] for w in work]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
-        raise DataError(datasets[0].root, f"duplicate case ids {dup}")
+    work = _work(datasets)
     store_settings = StoreSettings(
         settings,
         [dataset_record(d, format_options) for d in datasets],
@@ -354,27 +380,79 @@ def prepare(
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "store.json").exists():
             write_json(out / "store.json", {**header, "created": datetime.now(timezone.utc).isoformat()})
-        entries = []
-        for dataset, source, case_id, group in tqdm(
-            work, desc="prepare", unit="case", disable=None if progress else True
-        ):
-            case_dir = out / "cases" / case_id
-            if not _case_complete(case_dir, source):
-                loaded = dataset.load(source)
-                if scan_check is not None:
-                    scan_check(loaded.image)
-                arrays, entry = process_case(loaded, settings, accept_negatives)
-                entry = entry.model_copy(update={"case_id": case_id, "group": group})
-                with atomic_dir(case_dir) as tmp:
-                    for name, array in arrays.items():
-                        np.save(tmp / f"{name}.npy", array)
-                    write_json(tmp / "meta.json", entry.model_dump(mode="json"))
-            entries.append(read_record(CaseEntry, case_dir / "meta.json"))
+        entries = [
+            _case(out, dataset, source, case_id, group, settings, accept_negatives, scan_check)
+            for dataset, source, case_id, group in tqdm(
+                work, desc="prepare", unit="case", disable=None if progress else True
+            )
+        ]
     except BaseException:
         if created and not any((out / "cases").glob("*/meta.json")):
             shutil.rmtree(out, ignore_errors=True)
         raise
     _check_network_order(entries, out)
+    _write_index(out, entries, fingerprint, split_seed, val_fraction, test_fraction)
+    return out
+
+
+def _work(datasets: list[DatasetFormat]) -> list[tuple[DatasetFormat, CaseSource, str, str]]:
+    """Every case to store: its dataset, source, case id and group (prefixed when several datasets).
+
+    Raises:
+        DataError: A dataset without cases, or two cases with one id.
+    """
+    work: list[tuple[DatasetFormat, CaseSource, str, str]] = []
+    for dataset in datasets:
+        sources = dataset.cases()
+        if not sources:
+            raise DataError(dataset.root, "no cases found")
+        prefix = f"{dataset.root.resolve().name}__" if len(datasets) > 1 else ""
+        work += [(dataset, s, prefix + s.case_id, prefix + (s.group or s.case_id)) for s in sources]
+    ids = [w[2] for w in work]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise DataError(datasets[0].root, f"duplicate case ids {dup}")
+    return work
+
+
+def _case(
+    out: Path,
+    dataset: DatasetFormat,
+    source: CaseSource,
+    case_id: str,
+    group: str,
+    settings: PreprocessSettings,
+    accept_negatives: bool,
+    scan_check: Callable[[Volume], None] | None,
+) -> CaseEntry:
+    """One case's index entry; a case not yet complete (or whose sources changed) is written first.
+
+    Its arrays and ``meta.json`` go to a temporary folder that is then renamed.
+    """
+    case_dir = out / "cases" / case_id
+    if _case_complete(case_dir, source):
+        return read_record(CaseEntry, case_dir / "meta.json")
+    loaded = dataset.load(source)
+    if scan_check is not None:
+        scan_check(loaded.image)
+    arrays, entry = process_case(loaded, settings, accept_negatives)
+    entry = entry.model_copy(update={"case_id": case_id, "group": group})
+    with atomic_dir(case_dir) as tmp:
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array)
+        write_json(tmp / "meta.json", entry.model_dump(mode="json"))
+    return read_record(CaseEntry, case_dir / "meta.json")
+
+
+def _write_index(
+    out: Path,
+    entries: list[CaseEntry],
+    fingerprint: str,
+    split_seed: int,
+    val_fraction: float,
+    test_fraction: float,
+) -> None:
+    """``splits.json``, then ``index.json``: the index, written last, marks the store complete."""
     splits = make_splits(
         ((e.case_id, e.group, e.labelled) for e in entries), split_seed, val_fraction, test_fraction
     )
@@ -386,7 +464,6 @@ def prepare(
         out / "index.json",
         {"fingerprint": fingerprint, "cases": [e.model_dump(mode="json") for e in entries]},
     )
-    return out
 
 
 def _check_network_order(entries: list[CaseEntry], out: Path) -> None:

@@ -52,6 +52,11 @@ class SideReport:
         """Sides with at least one kept kidney component."""
         return [s for s in ("right", "left") if self.components.get(s, 0) > 0]
 
+    def add_component(self, side: str, volume_ml: float) -> None:
+        """Count one kept component of ``volume_ml`` on ``side``."""
+        self.components[side] = self.components.get(side, 0) + 1
+        self.volumes_ml[side] = self.volumes_ml.get(side, 0.0) + volume_ml
+
 
 # What is tiny: in 3D under 0.5 mL (a sphere of about 10 mm); on a single slice, where a section of a
 # kidney holds little volume, under 30 mm^2 of area (a disc of about 6 mm), whatever the pixel size.
@@ -189,6 +194,35 @@ def body_midline_x(image: np.ndarray, affine: np.ndarray, threshold_hu: float = 
     return float(body_centre(image, affine, threshold_hu)[0])
 
 
+class _SlabX:
+    """World x of a component box's voxels, one axial slab at a time.
+
+    World x is linear in the index, so it is computed one slab of the component's box at a time: memory
+    of one slab, where a list of voxel coordinates took 48 bytes a voxel (several GB for a 512 x 512 x
+    1000 scan with large false-positive components).
+    """
+
+    def __init__(self, affine: np.ndarray, starts: np.ndarray, shape: tuple[int, ...]) -> None:
+        self.affine, self.starts = affine, starts
+        j = np.arange(shape[1], dtype=float) + starts[1]
+        k = np.arange(shape[2], dtype=float) + starts[2]
+        self.plane = (affine[0, 1] * j)[:, None] + (affine[0, 2] * k)[None, :] + affine[0, 3]
+
+    def __call__(self, i: int) -> np.ndarray:
+        """World x of slab ``i`` of the box."""
+        return self.plane + self.affine[0, 0] * (i + self.starts[0])
+
+    def count_right(self, local: np.ndarray, midline_x: float) -> tuple[int, float]:
+        """Voxels of ``local`` right of the midline, and the sum of their world x (all voxels)."""
+        n_right, sum_x = 0, 0.0
+        for i in range(local.shape[0]):
+            xs = self(i)
+            inside = local[i]
+            n_right += int(np.count_nonzero(inside & (xs > midline_x)))
+            sum_x += float(xs[inside].sum())
+        return n_right, sum_x
+
+
 def assign_sides(
     kidney: np.ndarray,
     affine: np.ndarray,
@@ -233,27 +267,17 @@ def assign_sides(
     for comp in range(1, n + 1):
         sl = objects[comp - 1]
         local = labels[sl] == comp
-        # World x is linear in the index, so it is computed one axial slab of the component's box at
-        # a time: memory of one slab, where a list of voxel coordinates took 48 bytes a voxel (several
-        # GB for a 512 x 512 x 1000 scan with large false-positive components).
         starts = offset + np.array([s.start for s in sl], dtype=float)
-        j = np.arange(local.shape[1], dtype=float) + starts[1]
-        k = np.arange(local.shape[2], dtype=float) + starts[2]
-        plane = (affine[0, 1] * j)[:, None] + (affine[0, 2] * k)[None, :] + affine[0, 3]
+        slab_x = _SlabX(affine, starts, local.shape)
         count = int(sizes[comp - 1])
-        n_right, sum_x = 0, 0.0
-        for ii in range(local.shape[0]):
-            xs = plane + affine[0, 0] * (ii + starts[0])
-            inside = local[ii]
-            n_right += int(np.count_nonzero(inside & (xs > midline_x)))
-            sum_x += float(xs[inside].sum())
+        n_right, sum_x = slab_x.count_right(local, midline_x)
         frac_right = n_right / count
         volume = count * vox_ml
         tiny = volume < threshold
         target = sub[sl]
         if not tiny and min(frac_right, 1 - frac_right) >= cross_fraction:
             for ii in range(local.shape[0]):
-                right = (plane + affine[0, 0] * (ii + starts[0])) > midline_x
+                right = slab_x(ii) > midline_x
                 target[ii][local[ii] & right] = RIGHT
                 target[ii][local[ii] & ~right] = LEFT
             report.split_at_midline = True
@@ -261,19 +285,14 @@ def assign_sides(
                 f"a {volume:.0f} mL component crosses the midline; split at x={midline_x:.1f}"
             )
             for code, voxels in ((RIGHT, n_right), (LEFT, count - n_right)):
-                name = SIDE_NAMES[code]
-                report.components[name] = report.components.get(name, 0) + 1
-                report.volumes_ml[name] = report.volumes_ml.get(name, 0.0) + voxels * vox_ml
+                report.add_component(SIDE_NAMES[code], voxels * vox_ml)
             continue
-        mean_x = sum_x / count
-        code = RIGHT if mean_x > midline_x else LEFT
+        code = RIGHT if sum_x / count > midline_x else LEFT
         target[local] = code
         if tiny:
             report.tiny += 1
-            continue
-        name = SIDE_NAMES[code]
-        report.components[name] = report.components.get(name, 0) + 1
-        report.volumes_ml[name] = report.volumes_ml.get(name, 0.0) + volume
+        else:
+            report.add_component(SIDE_NAMES[code], volume)
     for name in ("right", "left"):
         if report.components.get(name, 0) > 1:
             report.warnings.append(f"{report.components[name]} kidney components on the {name}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -68,3 +69,15 @@ def hold_out_groups(
     held = {names[i] for i in order[: max(1, round(fraction * len(names)))]}
     kept = sorted(c for c, g in case_groups.items() if g not in held)
     return kept, sorted(c for c, g in case_groups.items() if g in held)
+
+
+def select_fraction(case_ids: list[str], fraction: float, seed: int) -> list[str]:
+    """A deterministic subset of ``ceil(fraction * n)`` cases (at least 1).
+
+    The order is a fixed permutation of the sorted ids for the seed, so smaller fractions are nested
+    in larger ones, and scratch and transfer runs at the same seed and fraction get the same cases.
+    """
+    ordered = sorted(case_ids)
+    order = np.random.default_rng([seed, 104729]).permutation(len(ordered))
+    k = max(1, math.ceil(fraction * len(ordered) - 1e-9))
+    return sorted(ordered[i] for i in order[:k])

@@ -146,51 +146,23 @@ def probe(
     pairs = sample_pairs(sampler, n_pairs, seed, VAL_EPOCH)
     drawn = sorted({p.a.case_id for p in pairs} | {p.b.case_id for p in pairs})
     masks = {c: organ_mask_on_store(store, c, organs) for c in drawn}
-
-    def views(section: Section) -> tuple[np.ndarray, np.ndarray, bool]:
-        """The section plain and occluded, and whether it holds an occluded organ."""
-        crop = sampler.read(section)
-        mask = masks[section.case_id]
-        if mask is None:
-            return crop, crop, False
-        organ = read_crop(mask, section.start, section.size, 0) > 0.5
-        organ = organ[0:1] if sampler.dims == 2 else organ[None]
-        if sampler.mode == "masked":  # only the kidney is shown: organ voxels are blank already
-            organ &= crop != 0
-        background = store.background_value(section.case_id)
-        body = crop > background + 1e-4
-        present = organ.sum() >= MIN_ORGAN_FRACTION * max(int(body.sum()), 1)
-        return crop, occlude(crop, organ, background), bool(present)
-
-    first = [views(p.a) for p in pairs]
-    second = [views(p.b) for p in pairs]
+    first = [_views(sampler, masks, p.a) for p in pairs]
+    second = [_views(sampler, masks, p.b) for p in pairs]
     x1, o1 = (torch.from_numpy(np.stack([v[k] for v in first])) for k in (0, 1))
     x2, o2 = (torch.from_numpy(np.stack([v[k] for v in second])) for k in (0, 1))
     organ_section = np.array([v[2] for v in first] + [v[2] for v in second])
     organ_pair = organ_section[: len(pairs)] & organ_section[len(pairs) :]
     same = np.array([p.same for p in pairs])
-    right = np.array([float(s.side == "right") for s in [p.a for p in pairs] + [p.b for p in pairs]])
 
-    def embed(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([network.embed(x[i : i + 64]) for i in range(0, len(x), 64)])
+    def flip(x: torch.Tensor) -> torch.Tensor:
+        return torch.flip(x, dims=(sampler.lateral_dim,))
 
-    e1, e2, e2m, oe1, oe2 = (embed(x) for x in (x1, x2, torch.flip(x2, dims=(sampler.lateral_dim,)), o1, o2))
-
-    def scores(a: torch.Tensor, b: torch.Tensor) -> dict[str, np.ndarray]:
-        if network.head == "contrastive":
-            return {"distance": torch.linalg.vector_norm(a - b, dim=1).numpy()}
-        return {"prob_same": torch.sigmoid(network.same_logit(a, b)).numpy()}
-
-    def metrics(a: torch.Tensor, b: torch.Tensor, keep: np.ndarray | None = None) -> dict[str, float]:
-        s = scores(a, b)
-        if keep is not None:
-            if not keep.any():
-                return {"acc": math.nan, "auc": math.nan}
-            s = {k: v[keep] for k, v in s.items()}
-        y = same if keep is None else same[keep]
-        return pair_metrics(y, threshold=float(config.get("threshold", 0.75)), **s)
-
-    plain, mirrored = metrics(e1, e2), metrics(e1, e2m)
+    e1, e2, e2m, oe1, oe2 = (_embed(network, x) for x in (x1, x2, flip(x2), o1, o2))
+    threshold = float(config.get("threshold", 0.75))
+    plain, mirrored = (
+        _pair_metrics(network, e1, e2, same, threshold),
+        _pair_metrics(network, e1, e2m, same, threshold),
+    )
     out: dict[str, Any] = {
         "acc": plain["acc"],
         "auc": plain["auc"],
@@ -198,23 +170,20 @@ def probe(
         "mirror_auc": mirrored["auc"],
         "pairs": len(pairs),
         "organ_pairs": int(organ_pair.sum()),
-        "organ_plain_acc": metrics(e1, e2, organ_pair)["acc"],
-        "occluded_acc": metrics(oe1, oe2, organ_pair)["acc"],
+        "organ_plain_acc": _pair_metrics(network, e1, e2, same, threshold, organ_pair)["acc"],
+        "occluded_acc": _pair_metrics(network, oe1, oe2, same, threshold, organ_pair)["acc"],
         "cases": len(masks),
         "cases_with_organs": sum(m is not None for m in masks.values()),
         "organs": list(organs),
         "sections": config["sections"],
     }
     if network.side_classifier is not None:
+        right = np.array([float(s.side == "right") for s in [p.a for p in pairs] + [p.b for p in pairs]])
+        e1m = _embed(network, flip(x1))
 
         def side_acc(a: torch.Tensor, b: torch.Tensor, keep: np.ndarray | None = None) -> float:
-            called = (network.side_logit(torch.cat([a, b])) > 0).float().numpy()
-            hit = called == right
-            if keep is None:
-                return float(hit.mean())
-            return float(hit[keep].mean()) if keep.any() else math.nan
+            return _side_accuracy(network, torch.cat([a, b]), right, keep)
 
-        e1m = embed(torch.flip(x1, dims=(sampler.lateral_dim,)))
         out.update(
             side_acc=side_acc(e1, e2),
             side_mirror_acc=side_acc(e1m, e2m),
@@ -223,3 +192,57 @@ def probe(
             organ_sections=int(organ_section.sum()),
         )
     return out
+
+
+def _views(
+    sampler: SectionSampler, masks: dict[str, np.ndarray | None], section: Section
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A section plain and with its organs occluded, and whether it holds an occluded organ."""
+    store = sampler.store
+    crop = sampler.read(section)
+    mask = masks[section.case_id]
+    if mask is None:
+        return crop, crop, False
+    organ = read_crop(mask, section.start, section.size, 0) > 0.5
+    organ = organ[0:1] if sampler.dims == 2 else organ[None]
+    if sampler.mode == "masked":  # only the kidney is shown: organ voxels are blank already
+        organ &= crop != 0
+    background = store.background_value(section.case_id)
+    body = crop > background + 1e-4
+    present = organ.sum() >= MIN_ORGAN_FRACTION * max(int(body.sum()), 1)
+    return crop, occlude(crop, organ, background), bool(present)
+
+
+def _embed(network: Siamese, x: torch.Tensor) -> torch.Tensor:
+    """Embeddings of ``x``, 64 sections at a time."""
+    return torch.cat([network.embed(x[i : i + 64]) for i in range(0, len(x), 64)])
+
+
+def _pair_metrics(
+    network: Siamese,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    same: np.ndarray,
+    threshold: float,
+    keep: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Accuracy and AUC of the pair head on the pairs ``(a, b)`` (those ``keep`` marks); NaN on none."""
+    if network.head == "contrastive":
+        scores = {"distance": torch.linalg.vector_norm(a - b, dim=1).numpy()}
+    else:
+        scores = {"prob_same": torch.sigmoid(network.same_logit(a, b)).numpy()}
+    if keep is not None:
+        if not keep.any():
+            return {"acc": math.nan, "auc": math.nan}
+        scores = {k: v[keep] for k, v in scores.items()}
+    return pair_metrics(same if keep is None else same[keep], threshold=threshold, **scores)
+
+
+def _side_accuracy(
+    network: Siamese, embeddings: torch.Tensor, right: np.ndarray, keep: np.ndarray | None = None
+) -> float:
+    """Share of sections (those ``keep`` marks) whose side the side head calls right; NaN on none."""
+    hit = (network.side_logit(embeddings) > 0).float().numpy() == right
+    if keep is None:
+        return float(hit.mean())
+    return float(hit[keep].mean()) if keep.any() else math.nan

@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from monai.losses import DiceCELoss
 
-from sidepair.config import PretrainSettings, SegmentSettings, set_fields
+from sidepair.config import OptimiserSettings, PretrainSettings, SegmentSettings, set_fields
 from sidepair.experiment.config import ExperimentConfig
 from sidepair.experiment.plan import init_label
 from sidepair.models.unet import segmentation_network
-from sidepair.training.optim import OptimSettings, build_optimizer
+from sidepair.training.optim import build_optimizer
 from sidepair.training.pretrain_config import PretrainConfig, resolve_config
 from sidepair.training.segment_config import N_CLASSES, TrainConfig, resolve_train_config
 
@@ -121,7 +121,7 @@ def time_step(step: Step, repeats: int = 4, warmup: int = 1) -> tuple[float, flo
         n = 2 * step.batch  # a pair is two sections through the shared encoder
     x = torch.randn(n, 1, *step.size)
     target = (torch.rand(n, 1, *step.size) > 0.9).long()
-    optimizer = build_optimizer(model.parameters(), OptimSettings())
+    optimizer = build_optimizer(model.parameters(), OptimiserSettings())
 
     def train_once() -> None:
         optimizer.zero_grad(set_to_none=True)

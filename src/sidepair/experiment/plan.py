@@ -12,9 +12,9 @@ import hashlib
 from dataclasses import dataclass
 
 from sidepair.config import get_preset
+from sidepair.data.splits import select_fraction
 from sidepair.data.store import Store
 from sidepair.experiment.config import ExperimentConfig
-from sidepair.training.segment import select_fraction
 
 
 @dataclass(frozen=True)

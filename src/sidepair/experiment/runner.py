@@ -342,78 +342,89 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
         if not store.labelled(config.evaluation.split):
             raise StoreError(f"{store_path}: no labelled cases in split {config.evaluation.split!r}")
         executor = _Executor(config.jobs, config.threads_per_job)
-        parallel = config.jobs > 1
         try:
             with state.stage("pretrain"):
-                jobs = [
-                    {
-                        "kind": "pretrain",
-                        "name": f"pretrain-{spec.name}",
-                        "config": _pretrain_config(config, store_path, spec),
-                        "run_dir": str(out / "pretrain" / spec.name),
-                        "performance": config.performance.model_dump(),
-                        "progress": progress,
-                        "parallel": parallel,
-                    }
-                    for spec in plan_pretraining(config, store)
-                ]
+                jobs = _pretrain_jobs(config, out, store, progress)
                 executor.run(jobs, lambda r: print(f"{r['name']}: done") if progress else None)
             runs = plan_runs(config, store)
-            todo = []
-            for run in runs:
-                run_dir = out / "runs" / run.name
-                resolved = _train_config(config, store_path, out, run)
-                split, which = config.evaluation.split, config.evaluation.checkpoint
-                resample = config.evaluation.resample
-                if training_finished(run_dir, resolved) and evaluation_finished(
-                    run_dir, split, which, resample
-                ):
-                    continue
-                todo.append(
-                    {
-                        "kind": "segment",
-                        "name": run.name,
-                        "config": resolved,
-                        "run_dir": str(run_dir),
-                        "split": split,
-                        "checkpoint": which,
-                        "resample": config.evaluation.resample,
-                        "device": config.device,
-                        "performance": config.performance.model_dump(),
-                        "progress": progress,
-                        "parallel": parallel,
-                    }
-                )
+            todo = _segment_jobs(config, out, store, runs, progress)
             with state.stage("segmentation"):
-                if progress:
-                    print(
-                        f"experiment {config.name}: {len(runs)} segmentation runs, {len(runs) - len(todo)} "
-                        f"already finished, {config.jobs} at a time"
-                    )
-                bar = tqdm(
-                    total=len(runs),
-                    initial=len(runs) - len(todo),
-                    desc="experiment runs",
-                    unit="run",
-                    disable=None if progress else True,
-                )
-
-                count = [len(runs) - len(todo)]
-
-                def finished(result: dict[str, Any]) -> None:
-                    count[0] += 1
-                    bar.update(1)
-                    if progress:
-                        bar.write(
-                            f"[{count[0]}/{len(runs)}] {result['name']}: {config.evaluation.split} "
-                            f"Dice {result['dice']:.3f}"
-                        )
-
-                executor.run(todo, finished)
-                bar.close()
+                _run_segmentation(executor, config, len(runs), todo, progress)
         finally:
             executor.close()
         with state.stage("report"):
             report = write_report(config, out, store, runs, state.data["stages"])
         write_json(state.path, state.data)
         return report
+
+
+def _pretrain_jobs(config: ExperimentConfig, out: Path, store: Store, progress: bool) -> list[dict[str, Any]]:
+    """One job per pretraining of the plan (a finished one resumes to nothing)."""
+    return [
+        {
+            "kind": "pretrain",
+            "name": f"pretrain-{spec.name}",
+            "config": _pretrain_config(config, store.path, spec),
+            "run_dir": str(out / "pretrain" / spec.name),
+            "performance": config.performance.model_dump(),
+            "progress": progress,
+            "parallel": config.jobs > 1,
+        }
+        for spec in plan_pretraining(config, store)
+    ]
+
+
+def _segment_jobs(
+    config: ExperimentConfig, out: Path, store: Store, runs: list[Any], progress: bool
+) -> list[dict[str, Any]]:
+    """One job per segmentation run not yet trained and evaluated."""
+    split, which, resample = config.evaluation.split, config.evaluation.checkpoint, config.evaluation.resample
+    todo = []
+    for run in runs:
+        run_dir = out / "runs" / run.name
+        resolved = _train_config(config, store.path, out, run)
+        if training_finished(run_dir, resolved) and evaluation_finished(run_dir, split, which, resample):
+            continue
+        todo.append(
+            {
+                "kind": "segment",
+                "name": run.name,
+                "config": resolved,
+                "run_dir": str(run_dir),
+                "split": split,
+                "checkpoint": which,
+                "resample": resample,
+                "device": config.device,
+                "performance": config.performance.model_dump(),
+                "progress": progress,
+                "parallel": config.jobs > 1,
+            }
+        )
+    return todo
+
+
+def _run_segmentation(
+    executor: _Executor, config: ExperimentConfig, total: int, todo: list[dict[str, Any]], progress: bool
+) -> None:
+    """Run the segmentation jobs, with a bar over all runs and a line per finished one."""
+    done = total - len(todo)
+    if progress:
+        print(
+            f"experiment {config.name}: {total} segmentation runs, {done} already finished, "
+            f"{config.jobs} at a time"
+        )
+    bar = tqdm(
+        total=total, initial=done, desc="experiment runs", unit="run", disable=None if progress else True
+    )
+    count = [done]
+
+    def finished(result: dict[str, Any]) -> None:
+        count[0] += 1
+        bar.update(1)
+        if progress:
+            bar.write(
+                f"[{count[0]}/{total}] {result['name']}: {config.evaluation.split} Dice {result['dice']:.3f}"
+            )
+
+    executor.run(todo, finished)
+    bar.close()

@@ -1,4 +1,4 @@
-"""Segmentation patches: where they are drawn, how they are read, and the fixed validation set.
+"""Segmentation patches: where they are drawn, how they are read, the training set, the fixed validation set.
 
 Training draws new patches every epoch from ``(seed, epoch)``, a share of them centred on kidney voxels
 (nnU-Net forces a third of each batch onto foreground). Validation during training reads one fixed set of
@@ -16,12 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from sidepair.config import LabelMode
+from sidepair.data.augment import Augmenter
 from sidepair.data.sections import read_crop
 from sidepair.data.store import Store
 from sidepair.errors import StoreError
 from sidepair.training.distributed import gather_lists, shard
+from sidepair.training.segment_config import TrainConfig
 
 VAL_PATCH_SEED = 7919  # validation patches depend on the store and their count, never on a run's seed
 VAL_FOREGROUND = 0.5  # half on a kidney, half anywhere: false positives far from the kidneys count
@@ -144,3 +147,45 @@ class ValidationPatches:
         tp, fp, fn = np.sum(np.asarray(gather_lists([counts.tolist()])), axis=0)
         total = 2 * tp + fp + fn
         return float(2 * tp / total) if total > 0 else math.nan
+
+
+class PatchDataset(Dataset):
+    """Random training patches (2D slices or 3D crops), a share of them centred on kidney voxels.
+
+    Args:
+        store: The store.
+        case_ids: Labelled training cases.
+        config: Run config.
+        epoch: Epoch; with the seed it fixes every draw.
+    """
+
+    def __init__(self, store: Store, case_ids: list[str], config: TrainConfig, epoch: int) -> None:
+        self.store = store
+        self.config = config
+        self.epoch = epoch
+        recipe = config.augment_recipe if config.augment else None
+        self.augment = (
+            Augmenter(config.dims, with_label=True, recipe=recipe, mirror=config.mirror)
+            if config.augment or config.mirror
+            else None
+        )
+        rng = np.random.default_rng([config.seed, epoch, 31337])
+        self.size = crop_size(config.patch_size, config.dims)
+        self.items = draw_starts(
+            store, case_ids, config.samples_per_epoch, self.size, config.dims, config.foreground_fraction, rng
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        case_id, start = self.items[i]
+        image, target = read_patch(
+            self.store, case_id, start, self.size, self.config.dims, self.config.labels
+        )
+        if self.augment is not None:  # in store order: the rotation is in the axial plane
+            image, target = self.augment(image, target, (self.config.seed, self.epoch, i))
+        view = self.store.cases[case_id].network
+        if view is not None:  # nnU-Net's axis order, as nnU-Net feeds its network this case
+            image, target = view.to_network(image), view.to_network(target)
+        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(target))

@@ -7,9 +7,10 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from sidepair.config import ArchitectureSettings, PresetName, PretrainSettings, get_preset, validated
+from sidepair.config import ArchitectureSettings, PresetName, PretrainSettings, validated
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError
+from sidepair.training.run_defaults import nnunet_defaults, preset_defaults
 
 
 class PretrainConfig(PretrainSettings, ArchitectureSettings):
@@ -57,23 +58,21 @@ def resolve_config(preset: PresetName | str | None, store: str | Path, **overrid
     Raises:
         ConfigError: Naming the invalid field.
     """
-    name = preset or Store(store).default_preset()
-    p = get_preset(name)
+    p, base = preset_defaults(preset, store, "pretrain")
     given = {k: v for k, v in overrides.items() if v is not None}
+    derived = nnunet_defaults(store, given)
     sections = given.get("sections", p.pretrain.sections)
-    base = {
-        **p.architecture.model_dump(),
-        **p.pretrain.model_dump(),
-        "preset": name,
-        "store": str(store),
-        "section_size": p.section_size_for(sections),
-    }
-    if given.get("dims") is not None and given["dims"] != p.architecture.dims and "section_size" not in given:
-        raise ConfigError(
-            f"--dims {given['dims']} differs from preset {name} (dims {p.architecture.dims}); "
-            "give --section-size too, or pick a preset with those dims"
-        )
-    return validated(PretrainConfig, {**base, **given}, "pretrain")
+    base["section_size"] = p.section_size_for(sections)
+    dims = given.get("dims", derived.get("dims"))
+    if dims is not None and dims != p.architecture.dims and "section_size" not in given:
+        if "dims" not in given and dims == 2:  # nnU-Net's 2d configuration on a 3D preset: in-plane sections
+            base["section_size"] = tuple(base["section_size"][-2:])
+        else:
+            raise ConfigError(
+                f"--dims {dims} differs from preset {base['preset']} (dims {p.architecture.dims}); "
+                "give --section-size too, or pick a preset with those dims"
+            )
+    return validated(PretrainConfig, {**base, **derived, **given}, "pretrain")
 
 
 def label_subset(store: Store, case_ids: tuple[str, ...] | list[str]) -> list[str]:

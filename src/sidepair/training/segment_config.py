@@ -15,7 +15,6 @@ from sidepair.config import (
     ArchitectureSettings,
     PresetName,
     SegmentSettings,
-    get_preset,
     steps_per_epoch,
     validated,
 )
@@ -23,7 +22,8 @@ from sidepair.data.index import NetworkView
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError
 from sidepair.lazy import load
-from sidepair.nnunet_plans import is_nnunet, read_plans
+from sidepair.nnunet_plans import is_nnunet, plans_configuration
+from sidepair.training.run_defaults import nnunet_defaults, preset_defaults
 
 N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
 
@@ -87,14 +87,8 @@ def resolve_train_config(preset: PresetName | str | None, store: str | Path, **o
     Raises:
         ConfigError: Naming the invalid field.
     """
-    name = preset or Store(store).default_preset()
-    p = get_preset(name)
-    base: dict[str, Any] = {
-        **p.architecture.model_dump(),
-        **p.segment.model_dump(),
-        "preset": name,
-        "store": str(store),
-    }
+    p, base = preset_defaults(preset, store, "segment")
+    name = base["preset"]
     init = overrides.get("init")
     if init and init != "scratch":
         # Reading a checkpoint needs torch; every other setting is resolved without it (fast usage errors).
@@ -123,7 +117,8 @@ def resolve_train_config(preset: PresetName | str | None, store: str | Path, **o
             )
     if overrides.get("epochs") is not None and overrides.get("steps") is None:
         base["steps"] = None  # an epoch budget given replaces the preset's step budget
-    base.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    base.update({**nnunet_defaults(store, given), **given})
     if base.get("labels") == "sides" and overrides.get("mirror") is None:
         base["mirror"] = False  # the preset mirrors kidneys; a mirrored right kidney looks like a left one
     if base.get("architecture") == "nnunet" and overrides.get("patch_size") is None:
@@ -139,8 +134,8 @@ def nnunet_patch_size(store: str | Path, plans: str | None, configuration: str |
     """
     if not plans or not configuration:
         raise ConfigError("architecture nnunet needs --plans and --configuration")
-    conf = read_plans(plans)["configurations"].get(configuration)
-    if conf is None or "patch_size" not in conf:
+    conf = plans_configuration(plans, configuration)
+    if "patch_size" not in conf:
         raise ConfigError(f"{plans}: no patch_size for configuration {configuration!r}")
     return network_view(Store(store)).store_size([int(v) for v in conf["patch_size"]])
 

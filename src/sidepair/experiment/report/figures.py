@@ -30,10 +30,37 @@ def write_figures(
 ) -> dict[str, Path]:
     """Draw every figure of the report into ``out/figures``; return them by name."""
     data = store.describe()
-    split = config.evaluation.split
-    figs: dict[str, Path] = {}
     colours = {init: colour("tab10", i) for i, init in enumerate(inits)}
+    split = config.evaluation.split
+    figs = {
+        "dice_vs_fraction": _dice_vs_fraction(
+            out, config.name, split, table, rows, inits, fractions, colours, data
+        ),
+        "learning_curves": _learning_curves(out, config.name, curves, inits, fractions, colours, data),
+    }
+    if proxies:
+        figs["proxy_curves"] = _proxy_curves(out, config.name, proxies, data)
+    overlay = _overlays(out, store, config, cases, inits, fractions, data)
+    if overlay is not None:
+        figs["overlays"] = overlay
+    return figs
 
+
+Colours = dict[str, tuple[float, float, float, float]]
+
+
+def _dice_vs_fraction(
+    out: Path,
+    name: str,
+    split: str,
+    table: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    inits: list[str],
+    fractions: list[float],
+    colours: Colours,
+    data: str,
+) -> Path:
+    """Test Dice by label fraction per init: mean ± sd over seeds, each seed a dot."""
     fig, ax = subplots(figsize=(6.5, 4.2))
     for k, init in enumerate(inits):
         sel = [t for t in table if t["init"] == init]
@@ -57,12 +84,23 @@ def write_figures(
     ax.set_ylabel(f"{split} kidney Dice (mean over cases)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    figs["dice_vs_fraction"] = save_figure(
+    return save_figure(
         fig,
         out / "figures" / "dice_vs_fraction.png",
-        f"{config.name}: {split} Dice by label fraction, mean ± sd over seeds (dots: seeds)\ndata: {data}",
+        f"{name}: {split} Dice by label fraction, mean ± sd over seeds (dots: seeds)\ndata: {data}",
     )
 
+
+def _learning_curves(
+    out: Path,
+    name: str,
+    curves: dict[tuple[str, float], list[list[float]]],
+    inits: list[str],
+    fractions: list[float],
+    colours: Colours,
+    data: str,
+) -> Path:
+    """Validation Dice per epoch, one panel per fraction: mean over seeds, band min-max."""
     fig, axes = subplots(1, len(fractions), figsize=(4.2 * len(fractions), 3.8), squeeze=False, sharey=True)
     for ax, fraction in zip(axes[0], fractions, strict=True):
         for init in inits:
@@ -80,52 +118,49 @@ def write_figures(
         ax.set_ylim(0, 1)
     axes[0][0].set_ylabel("validation kidney Dice")
     axes[0][0].legend(fontsize=8)
-    figs["learning_curves"] = save_figure(
+    return save_figure(
         fig,
         out / "figures" / "learning_curves.png",
-        f"{config.name}: validation Dice per epoch, mean over seeds, band min-max\ndata: {data}",
+        f"{name}: validation Dice per epoch, mean over seeds, band min-max\ndata: {data}",
     )
 
-    if proxies:
-        fig, (ax_loss, ax_own) = subplots(1, 2, figsize=(10, 3.8))
-        for p in proxies:
-            epochs = [h["epoch"] for h in p["history"]]
-            losses = [h["train_loss"] for h in p["history"]]
-            # Losses of different tasks differ in scale: each relative to its first epoch.
-            ax_loss.plot(epochs, [v / losses[0] for v in losses], marker="o", ms=3, label=p["run"])
-            line = ax_own.plot(
-                epochs,
-                [h[p["measure_key"]] for h in p["history"]],
-                marker="o",
-                ms=3,
-                label=f"{p['run']}: {p['measure']}",
-            )
-            if p["task"] == "side-pair":
-                ax_own.plot(
-                    epochs,
-                    [h["val_auc"] for h in p["history"]],
-                    ls="--",
-                    color=line[0].get_color(),
-                    label=f"{p['run']}: AUC",
-                )
-        ax_loss.set_xlabel("epoch")
-        ax_loss.set_ylabel("train loss / first epoch's")
-        ax_own.set_xlabel("epoch")
-        ax_own.set_ylabel("each task's own held-out measure")
-        ax_own.set_ylim(top=1.02)
-        for ax in (ax_loss, ax_own):
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=6)
-        figs["proxy_curves"] = save_figure(
-            fig,
-            out / "figures" / "proxy_curves.png",
-            f"{config.name}: pretext tasks per run (held-out sections of the validation cases)\ndata: {data}",
-        )
 
-    overlay = _overlays(out, store, config, cases, inits, fractions, data)
-    if overlay is not None:
-        figs["overlays"] = overlay
-    return figs
+def _proxy_curves(out: Path, name: str, proxies: list[dict[str, Any]], data: str) -> Path:
+    """Each pretraining's loss (relative to its first epoch) and its own held-out measure per epoch."""
+    fig, (ax_loss, ax_own) = subplots(1, 2, figsize=(10, 3.8))
+    for p in proxies:
+        epochs = [h["epoch"] for h in p["history"]]
+        losses = [h["train_loss"] for h in p["history"]]
+        # Losses of different tasks differ in scale: each relative to its first epoch.
+        ax_loss.plot(epochs, [v / losses[0] for v in losses], marker="o", ms=3, label=p["run"])
+        line = ax_own.plot(
+            epochs,
+            [h[p["measure_key"]] for h in p["history"]],
+            marker="o",
+            ms=3,
+            label=f"{p['run']}: {p['measure']}",
+        )
+        if p["task"] == "side-pair":
+            ax_own.plot(
+                epochs,
+                [h["val_auc"] for h in p["history"]],
+                ls="--",
+                color=line[0].get_color(),
+                label=f"{p['run']}: AUC",
+            )
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("train loss / first epoch's")
+    ax_own.set_xlabel("epoch")
+    ax_own.set_ylabel("each task's own held-out measure")
+    ax_own.set_ylim(top=1.02)
+    for ax in (ax_loss, ax_own):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return save_figure(
+        fig,
+        out / "figures" / "proxy_curves.png",
+        f"{name}: pretext tasks per run (held-out sections of the validation cases)\ndata: {data}",
+    )
 
 
 def _overlays(

@@ -23,12 +23,14 @@ from sidepair.models.checkpoint import PretrainCheckpoint
 from sidepair.models.encoder import build_encoder
 from sidepair.nnunet_plans import check_nnunet_store
 from sidepair.training.pretrain_config import PretrainConfig, label_subset
+from sidepair.training.task import Task
 
 
-class SectionTask:
+class SectionTask(Task):
     """Base of the pretext tasks: splits, samplers, labels read, the encoder and the loaders.
 
     Subclasses set ``monitor`` (the validation metric that picks the best checkpoint, higher is better),
+    ``name`` (the task in words),
     ``measure`` (what it is, in words),
     ``curves`` (the metrics of the learning-curve figure), build ``self.model`` around ``self.encoder``,
     and give ``train_batches``, ``train_step`` and ``validate``.
@@ -43,9 +45,10 @@ class SectionTask:
 
     kind = "pretrain"
     checkpoint_type = PretrainCheckpoint
-    monitor: ClassVar[str] = "val_acc"
+    monitor = "val_acc"
     measure: ClassVar[str] = "held-out pair accuracy"
     curves: ClassVar[list[str]] = ["train_loss", "val_loss"]
+    name: ClassVar[str] = "pretext"  # the task's name in words (figure titles)
 
     def __init__(self, config: PretrainConfig, store: Store) -> None:
         self.config = config
@@ -104,3 +107,24 @@ class SectionTask:
             "preprocess": self.store.settings.model_dump(mode="json"),
             "labels_read": self.labels_read,
         }
+
+    def run_info(self) -> dict[str, Any]:
+        """The task, its sections and validation, the preprocessing and whose labels it read (run.json)."""
+        config = self.config
+        return {
+            "task": config.task,
+            "mirror": config.mirror,
+            "sections": {"train": len(self.train_sampler.units), "val": len(self.val_sampler.units)},
+            "validation": self.val_source,
+            "val_cases": sorted({case for case, _ in self.val_sampler.units}),
+            "preprocess": self.store.settings.model_dump(mode="json"),
+            "labels_read": self.labels_read,
+            "encoder_tensors": len(self.model.encoder.state_dict()),
+        }
+
+    def title(self) -> str:
+        """``<task> pretraining, <sections> <dims>D``, its loss and whether sections were mirrored."""
+        config = self.config
+        title = f"{self.name} pretraining, {config.sections} {config.dims}D"
+        title += f" {config.loss}" if config.task == "side-pair" else ""
+        return title + (", mirrored" if config.mirror else "")

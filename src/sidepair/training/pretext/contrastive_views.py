@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from monai.losses import ContrastiveLoss
+from torch import nn
 from torch.utils.data import DataLoader
 
 from sidepair.data.sections import VAL_EPOCH, sample_sections
@@ -33,7 +34,8 @@ class ContrastiveViewsTask(SectionTask):
     finds its own second view nearest among all of them (chance is 1 / n). It picks the best checkpoint.
     """
 
-    monitor: ClassVar[str] = "val_top1"
+    monitor = "val_top1"
+    name = "contrastive views"
     measure: ClassVar[str] = "held-out view retrieval top-1"
     curves: ClassVar[list[str]] = ["train_loss", "val_loss", "val_top1"]
 
@@ -50,10 +52,10 @@ class ContrastiveViewsTask(SectionTask):
         dataset = ViewDataset(self.train_sampler, sections, self.views, (self.config.seed, epoch))
         return self.loader(dataset, self.config.batch_size)
 
-    def train_step(self, batch: Any, device: torch.device) -> torch.Tensor:
+    def train_step(self, net: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         """NT-Xent loss of one batch of view pairs."""
         v1, v2 = (t.to(device, non_blocking=True) for t in batch)
-        z1, z2 = self.model(v1, v2)
+        z1, z2 = net(v1, v2)
         return self.loss(z1.float(), z2.float())
 
     def validate(self, device: torch.device) -> dict[str, float]:

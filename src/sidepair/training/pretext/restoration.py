@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 
 from sidepair.data.corruptions import Corruptor, RestorationDataset
@@ -27,7 +28,8 @@ class RestorationTask(SectionTask):
     that returns its input, 1 for a perfect one. ``gain`` picks the best checkpoint.
     """
 
-    monitor: ClassVar[str] = "val_gain"
+    monitor = "val_gain"
+    name = "restoration"
     measure: ClassVar[str] = "share of the corruption undone (held-out)"
     curves: ClassVar[list[str]] = ["train_loss", "val_loss", "val_gain"]
 
@@ -49,10 +51,10 @@ class RestorationTask(SectionTask):
         dataset = RestorationDataset(self.train_sampler, sections, self.corruptor, (self.config.seed, epoch))
         return self.loader(dataset, 2 * self.config.batch_size)
 
-    def train_step(self, batch: Any, device: torch.device) -> torch.Tensor:
+    def train_step(self, net: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         """Restoration loss of one batch."""
         corrupted, target = (t.to(device, non_blocking=True) for t in batch)
-        return self._loss(self.model(corrupted), target)
+        return self._loss(net(corrupted), target)
 
     def validate(self, device: torch.device) -> dict[str, float]:
         """Restoration error, the corrupted input's error, and the share undone, on held-out sections."""

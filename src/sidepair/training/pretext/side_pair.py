@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 
 from sidepair.data.augment import Augmenter
@@ -26,7 +27,8 @@ from sidepair.training.pretrain_config import PretrainConfig
 class SidePairTask(SectionTask):
     """The side-pair task for the training loop: pair accuracy and ROC-AUC on held-out pairs."""
 
-    monitor: ClassVar[str] = "val_acc"
+    monitor = "val_acc"
+    name = "side-pair"
     measure: ClassVar[str] = "held-out pair accuracy"
 
     def __init__(self, config: PretrainConfig, store: Store) -> None:
@@ -79,16 +81,16 @@ class SidePairTask(SectionTask):
         )
         return self.loader(dataset, self.config.batch_size)
 
-    def train_step(self, batch: Any, device: torch.device) -> torch.Tensor:
+    def train_step(self, net: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         """Loss of one batch of pairs (plus the absolute side loss of both sections with a side head)."""
         x1, x2, same, right1, right2 = (t.to(device, non_blocking=True) for t in batch)
-        e1, e2 = self.model(x1, x2)
+        e1, e2 = net(x1, x2)
         if self.config.loss == "contrastive":
             loss = self.loss(e1, e2, same)
         else:
-            loss = self.loss(self.model.same_logit(e1, e2), same)
+            loss = self.loss(net.same_logit(e1, e2), same)
         if self.config.side_head:
-            logits = self.model.side_logit(torch.cat([e1, e2]))
+            logits = net.side_logit(torch.cat([e1, e2]))
             loss = loss + F.binary_cross_entropy_with_logits(logits.float(), torch.cat([right1, right2]))
         return loss
 

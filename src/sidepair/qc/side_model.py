@@ -18,44 +18,31 @@ what the halves hold can move it.
 
 from __future__ import annotations
 
-import csv
-import functools
-import io
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import nibabel as nib
 import numpy as np
 import torch
 from scipy.special import expit
-from tqdm import tqdm
 
-from sidepair.atomic import write_json, write_text
-from sidepair.choices import DEFAULT_SIDE_THRESHOLD, SideCheckMode
+from sidepair.choices import DEFAULT_SIDE_THRESHOLD
 from sidepair.config import PreprocessSettings
-from sidepair.data.dicom import is_dicom_folder, load_dicom_series
-from sidepair.data.formats.base import CaseSource
-from sidepair.data.formats.slices import SPACING_KEY, SlicesFormat, warn_assumed_spacing
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sections import read_crop
 from sidepair.data.sides import body_centre
-from sidepair.data.volume import Volume, load_nifti, volume_from_image
-from sidepair.errors import DataError, DataWarning, SidepairError
-from sidepair.inference.predictor import is_nifti
+from sidepair.data.volume import Volume
+from sidepair.errors import DataError, SidepairError
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
 from sidepair.models.siamese import Siamese
 from sidepair.nnunet_plans import is_nnunet
-from sidepair.version import __version__
 
 Verdict = Literal["ok", "flipped", "unsure"]
 BODY_HU = -500.0
 MAX_LEVELS = 48
 SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the section up, down, in, out
-IMAGE_SUFFIXES = (".png",)
 
 
 def default_model_path() -> Path:
@@ -278,240 +265,3 @@ class SideModel:
             level_probabilities=[round(float(v), 4) for v in expit(evidence.astype(np.float64))],
             model=self.source,
         )
-
-
-def _nifti_loader(path: Path) -> Volume:
-    """A NIfTI scan; a 2D one (a single slice stored without its third axis) as a volume of one slice."""
-    try:
-        img = nib.load(str(path))
-    except Exception:  # load_nifti names the file and the problem
-        return load_nifti(path)
-    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
-        return load_nifti(path)
-    if len(img.shape) == 2:
-        img = type(img)(np.asanyarray(img.dataobj)[..., None], img.affine, img.header)
-    return volume_from_image(img, path)
-
-
-def _png_root(png: Path) -> Path:
-    return png.parent.parent if png.parent.name == "images" else png.parent
-
-
-@dataclass(frozen=True)
-class PngReading:
-    """How to read PNG slices where their ``slices.json`` says nothing (as ``prepare`` reads slice folders).
-
-    Attributes:
-        spacing: Pixel spacing (mm); None: 1 mm, with a warning.
-        convention: ``radiological`` (the patient's left on the image's right) or ``neurological``.
-        intensity: ``(slope, intercept)`` turning pixel values into HU (an export windowed at level L and
-            width W to 0-255: ``(W / 255, L - W / 2)``).
-    """
-
-    spacing: float | None = None
-    convention: Literal["radiological", "neurological"] = "radiological"
-    intensity: tuple[float, float] = (1.0, 0.0)
-
-
-class _PngFolders:
-    """Reads PNG slices, each folder's ``slices.json`` once (a slice folder can hold thousands of slices).
-
-    Args:
-        reading: How to read them where their ``slices.json`` says nothing.
-    """
-
-    def __init__(self, reading: PngReading) -> None:
-        self.reading = reading
-        self._folders: dict[Path, tuple[SlicesFormat, dict[str, dict[str, Any]]]] = {}
-
-    def folder(self, root: Path) -> tuple[SlicesFormat, dict[str, dict[str, Any]]]:
-        """The reader of the slice folder ``root`` and its ``slices.json`` entries (read on first use)."""
-        if root not in self._folders:
-            dataset = SlicesFormat(
-                root,
-                convention=self.reading.convention,
-                spacing=self.reading.spacing,
-                intensity=self.reading.intensity,
-            )
-            self._folders[root] = (dataset, dataset._meta())
-        return self._folders[root]
-
-    def __call__(self, png: Path) -> Volume:
-        """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone."""
-        dataset, meta = self.folder(_png_root(png))
-        return dataset.load_image(CaseSource(png.stem, png, None, extra=dict(meta.get(png.name, {}))))
-
-
-def _png_loader(png: Path, reading: PngReading = PngReading()) -> Volume:  # noqa: B008 (frozen, shared)
-    """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone."""
-    return _PngFolders(reading)(png)
-
-
-def warn_unknown_spacing(scans: list[tuple[Path, Any]], spacing: float | None) -> None:
-    """One warning per folder whose PNG slices have no pixel spacing (none in ``slices.json``, none given).
-
-    The halves a single slice is read in cover a share of the body that the spacing sets.
-    """
-    if spacing is not None:
-        return
-    by_root: dict[Path, tuple[_PngFolders, list[Path]]] = {}
-    for path, loader in scans:
-        if isinstance(loader, _PngFolders):
-            by_root.setdefault(_png_root(path), (loader, []))[1].append(path)
-    for root in sorted(by_root):
-        folders, pngs = by_root[root]
-        _, meta = folders.folder(root)
-        bare = [p for p in pngs if not meta.get(p.name, {}).get(SPACING_KEY)]
-        if bare:
-            warn_assumed_spacing(root, len(bare), len(pngs), "a wrong one changes verdicts")
-
-
-def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list[tuple[Path, Any]]:  # noqa: B008
-    """Every scan to check: ``(path, loader)``, loaders called one at a time.
-
-    Each input is a NIfTI file, a folder of NIfTI files, a DICOM series folder, a slice folder
-    (``images/*.png``) or a folder of PNG slices, or a PNG slice; ``png`` says how to read PNGs where their
-    ``slices.json`` says nothing.
-
-    Raises:
-        DataError: A missing input, or one that holds nothing to check.
-    """
-    png_loader = _PngFolders(png)
-    scans: list[tuple[Path, Any]] = []
-    for raw in inputs:
-        path = Path(raw)
-        if not path.exists():
-            raise DataError(path, "input not found")
-        if path.is_file():
-            if is_nifti(path):
-                scans.append((path, _nifti_loader))
-            elif path.suffix.lower() in IMAGE_SUFFIXES:
-                scans.append((path, png_loader))
-            else:
-                raise DataError(path, "not a NIfTI file (.nii.gz, .nii), a PNG slice or a folder")
-            continue
-        if is_dicom_folder(path):
-            scans.append((path, load_dicom_series))
-            continue
-        images = path / "images" if (path / "images").is_dir() else path
-        pngs = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        niftis = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p))
-        if not pngs and not niftis:
-            raise DataError(path, "no NIfTI files, PNG slices or DICOM series in the folder")
-        scans += [(p, _nifti_loader) for p in niftis] + [(p, png_loader) for p in pngs]
-    return scans
-
-
-def check_sides(
-    image: str | Path | Volume,
-    model: str | Path | Sequence[str | Path] | SideModel | None = None,
-    threshold: float = DEFAULT_SIDE_THRESHOLD,
-    pixel_spacing: float | None = None,
-    convention: Literal["radiological", "neurological"] = "radiological",
-    intensity: tuple[float, float] = (1.0, 0.0),
-) -> SideCheck:
-    """Check one scan's left-right: ``sidepair.check_sides("ct.nii.gz").verdict``.
-
-    Args:
-        image: A NIfTI file, a DICOM series folder, a PNG slice, or a loaded :class:`Volume`.
-        model: A side-pair run or checkpoint with a side head, several read together, or a loaded model;
-            the shipped one when None.
-        threshold: Probability at or above which the verdict is ``ok`` (``flipped`` at or below 1 - it).
-        pixel_spacing: Pixel spacing (mm) of a PNG slice that no ``slices.json`` gives one for (else
-            1 mm, with a warning).
-        convention: A PNG's left-right convention where ``slices.json`` gives no axis codes.
-        intensity: A PNG's ``(slope, intercept)`` from pixel values to HU (see :class:`PngReading`).
-    """
-    if not 0.5 < threshold < 1:
-        raise SidepairError(f"threshold must lie between 0.5 and 1, got {threshold}")
-    side_model = model if isinstance(model, SideModel) else SideModel.load(model)
-    if isinstance(image, Volume):
-        return side_model.check(image, threshold)
-    scans = plan_scans([image], PngReading(pixel_spacing, convention, tuple(intensity)))
-    if len(scans) != 1:
-        raise DataError(Path(image), f"holds {len(scans)} scans; check them with check_paths")
-    warn_unknown_spacing(scans, pixel_spacing)
-    path, loader = scans[0]
-    return side_model.check(loader(path), threshold)
-
-
-def check_paths(
-    inputs: list[str | Path],
-    model: SideModel,
-    threshold: float = DEFAULT_SIDE_THRESHOLD,
-    progress: bool = True,
-    pixel_spacing: float | None = None,
-    convention: Literal["radiological", "neurological"] = "radiological",
-    intensity: tuple[float, float] = (1.0, 0.0),
-) -> list[SideCheck]:
-    """Check every scan of ``inputs`` (see :func:`plan_scans`; PNG options as :func:`check_sides`).
-
-    Raises:
-        DataError: The first scan that cannot be checked, naming its file and why.
-    """
-    scans = plan_scans(inputs, PngReading(pixel_spacing, convention, tuple(intensity)))
-    warn_unknown_spacing(scans, pixel_spacing)
-    bar = tqdm(scans, desc="check-sides", unit="scan", disable=None if progress and len(scans) > 1 else True)
-    return [model.check(loader(path), threshold) for path, loader in bar]
-
-
-CSV_COLUMNS = ("input", "probability", "verdict", "levels", "sections", "threshold", "model")
-
-
-def write_report(checks: list[SideCheck], out: str | Path) -> tuple[Path, Path]:
-    """Write the CSV (one row per scan) and a JSON beside it with every level's probability.
-
-    Returns:
-        The CSV and JSON paths.
-    """
-    out = Path(out)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(c.row() for c in checks)
-    write_text(out, buffer.getvalue())
-    json_path = out.with_suffix(".json")
-    write_json(json_path, {"sidepair_version": __version__, "scans": [asdict(c) for c in checks]})
-    return out, json_path
-
-
-@functools.lru_cache(maxsize=1)
-def _shipped_model() -> SideModel:
-    return SideModel.load()
-
-
-def scan_alarm(mode: SideCheckMode = "warn") -> Callable[[Volume], None] | None:
-    """What ``prepare`` and ``predict`` call on each scan: warn or raise when the shipped model says flipped.
-
-    Only a ``flipped`` verdict of a 3D scan alarms. ``unsure`` stays quiet (many scans give the model little
-    to read), and so do single slices: one level is too little to rest an alarm on (on 24 real KiTS19
-    slices as they are, the shipped model called 5 flipped; docs/measurements.md).
-
-    Args:
-        mode: ``warn`` (a one-line :class:`DataWarning` naming the file), ``error`` (a :class:`DataError`)
-            or ``off`` (None: no check).
-    """
-    if mode == "off":
-        return None
-
-    def alarm(volume: Volume) -> None:
-        if min(volume.array.shape) < 2:
-            return
-        check = _shipped_model().check(volume)
-        if check.verdict != "flipped":
-            return
-        what = (
-            f"looks flipped left-right: the shipped side model gives {check.probability:.2f} that its "
-            f"header's right is the patient's right ({check.levels} levels); check its header"
-        )
-        if mode == "error":
-            raise DataError(volume.source, f"{what}, or pass --side-check warn or off")
-        warnings.warn(DataWarning(f"{volume.source}: {what} (--side-check off silences this)"), stacklevel=2)
-
-    return alarm
-
-
-def summary_line(checks: list[SideCheck]) -> str:
-    """``N scans: a ok, b flipped, c unsure``."""
-    counts = {v: sum(c.verdict == v for c in checks) for v in ("ok", "flipped", "unsure")}
-    return f"{len(checks)} scans: " + ", ".join(f"{n} {v}" for v, n in counts.items())

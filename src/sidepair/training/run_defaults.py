@@ -1,0 +1,51 @@
+"""What a run's config starts from before its overrides: its preset, and what nnU-Net's plans decide.
+
+Pretraining and segmentation resolve their configs alike: the preset named (or the store's), then the
+options given. With ``architecture: nnunet`` the plans and configuration default to the ones the store
+was prepared with, and the dimensions to the configuration's, so that a user never repeats what the
+plans already say.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from sidepair.config import Preset, PresetName, get_preset
+from sidepair.data.store import Store
+from sidepair.nnunet_plans import nnunet_dims
+
+
+def preset_defaults(
+    preset: PresetName | str | None, store: str | Path, part: Literal["pretrain", "segment"]
+) -> tuple[Preset, dict[str, Any]]:
+    """The preset (None: the one the store was prepared with) and its settings for a run of ``part``."""
+    name = preset or Store(store).default_preset()
+    p = get_preset(name)
+    base = {
+        **p.architecture.model_dump(),
+        **getattr(p, part).model_dump(),
+        "preset": name,
+        "store": str(store),
+    }
+    return p, base
+
+
+def nnunet_defaults(store: str | Path, given: dict[str, Any]) -> dict[str, Any]:
+    """With ``architecture`` nnunet given: the plans, configuration and dims the options leave unsaid.
+
+    Plans and configuration come from the store's nnU-Net preprocessing when neither is given; the
+    dimensions from the configuration when not given.
+    """
+    if given.get("architecture") != "nnunet":
+        return {}
+    out: dict[str, Any] = {}
+    if not given.get("plans") and not given.get("configuration"):
+        prepared = Store(store).settings.nnunet
+        if prepared is not None:
+            out.update(plans=prepared.plans, configuration=prepared.configuration)
+    plans = given.get("plans") or out.get("plans")
+    configuration = given.get("configuration") or out.get("configuration")
+    if plans and configuration and given.get("dims") is None:
+        out["dims"] = nnunet_dims(plans, configuration)
+    return out
