@@ -117,8 +117,8 @@ def test_the_checker_refuses_an_upward_import_and_a_part_outside_the_layers(tmp_
     problems = result.stdout.splitlines()[:-1]
     assert len(problems) == 4, problems
     upward = [p for p in problems if p.startswith("upward import")]
-    assert "data (layer 1) -> training (layer 5)" in upward[0] and "reader.py:1" in upward[0]
-    assert "models (layer 2) -> experiment (layer 6)" in upward[1] and "net.py:5" in upward[1]
+    assert "data (layer 1) -> training (layer 6)" in upward[0] and "reader.py:1" in upward[0]
+    assert "models (layer 2) -> experiment (layer 7)" in upward[1] and "net.py:5" in upward[1]
     assert "cycle among the package's parts: data -> training" in problems
     assert "import cycle: sidepair.data.reader -> sidepair.training.loop" in problems
 
@@ -192,7 +192,7 @@ def test_top_level_holds_only_the_shared_leaves():
         "version",
     ]
     folders = {m.name for m in pkgutil.iter_modules(sidepair.__path__) if m.ispkg}
-    assert folders == {"data", "models", "training", "inference", "evaluation", "experiment"}
+    assert folders == {"data", "models", "training", "inference", "qc", "evaluation", "experiment"}
     importlib.import_module("sidepair.experiment.report")
 
 

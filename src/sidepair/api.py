@@ -28,8 +28,8 @@ from sidepair.data.formats import open_dataset
 from sidepair.data.nnunet_grid import with_nnunet
 from sidepair.data.prepare import prepare as prepare_store
 from sidepair.evaluation.evaluate import evaluate_run
+from sidepair.models.backends import build_encoder
 from sidepair.models.checkpoint import read_checkpoint
-from sidepair.models.encoder import build_encoder
 from sidepair.models.unet import transfer_encoder
 from sidepair.nnunet_plans import check_plans_pair
 from sidepair.qc.alarm import scan_alarm

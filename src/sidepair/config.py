@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from sidepair.errors import ConfigError
-from sidepair.nnunet_plans import nnunet_encoder_config
+from sidepair.nnunet_plans import check_nnunet_store, nnunet_encoder_config
 
 Side = Literal["right", "left"]
 LabelMode = Literal["kidney", "kidney+tumour", "sides"]
@@ -284,6 +284,43 @@ class ArchitectureSettings(_Strict):
             "channels": list(self.channels),
             "strides": [s if isinstance(s, int) else list(s) for s in self.strides],
             "norm": self.norm,
+        }
+
+    def check_store(self, store: Any) -> None:
+        """Refuse a store whose preprocessing this architecture's network cannot read.
+
+        nnU-Net's network reads nnU-Net's preprocessing of its own plans and configuration; sidepair's
+        reads any store.
+
+        Raises:
+            ConfigError: Naming the store and the prepare command that makes a matching one.
+        """
+        if self.architecture == "nnunet":
+            check_nnunet_store(store, str(self.plans), str(self.configuration))
+
+    @staticmethod
+    def of_encoder(encoder_config: dict[str, Any], plans: str | None = None) -> dict[str, Any]:
+        """The settings that rebuild the encoder an encoder config describes.
+
+        The inverse of :meth:`encoder_config`: a segmentation run takes them from its pretrained checkpoint.
+
+        Args:
+            encoder_config: A checkpoint's encoder config.
+            plans: The plans file the pretraining named (nnU-Net's architecture).
+        """
+        dims = int(encoder_config["spatial_dims"])
+        if encoder_config.get("architecture", "monai") == "nnunet":
+            return {
+                "dims": dims,
+                "architecture": "nnunet",
+                "plans": plans,
+                "configuration": encoder_config["configuration"],
+            }
+        return {
+            "dims": dims,
+            "channels": tuple(encoder_config["channels"]),
+            "strides": tuple(s if isinstance(s, int) else tuple(s) for s in encoder_config["strides"]),
+            "norm": encoder_config["norm"],
         }
 
 

@@ -16,6 +16,7 @@ which is what the encoder is fed.
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,13 @@ from typing import Any
 import numpy as np
 
 from sidepair.config import NnUNetPreprocessing, PreprocessSettings
+from sidepair.data.axes import affine_zyx_to_xyz, ras_to_original
+from sidepair.data.formats.base import LoadedCase
+from sidepair.data.grid import OnGrid, StoreGrid
 from sidepair.data.index import NetworkView
+from sidepair.data.preprocess import Resampled, nearest_onto
+from sidepair.data.sides import body_centre
+from sidepair.data.volume import Volume, is_nifti, save_nifti
 from sidepair.errors import DataError
 from sidepair.nnunet_plans import plans_digest, read_plans, require_nnunet
 
@@ -161,3 +168,63 @@ def preprocess_case(image: Path, settings: NnUNetPreprocessing) -> NnUNetCase:
     affine = reader_affine(props, image) @ to_reader @ resampled
     axes, flips = _store_axes(affine, image)
     return NnUNetCase(np.asarray(data[0], dtype=np.float32), affine, axes, flips)
+
+
+class NnUNetGrid(StoreGrid):
+    """nnU-Net's preprocessing of a plans file's configuration as a store grid.
+
+    Its reader, crop, transpose, spacing and CT normalisation (run by nnU-Net itself); the store keeps
+    nnU-Net's array in store axis order with the network's order beside it (:class:`NetworkView`).
+
+    Args:
+        settings: The plans, configuration and plans hash the store was prepared with.
+    """
+
+    def __init__(self, settings: NnUNetPreprocessing) -> None:
+        self.settings = settings
+
+    def resample(self, loaded: LoadedCase) -> tuple[Resampled, np.ndarray, NetworkView | None]:
+        """nnU-Net's array of the scan in RAS (x, y, z), the case's label and side maps brought onto it.
+
+        Labels go through world coordinates (nearest neighbour) from the grid sidepair's reader gave them.
+        The body centre is found in HU on the scan's own grid (nnU-Net's array is normalised).
+        """
+        case = preprocess_case(loaded.source.image, self.settings)
+        image = np.ascontiguousarray(case.store_array().transpose(2, 1, 0))
+        affine = affine_zyx_to_xyz(case.store_affine())
+
+        def onto(array: np.ndarray | None) -> np.ndarray | None:
+            if array is None:
+                return None
+            return nearest_onto(array, loaded.image.affine, affine, image.shape).astype(np.uint8)
+
+        labels = loaded.labels
+        res = Resampled(
+            image,
+            onto(labels.label if labels else None),
+            onto(labels.declared_side if labels else None),
+            affine,
+        )
+        return res, body_centre(loaded.image.array, loaded.image.affine), case.view()
+
+    def normalize(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The image as it is (nnU-Net normalised it, in float32), and the fingerprint's statistics."""
+        props = read_plans(self.settings.plans)["foreground_intensity_properties_per_channel"]["0"]
+        low = float(props["percentile_00_5"])
+        return image, {"mean": float(props["mean"]), "std": float(props["std"]), "low": low}
+
+    def scan(self, volume: Volume) -> OnGrid:
+        """nnU-Net's preprocessing of a loaded scan: of its file, or of the scan written as NIfTI as read.
+
+        A DICOM series (or an in-memory image) is written to a temporary NIfTI in its own orientation first,
+        as a user converting it for nnU-Net would.
+        """
+        if volume.source.is_file() and is_nifti(volume.source):
+            case = preprocess_case(volume.source, self.settings)
+        else:
+            with tempfile.TemporaryDirectory(prefix="sidepair-nnunet-") as tmp:
+                original = np.asarray(volume.original_affine)
+                path = Path(tmp) / "scan_0000.nii.gz"
+                save_nifti(ras_to_original(volume.array, original).astype(np.float32), original, path)
+                case = preprocess_case(path, self.settings)
+        return OnGrid(case.array, affine_zyx_to_xyz(case.store_affine()), case.view())

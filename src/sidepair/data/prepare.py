@@ -19,16 +19,16 @@ import numpy as np
 from tqdm import tqdm
 
 from sidepair.atomic import atomic_dir, write_json
-from sidepair.config import NnUNetPreprocessing, PreprocessSettings
+from sidepair.config import PreprocessSettings
 from sidepair.data.axes import (
     affine_xyz_to_zyx,
-    affine_zyx_to_xyz,
     box_xyz_to_zyx,
     shape_xyz_to_zyx,
     spacing_of,
     xyz_to_zyx,
 )
 from sidepair.data.formats import CaseSource, DatasetFormat, LoadedCase
+from sidepair.data.grid import grid_of
 from sidepair.data.index import (
     STORE_VERSION,
     CaseEntry,
@@ -37,13 +37,11 @@ from sidepair.data.index import (
     read_record,
 )
 from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
-from sidepair.data.nnunet_grid import NnUNetCase, preprocess_case
-from sidepair.data.preprocess import Resampled, nearest_onto, normalize, resample_case
-from sidepair.data.sides import SideReport, assign_sides, body_centre, kept_mask, side_boxes, voxel_volume_ml
+from sidepair.data.preprocess import Resampled
+from sidepair.data.sides import SideReport, assign_sides, kept_mask, side_boxes, voxel_volume_ml
 from sidepair.data.splits import make_splits
 from sidepair.data.volume import Volume
 from sidepair.errors import DataError, DataWarning, StoreError
-from sidepair.nnunet_plans import read_plans
 from sidepair.version import __version__
 
 
@@ -119,36 +117,6 @@ def _declared_report(side: np.ndarray, affine: np.ndarray, midline: float) -> Si
     return report
 
 
-def _nnunet_resampled(loaded: LoadedCase, nnunet: NnUNetPreprocessing) -> tuple[NnUNetCase, Resampled]:
-    """nnU-Net's array of the scan in RAS (x, y, z), with the case's label and side maps brought onto it.
-
-    Labels go through world coordinates (nearest neighbour) from the grid sidepair's reader gave them.
-    """
-    case = preprocess_case(loaded.source.image, nnunet)
-    image = np.ascontiguousarray(case.store_array().transpose(2, 1, 0))
-    affine = affine_zyx_to_xyz(case.store_affine())
-
-    def onto(array: np.ndarray | None) -> np.ndarray | None:
-        if array is None:
-            return None
-        return nearest_onto(array, loaded.image.affine, affine, image.shape).astype(np.uint8)
-
-    labels = loaded.labels
-    return case, Resampled(
-        image,
-        onto(labels.label if labels else None),
-        onto(labels.declared_side if labels else None),
-        affine,
-    )
-
-
-def _ct_normalization(nnunet: NnUNetPreprocessing | None) -> dict[str, float]:
-    """The fingerprint's foreground mean and standard deviation nnU-Net's CT normalisation used."""
-    assert nnunet is not None
-    props = read_plans(nnunet.plans)["foreground_intensity_properties_per_channel"]["0"]
-    return {"mean": float(props["mean"]), "std": float(props["std"]), "low": float(props["percentile_00_5"])}
-
-
 def process_case(
     loaded: LoadedCase, settings: PreprocessSettings, accept_negatives: bool = False
 ) -> tuple[dict[str, np.ndarray], CaseEntry]:
@@ -167,7 +135,8 @@ def process_case(
         DataError: A 3D label without kidney, unless ``accept_negatives``.
     """
     image, labels = loaded.image, loaded.labels
-    res, body, network = _resample(loaded, settings)
+    grid = grid_of(settings)
+    res, body, network = grid.resample(loaded)
     midline = float(body[0])
     report: SideReport | None = None
     side = res.side
@@ -187,38 +156,17 @@ def process_case(
         else:
             side = np.where(kidney, side, 0).astype(np.uint8)
             report = _declared_report(side, res.affine, midline)
-    if network is None:
-        norm, stats = normalize(res.image, settings)
-    else:  # nnU-Net normalised it; kept in float32, as nnU-Net keeps it
-        norm, stats = res.image, _ct_normalization(settings.nnunet)
+    norm, stats = grid.normalize(res.image)
     affine = affine_xyz_to_zyx(res.affine)
     meta = _geometry(loaded, norm.shape, affine, body, stats, labelled=res.label is not None)
     if network is not None:
-        meta["network"] = network.view().model_dump()
+        meta["network"] = network.model_dump()
     arrays = {"image": xyz_to_zyx(norm)}
     if res.label is not None and side is not None and report is not None and kidney is not None:
         meta.update(_label_facts(res, side, report, kidney, in_source, label_file))
         arrays["label"] = xyz_to_zyx(res.label)
         arrays["side"] = xyz_to_zyx(side)
     return arrays, CaseEntry.model_validate(meta)
-
-
-def _resample(
-    loaded: LoadedCase, settings: PreprocessSettings
-) -> tuple[Resampled, np.ndarray, NnUNetCase | None]:
-    """The case on the store grid (ours, or nnU-Net's), its body centre in world mm, nnU-Net's case."""
-    image, labels = loaded.image, loaded.labels
-    if settings.nnunet is not None:
-        network, res = _nnunet_resampled(loaded, settings.nnunet)
-        return res, body_centre(image.array, image.affine), network  # in HU, on the scan's own grid
-    res = resample_case(
-        image.array,
-        image.affine,
-        settings,
-        labels.label if labels else None,
-        labels.declared_side if labels else None,
-    )
-    return res, body_centre(res.image, res.affine), None
 
 
 def _geometry(

@@ -203,3 +203,11 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | Path) -> None:
     suffix = ".nii.gz" if str(path).endswith(".gz") else ".nii"
     with atomic_path(path, suffix=suffix) as tmp:
         nib.save(img, str(tmp))
+
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def is_nifti(path: Path) -> bool:
+    """Whether a path names a NIfTI file (.nii.gz or .nii)."""
+    return path.name.endswith(NIFTI_SUFFIXES)

@@ -26,7 +26,7 @@ from monai.losses import DiceCELoss
 from sidepair.config import OptimiserSettings, PretrainSettings, SegmentSettings, set_fields
 from sidepair.experiment.config import ExperimentConfig
 from sidepair.experiment.plan import init_label
-from sidepair.models.unet import segmentation_network
+from sidepair.models.backends import segmentation_network
 from sidepair.training.optim import build_optimizer
 from sidepair.training.pretrain_config import PretrainConfig, resolve_config
 from sidepair.training.segment_config import N_CLASSES, TrainConfig, resolve_train_config

@@ -35,7 +35,7 @@ from sidepair.config import (
     set_fields,
 )
 from sidepair.data.formats import open_dataset
-from sidepair.data.nnunet_grid import with_nnunet
+from sidepair.data.grid import store_settings
 from sidepair.data.phantom import generate_phantom, write_slices
 from sidepair.data.prepare import StoreSettings, dataset_record, prepare
 from sidepair.data.store import Store
@@ -113,8 +113,7 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
         updates["window"] = config.prepare.window
     if updates:
         settings = type(settings).model_validate({**settings.model_dump(), **updates})
-    if config.architecture == "nnunet":
-        settings = with_nnunet(settings, str(config.plans), str(config.configuration))
+    settings = store_settings(settings, config.architecture, config.plans, config.configuration)
     split = config.prepare
     fingerprint = StoreSettings(
         settings,

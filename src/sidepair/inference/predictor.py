@@ -11,7 +11,6 @@ when it was trained to say them. ``sidepair predict`` and ``sidepair evaluate`` 
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,20 +27,26 @@ from tqdm import tqdm
 from sidepair.atomic import write_json
 from sidepair.choices import DEFAULT_RESAMPLE, OutputLabels, Resample
 from sidepair.config import PreprocessSettings
-from sidepair.data.axes import affine_zyx_to_xyz, ras_to_original, xyz_to_zyx, zyx_to_xyz
+from sidepair.data.axes import ras_to_original, zyx_to_xyz
 from sidepair.data.dicom import choose_series, is_dicom_folder, load_dicom_series
+from sidepair.data.grid import StoreGrid, grid_of
 from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES
-from sidepair.data.nnunet_grid import NnUNetCase, preprocess_case
-from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sides import assign_sides, body_midline_x, voxel_volume_ml
-from sidepair.data.volume import Volume, check_nifti_header, load_nifti, save_nifti, volume_from_image
+from sidepair.data.volume import (
+    NIFTI_SUFFIXES,
+    Volume,
+    check_nifti_header,
+    is_nifti,
+    load_nifti,
+    save_nifti,
+    volume_from_image,
+)
 from sidepair.devices import resolve_device
 from sidepair.errors import ConfigError, DataError, SidepairError
 from sidepair.inference.resample import resample_labels, resample_probabilities
 from sidepair.inference.sliding import predict_array
+from sidepair.models.backends import segmentation_network, total_stride
 from sidepair.models.checkpoint import SegmentationCheckpoint, read_checkpoint
-from sidepair.models.encoder import total_stride
-from sidepair.models.unet import segmentation_network
 from sidepair.version import __version__
 
 PACKAGE_KEY = "sidepair"
@@ -218,17 +223,10 @@ class Predictor:
         net, ckpt = load_segmentation_model(path, checkpoint)
         return cls(net.to(dev).eval(), ModelInfo.of(ckpt, str(path)), dev, resample=resample)
 
-    def preprocess(self, volume: Volume) -> tuple[np.ndarray, np.ndarray]:
-        """The scan as the model's training store held it.
-
-        Returns:
-            The normalised image ``(z, y, x)`` as float32, and the RAS affine of that grid for
-            ``(x, y, z)`` indices.
-        """
-        settings = self.info.preprocess
-        res = resample_case(volume.array, volume.affine, settings)
-        norm, _ = normalize(res.image, settings)  # in the store's dtype: the very values training read
-        return np.asarray(xyz_to_zyx(norm), dtype=np.float32), res.affine
+    @property
+    def grid(self) -> StoreGrid:
+        """The grid of the model's training store: how a scan is brought to what the model read."""
+        return grid_of(self.info.preprocess)
 
     def predict_volume(
         self, volume: Volume, labels: OutputLabels = "sides", largest_component: bool = False
@@ -249,20 +247,20 @@ class Predictor:
                 "--labels kidney+tumour needs a model trained with tumour; "
                 f"this one predicts {self.info.labels}"
             )
-        if self.info.preprocess.nnunet is not None:
-            out, grid_affine = self._predict_nnunet(volume)
-        else:
-            image_zyx, grid_affine = self.preprocess(volume)
-            out = predict_array(
+        on_grid = self.grid.scan(volume)
+        view, grid_affine = on_grid.view, on_grid.affine
+        out = view.to_store(
+            predict_array(
                 self.model,
-                image_zyx,
+                on_grid.image,
                 self.info.dims,
-                tuple(self.info.patch_size),
+                view.network_size(self.info.patch_size),
                 self.device,
                 batch_size=self.batch_size or self.info.batch_size,
                 stride=tuple(self.info.stride),
                 output=self.resample,
             )
+        )
         if self.resample == "labels":
             classes = resample_labels(zyx_to_xyz(out), grid_affine, volume.affine, volume.array.shape)
         else:
@@ -295,44 +293,6 @@ class Predictor:
         }
         original = np.asarray(volume.original_affine if volume.original_affine is not None else volume.affine)
         return Prediction(classes, side, ras_to_original(result, original), original, facts)
-
-    def _predict_nnunet(self, volume: Volume) -> tuple[np.ndarray, np.ndarray]:
-        """Predict on nnU-Net's preprocessing of the scan, as its training store held it.
-
-        Returns:
-            The labels (or probabilities) on the store grid ``(z, y, x)`` and that grid's RAS affine for
-            ``(x, y, z)`` indices.
-        """
-        settings = self.info.preprocess.nnunet
-        assert settings is not None
-        case = nnunet_case(volume, settings)
-        view = case.view()
-        out = predict_array(
-            self.model,
-            case.array,
-            self.info.dims,
-            view.network_size(self.info.patch_size),
-            self.device,
-            batch_size=self.batch_size or self.info.batch_size,
-            stride=tuple(self.info.stride),
-            output=self.resample,
-        )
-        return view.to_store(out), affine_zyx_to_xyz(case.store_affine())
-
-
-def nnunet_case(volume: Volume, settings: Any) -> NnUNetCase:
-    """nnU-Net's preprocessing of a loaded scan: of its file, or of the scan written as NIfTI as it was read.
-
-    A DICOM series (or an in-memory image) is written to a temporary NIfTI in its own orientation first,
-    as a user converting it for nnU-Net would.
-    """
-    if volume.source.is_file() and is_nifti(volume.source):
-        return preprocess_case(volume.source, settings)
-    with tempfile.TemporaryDirectory(prefix="sidepair-nnunet-") as tmp:
-        original = np.asarray(volume.original_affine)
-        path = Path(tmp) / "scan_0000.nii.gz"
-        save_nifti(ras_to_original(volume.array, original).astype(np.float32), original, path)
-        return preprocess_case(path, settings)
 
 
 def load_segmentation_model(
@@ -376,14 +336,6 @@ def _onnx_info(path: Path) -> ModelInfo:
             f"{path}: an ONNX model without sidepair's metadata (export it with `sidepair export`)"
         )
     return ModelInfo.from_json(meta[PACKAGE_KEY], path)
-
-
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
-
-def is_nifti(path: Path) -> bool:
-    """Whether a path names a NIfTI file (.nii.gz or .nii)."""
-    return path.name.endswith(NIFTI_SUFFIXES)
 
 
 def _stem(path: Path) -> str:

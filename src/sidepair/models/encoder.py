@@ -8,32 +8,12 @@ One class serves both, so transfer is a strict ``state_dict`` load of every tens
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from monai.networks.blocks.dynunet_block import UnetBasicBlock, UnetResBlock
 from torch import nn
 
-from sidepair.models.nnunet import nnunet_encoder
-from sidepair.nnunet_plans import is_nnunet
-
 Stride = int | Sequence[int]
-
-
-def build_encoder(config: dict[str, Any]) -> nn.Module:
-    """The encoder an encoder config describes: :class:`Encoder`, or nnU-Net's (``architecture: nnunet``)."""
-    return nnunet_encoder(config) if is_nnunet(config) else Encoder(**config)
-
-
-def total_stride(config: dict[str, Any]) -> list[int]:
-    """An encoder's overall downsampling per axis, from its saved config (either architecture)."""
-    dims = int(config["spatial_dims"])
-    strides = config["arch_kwargs"]["strides"] if is_nnunet(config) else config["strides"]
-    total = [1] * dims
-    for s in strides:
-        step = [s] * dims if isinstance(s, int) else list(s)
-        total = [a * b for a, b in zip(total, step, strict=True)]
-    return total
 
 
 class Encoder(nn.Module):

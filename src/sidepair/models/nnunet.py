@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import torch
 from torch import nn
 
 from sidepair.nnunet_plans import require_nnunet
@@ -54,12 +53,3 @@ def nnunet_encoder(encoder_config: dict[str, Any]) -> nn.Module:
     encoder.spatial_dims = int(encoder_config["spatial_dims"])
     encoder.out_channels = int(list(encoder.output_channels)[-1])
     return encoder
-
-
-def bottleneck(features: torch.Tensor | list[torch.Tensor] | tuple[Any, torch.Tensor]) -> torch.Tensor:
-    """The deepest features of either encoder: ours returns ``(skips, bottleneck)``, nnU-Net's a list."""
-    if isinstance(features, list):
-        return features[-1]
-    if isinstance(features, tuple):
-        return features[1]
-    return features

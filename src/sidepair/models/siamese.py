@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
-from sidepair.models.encoder import Encoder, build_encoder
-from sidepair.models.nnunet import bottleneck
+from sidepair.models.backends import bottleneck, build_encoder
+from sidepair.models.encoder import Encoder
 
 if TYPE_CHECKING:
     from sidepair.models.checkpoint import PretrainCheckpoint
@@ -19,7 +19,7 @@ class Siamese(nn.Module):
 
     Args:
         encoder: The encoder (later transferred into the U-Net): :class:`Encoder`, or nnU-Net's encoder
-            module (:func:`~sidepair.models.nnunet.nnunet_encoder`).
+            module (:mod:`~sidepair.models.backends`).
         embedding_dim: Size of the projected embedding.
         head: ``"contrastive"`` (the paper: distance between embeddings) or ``"bce"`` (a linear
             same/different classifier on ``|e1 - e2|``).

@@ -10,21 +10,6 @@ from torch import nn
 from sidepair.errors import SidepairError
 from sidepair.models.decoder import Decoder
 from sidepair.models.encoder import Encoder
-from sidepair.models.nnunet import build_nnunet
-from sidepair.nnunet_plans import is_nnunet
-
-
-def segmentation_network(encoder_config: dict[str, Any], out_channels: int) -> nn.Module:
-    """The segmentation network an encoder config describes, with an ``encoder`` module.
-
-    sidepair's :class:`UNet`, or nnU-Net's whole network built by nnU-Net from the plans'
-    architecture (``architecture: nnunet``) with deep supervision off: sidepair trains every arm with one
-    loss at full resolution, so a scratch and a pretrained nnU-Net differ only in their encoder's start.
-    Its state dict keeps nnU-Net's own key names.
-    """
-    if is_nnunet(encoder_config):
-        return build_nnunet(encoder_config, out_channels, deep_supervision=False)
-    return UNet(encoder_config, out_channels)
 
 
 def set_encoder_trainable(model: nn.Module, trainable: bool) -> None:

@@ -12,9 +12,8 @@ import numpy as np
 from sidepair.data.dicom import is_dicom_folder, load_dicom_series
 from sidepair.data.formats.base import CaseSource
 from sidepair.data.formats.slices import SPACING_KEY, SlicesFormat, warn_assumed_spacing
-from sidepair.data.volume import Volume, load_nifti, volume_from_image
+from sidepair.data.volume import Volume, is_nifti, load_nifti, volume_from_image
 from sidepair.errors import DataError
-from sidepair.inference.predictor import is_nifti
 
 IMAGE_SUFFIXES = (".png",)
 

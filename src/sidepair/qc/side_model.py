@@ -37,7 +37,6 @@ from sidepair.data.volume import Volume
 from sidepair.errors import DataError, SidepairError
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
 from sidepair.models.siamese import Siamese
-from sidepair.nnunet_plans import is_nnunet
 
 Verdict = Literal["ok", "flipped", "unsure"]
 BODY_HU = -500.0
@@ -109,7 +108,7 @@ def _load_side_network(path: Path) -> tuple[Siamese, PreprocessSettings, tuple[i
             "(kidney sections would need a kidney mask the scan does not have)"
         )
     preprocess = PreprocessSettings.model_validate(ckpt.preprocess)
-    if is_nnunet(ckpt.encoder_config) or preprocess.nnunet is not None:
+    if ckpt.encoder_config.get("architecture", "monai") != "monai" or preprocess.nnunet is not None:
         raise SidepairError(
             f"{path}: a side model of nnU-Net's architecture on nnU-Net's preprocessing; check-sides "
             "cuts sections with sidepair's own preprocessing: pretrain the side model without "

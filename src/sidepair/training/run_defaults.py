@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sidepair.config import Preset, PresetName, get_preset
+from sidepair.data.index import NetworkView
 from sidepair.data.store import Store
-from sidepair.nnunet_plans import nnunet_dims
+from sidepair.errors import ConfigError
+from sidepair.nnunet_plans import nnunet_dims, plans_configuration
 
 
 def preset_defaults(
@@ -49,3 +51,43 @@ def nnunet_defaults(store: str | Path, given: dict[str, Any]) -> dict[str, Any]:
     if plans and configuration and given.get("dims") is None:
         out["dims"] = nnunet_dims(plans, configuration)
     return out
+
+
+def plans_patch_size(store: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """With nnU-Net's architecture in ``settings``: the plans' patch size, in store order.
+
+    Raises:
+        ConfigError: Plans or configuration missing, or a store not prepared with nnU-Net's preprocessing.
+    """
+    if settings.get("architecture") != "nnunet":
+        return {}
+    return {"patch_size": nnunet_patch_size(store, settings.get("plans"), settings.get("configuration"))}
+
+
+def nnunet_patch_size(store: str | Path, plans: str | None, configuration: str | None) -> tuple[int, ...]:
+    """The plans' patch size of ``configuration``, in store order (what nnU-Net's network is fed).
+
+    Raises:
+        ConfigError: Plans or configuration missing, or a store not prepared with nnU-Net's preprocessing.
+    """
+    if not plans or not configuration:
+        raise ConfigError("architecture nnunet needs --plans and --configuration")
+    conf = plans_configuration(plans, configuration)
+    if "patch_size" not in conf:
+        raise ConfigError(f"{plans}: no patch_size for configuration {configuration!r}")
+    return network_view(Store(store)).store_size([int(v) for v in conf["patch_size"]])
+
+
+def network_view(store: Store) -> NetworkView:
+    """The store's axis order for nnU-Net's network (one per store; prepare refuses mixed orders).
+
+    Raises:
+        ConfigError: The store was not prepared with nnU-Net's preprocessing.
+    """
+    view = next((e.network for e in store.cases.values() if e.network is not None), None)
+    if view is None:
+        raise ConfigError(
+            f"{store.path}: prepared without nnU-Net's preprocessing; run sidepair prepare --plans PLANS "
+            "--configuration C for --architecture nnunet"
+        )
+    return view

@@ -16,15 +16,10 @@ from sidepair.training.segment_task import SegmentationTask
 
 
 def run_train(config: TrainConfig, out: str | Path, **options: Unpack[RunOptions]) -> list[dict[str, Any]]:
-    """Train a U-Net and write the run folder (config.yaml, run.json, checkpoints, metrics, curves).
+    """Train a U-Net on ``config`` into the run folder ``out`` and return its per-epoch history.
 
-    Args:
-        config: Resolved config.
-        out: Run folder.
-        **options: ``resume``, ``progress``, ``label``, ``bar``, ``performance``
-            (:class:`~sidepair.training.lifecycle.RunOptions`).
-
-    Returns:
-        The per-epoch history.
+    ``options`` (:class:`~sidepair.training.lifecycle.RunOptions`): ``resume`` continues an interrupted
+    run and leaves a finished one as it is; ``progress``, ``label`` and ``bar`` shape the progress lines;
+    ``performance`` holds the speed options (recorded in run.json, not part of the run's config).
     """
     return run_task(config, out, SegmentationTask, **options)

@@ -18,12 +18,9 @@ from sidepair.config import (
     steps_per_epoch,
     validated,
 )
-from sidepair.data.index import NetworkView
-from sidepair.data.store import Store
 from sidepair.errors import ConfigError
 from sidepair.lazy import load
-from sidepair.nnunet_plans import is_nnunet, plans_configuration
-from sidepair.training.run_defaults import nnunet_defaults, preset_defaults
+from sidepair.training.run_defaults import nnunet_defaults, plans_patch_size, preset_defaults
 
 N_CLASSES = {"kidney": 2, "kidney+tumour": 3, "sides": 3}
 
@@ -96,20 +93,7 @@ def resolve_train_config(preset: PresetName | str | None, store: str | Path, **o
             init, load("sidepair.models.checkpoint:PretrainCheckpoint")
         )
         enc = pretrained.encoder_config
-        if is_nnunet(enc):
-            base.update(
-                dims=enc["spatial_dims"],
-                architecture="nnunet",
-                plans=pretrained.config.get("plans"),
-                configuration=enc["configuration"],
-            )
-        else:
-            base.update(
-                dims=enc["spatial_dims"],
-                channels=tuple(enc["channels"]),
-                strides=tuple(s if isinstance(s, int) else tuple(s) for s in enc["strides"]),
-                norm=enc["norm"],
-            )
+        base.update(ArchitectureSettings.of_encoder(enc, pretrained.config.get("plans")))
         if enc["spatial_dims"] != p.architecture.dims and overrides.get("patch_size") is None:
             raise ConfigError(
                 f"{init}: {enc['spatial_dims']}D encoder, but preset {name} is {p.architecture.dims}D; "
@@ -121,35 +105,6 @@ def resolve_train_config(preset: PresetName | str | None, store: str | Path, **o
     base.update({**nnunet_defaults(store, given), **given})
     if base.get("labels") == "sides" and overrides.get("mirror") is None:
         base["mirror"] = False  # the preset mirrors kidneys; a mirrored right kidney looks like a left one
-    if base.get("architecture") == "nnunet" and overrides.get("patch_size") is None:
-        base["patch_size"] = nnunet_patch_size(store, base.get("plans"), base.get("configuration"))
+    if overrides.get("patch_size") is None:
+        base.update(plans_patch_size(store, base))
     return validated(TrainConfig, base, "train")
-
-
-def nnunet_patch_size(store: str | Path, plans: str | None, configuration: str | None) -> tuple[int, ...]:
-    """The plans' patch size of ``configuration``, in store order (what nnU-Net's network is fed).
-
-    Raises:
-        ConfigError: Plans or configuration missing, or a store not prepared with nnU-Net's preprocessing.
-    """
-    if not plans or not configuration:
-        raise ConfigError("architecture nnunet needs --plans and --configuration")
-    conf = plans_configuration(plans, configuration)
-    if "patch_size" not in conf:
-        raise ConfigError(f"{plans}: no patch_size for configuration {configuration!r}")
-    return network_view(Store(store)).store_size([int(v) for v in conf["patch_size"]])
-
-
-def network_view(store: Store) -> NetworkView:
-    """The store's axis order for nnU-Net's network (one per store; prepare refuses mixed orders).
-
-    Raises:
-        ConfigError: The store was not prepared with nnU-Net's preprocessing.
-    """
-    view = next((e.network for e in store.cases.values() if e.network is not None), None)
-    if view is None:
-        raise ConfigError(
-            f"{store.path}: prepared without nnU-Net's preprocessing; run sidepair prepare --plans PLANS "
-            "--configuration C for --architecture nnunet"
-        )
-    return view

@@ -26,15 +26,14 @@ from sidepair.devices import resolve_device
 from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.metrics import dice_score
 from sidepair.inference.sliding import predict_array
+from sidepair.models.backends import segmentation_network, total_stride
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, SegmentationCheckpoint, read_checkpoint
-from sidepair.models.encoder import total_stride
-from sidepair.models.unet import segmentation_network, set_encoder_trainable, transfer_encoder
-from sidepair.nnunet_plans import check_nnunet_store
+from sidepair.models.unet import set_encoder_trainable, transfer_encoder
 from sidepair.training.convergence import converged, convergence
 from sidepair.training.distributed import gather_batch, gather_lists, shard
 from sidepair.training.patches import PatchDataset, ValidationPatches
 from sidepair.training.performance import autocast
-from sidepair.training.segment_config import N_CLASSES, TrainConfig, network_view
+from sidepair.training.segment_config import N_CLASSES, TrainConfig
 from sidepair.training.task import Task
 
 
@@ -95,13 +94,13 @@ class SegmentationTask(Task):
         if not self.val_ids:
             raise StoreError(f"{store.path}: no labelled validation cases in the store's split")
         self.train_ids = select_fraction(labelled, config.label_fraction, config.seed)
-        if config.architecture == "nnunet":
-            check_nnunet_store(store, str(config.plans), str(config.configuration))
-            if config.dims == 2 and network_view(store).order[0] != 0:
-                raise StoreError(
-                    f"{store.path}: nnU-Net's 2d configuration slices these scans along an axis that is "
-                    "not axial; sidepair's 2D runs are axial (use a 3d configuration)"
-                )
+        config.check_store(store)
+        view = next((e.network for e in store.cases.values() if e.network is not None), None)
+        if config.dims == 2 and view is not None and view.order[0] != 0:
+            raise StoreError(
+                f"{store.path}: nnU-Net's 2d configuration slices these scans along an axis that is "
+                "not axial; sidepair's 2D runs are axial (use a 3d configuration)"
+            )
         self.val_patches = (
             ValidationPatches.draw(
                 store, self.val_ids, config.patch_size, config.dims, config.val_patches, config.labels

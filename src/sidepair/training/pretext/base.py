@@ -19,9 +19,8 @@ from sidepair.data.sections import SectionSampler
 from sidepair.data.splits import hold_out_groups
 from sidepair.data.store import Store
 from sidepair.errors import StoreError
+from sidepair.models.backends import build_encoder
 from sidepair.models.checkpoint import PretrainCheckpoint
-from sidepair.models.encoder import build_encoder
-from sidepair.nnunet_plans import check_nnunet_store
 from sidepair.training.pretrain_config import PretrainConfig, label_subset
 from sidepair.training.task import Task
 
@@ -83,8 +82,7 @@ class SectionTask(Task):
             "train": sorted(train) if with_labels else [],
             "selection": sorted(val) if with_labels else [],
         }
-        if config.architecture == "nnunet":
-            check_nnunet_store(store, str(config.plans), str(config.configuration))
+        config.check_store(store)
         torch.manual_seed(config.seed)
         self.encoder = build_encoder(config.encoder_config())
 
