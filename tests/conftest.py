@@ -264,6 +264,7 @@ PRELOAD = [
     "sidepair.data.phantom_nnunet",
     "sidepair.experiment.estimate",
     "sidepair.experiment.runner",
+    "sidepair.experiment.status",
     "sidepair.inference.export",
     "sidepair.inference.export_nnunet",
     "sidepair.qc.check",

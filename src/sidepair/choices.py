@@ -6,6 +6,7 @@ module that implements a choice imports its name from here, so each vocabulary i
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 # Dataset layouts, in the order detection tries them (data.formats.FORMATS holds their readers).
@@ -25,3 +26,16 @@ Resample = Literal["probabilities", "labels"]
 DEFAULT_RESAMPLE: Resample = "probabilities"
 # check-sides: ok at or above this probability of the header's side, flipped at or below 1 - it.
 DEFAULT_SIDE_THRESHOLD = 0.75
+# Where a run computes: auto (CUDA when present), cpu, cuda or cuda:N, mps.
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device_name(name: str) -> str:
+    """``name`` if it names a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+
+    Raises:
+        ValueError: Any other name (settings validation turns it into a one-line error).
+    """
+    if not DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N or mps)")
+    return name

@@ -484,11 +484,11 @@ def predict(
 @app.command()
 def experiment(
     config: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="Experiment YAML, or a bundled config: demo, controls, kits19-2d, kits19-paper-3d, real-2d."
         ),
-    ],
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Experiment folder (rerun to resume); not with --plan.")
     ] = None,
@@ -498,6 +498,16 @@ def experiment(
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Runs at the same time (default: the config's).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: the config's).")] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Spread the runs over these devices, comma-separated (cuda:0,cuda:1); replaces --jobs and "
+            "--device."
+        ),
+    ] = None,
+    runs_per_device: Annotated[
+        int | None, typer.Option(help="With --devices: runs at the same time on each device (default 1).")
+    ] = None,
     plan: Annotated[
         bool,
         typer.Option(
@@ -506,12 +516,61 @@ def experiment(
             "few timed steps); train and write nothing.",
         ),
     ] = False,
+    executor: Annotated[
+        Literal["local", "slurm", "submitit-local"] | None,
+        typer.Option(
+            help="local (this machine), slurm (one submitit job per run; the [slurm] extra) or "
+            "submitit-local (those jobs as processes here). Default: the config's."
+        ),
+    ] = None,
+    partition: Annotated[str | None, typer.Option(help="With --executor slurm: the partition.")] = None,
+    time_min: Annotated[
+        int | None, typer.Option(help="With --executor slurm: time limit per job, minutes (requeued after).")
+    ] = None,
+    gpus_per_job: Annotated[int | None, typer.Option(help="With --executor slurm: GPUs per job.")] = None,
+    cpus_per_job: Annotated[
+        int | None, typer.Option(help="With --executor slurm: CPU cores per job.")
+    ] = None,
+    mem_gb: Annotated[float | None, typer.Option(help="With --executor slurm: memory per job, GB.")] = None,
+    status: Annotated[
+        Path | None,
+        typer.Option(
+            "--status",
+            help="Print the state of every run of the experiment in this folder (waiting, running, "
+            "interrupted, failed with its error's last line, finished); train nothing.",
+        ),
+    ] = None,
 ) -> None:
     """The whole comparison, SSL against scratch, and its report: prepare, pretrain, train, evaluate."""
+    if status is not None:
+        if config is not None or out is not None:
+            raise UsageError("--status DIR reads the experiment folder alone; give no CONFIG or --out")
+        found, states = load("sidepair.experiment.status:experiment_status")(status)
+        typer.echo(load("sidepair.experiment.status:format_status")(status, found, states))
+        return
+    if config is None:
+        raise UsageError("experiment needs a CONFIG (or --status DIR)")
+    if runs_per_device is not None and devices is None:
+        raise UsageError("--runs-per-device goes with --devices")
+    cluster = {"partition": partition, "time_min": time_min, "gpus_per_job": gpus_per_job}
+    cluster |= {"cpus_per_job": cpus_per_job, "mem_gb": mem_gb}
+    cluster = {k: v for k, v in cluster.items() if v is not None}
+    if cluster and executor not in ("slurm", "submitit-local"):
+        named = ", ".join(f"--{k.replace('_', '-')}" for k in cluster)
+        raise UsageError(f"{named}: an option of the slurm executor; give --executor slurm")
     resolved = load_experiment_config(config, [str(d) for d in data] if data else None)
-    updates = {k: v for k, v in {"jobs": jobs, "device": device}.items() if v is not None}
+    given = {
+        "jobs": jobs,
+        "device": device,
+        "devices": [d.strip() for d in devices.split(",")] if devices is not None else None,
+        "runs_per_device": runs_per_device,
+        "executor": executor,
+        "slurm": {**resolved.slurm.model_dump(), **cluster} if cluster else None,
+    }
+    updates = {k: v for k, v in given.items() if v is not None}
     if updates:
-        resolved = validated(ExperimentConfig, {**resolved.model_dump(), **updates}, "experiment")
+        with options_checked():
+            resolved = validated(ExperimentConfig, {**resolved.model_dump(), **updates}, "experiment")
     if plan:
         typer.echo(
             load("sidepair.experiment.estimate:format_plan")(

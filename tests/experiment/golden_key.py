@@ -72,7 +72,7 @@ def record(config: dict) -> Path:
 
 
 if __name__ == "__main__":
-    from tests.experiment.test_runner import TINY
+    from tests.experiment.conftest import TINY
 
     # 1852e12 knows no ``resample`` (its way back was the labels one); bootstrap leaves per-case rows alone.
     # Nor the recipe settings of issue #28, which TINY pins to what that code did without them.

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from sidepair.experiment.config import load_experiment_config
-from sidepair.experiment.estimate import plan_lines, recorded_speed
+from sidepair.experiment.estimate import format_plan, makespan, plan_lines, recorded_speed
 from tests.conftest import run_cli
 
 SMALL = {
@@ -77,3 +77,29 @@ def test_plan_needs_no_out_but_a_run_does(tmp_path):
         result.returncode == 2
         and "experiment needs --out (the experiment folder), or --plan" in result.stderr
     )
+
+
+def test_wall_time_on_several_devices_keeps_the_stages_in_order():
+    # Longest first, each to the least loaded device (3+2+2 | 3+2): within 4/3 of the best (3+3 | 2+2+2).
+    assert makespan([3.0, 3.0, 2.0, 2.0, 2.0], 2) == 7.0
+    assert makespan([5.0], 4) == 5.0 and makespan([], 2) == 0.0
+    plan = {
+        "name": "x",
+        "pretraining_runs": 1,
+        "segmentation_runs": 4,
+        "optimiser_steps": 10,
+        "rows": [],
+        "cpu_threads": 2,
+        "cpu_hours": 1.0,
+        "gpu": "NVIDIA H100 80GB HBM3",
+        "gpu_hours": 4.0,
+        "devices": 4,
+        "gpu_wall_hours": 1.25,
+    }
+    text = format_plan(plan)
+    assert "estimated on one NVIDIA H100 80GB HBM3: 4.00 h, from recorded step speeds" in text
+    assert (
+        "estimated wall time on 4 of them (--devices; pretrainings, then fine-tunes, each run on one " in text
+    )
+    assert text.endswith("nothing was trained or written") and "1.25 h" in text
+    assert "of them" not in format_plan({**plan, "devices": 1})

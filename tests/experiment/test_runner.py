@@ -8,56 +8,16 @@ import numpy as np
 import pytest
 import yaml
 
-from sidepair.experiment.config import load_experiment_config
+from sidepair.experiment.config import ExperimentConfig, load_experiment_config
 from sidepair.experiment.plan import plan_runs
 from sidepair.experiment.report import report_rules
 from sidepair.experiment.report.markdown import render_markdown
 from sidepair.experiment.runner import run_experiment
 from tests.conftest import read_csv, run_cli
+from tests.experiment.conftest import TINY
 from tests.experiment.golden_key import golden_path
 
 pytestmark = pytest.mark.integration
-
-TINY = {
-    "name": "tiny",
-    "description": "tiny end-to-end check",
-    "preset": "demo",
-    "data": {"phantom": {"cases": 10, "seed": 3, "shape": [96, 96, 32]}},
-    "pretrain": [{"name": "masked", "sections": "masked", "epochs": 2, "pairs_per_epoch": 64}],
-    "segmentation": {
-        "inits": ["scratch", "finetune"],
-        "fractions": [0.5, 1.0],
-        "seeds": [0, 1],
-        "epochs": 2,
-        "samples_per_epoch": 64,
-        # The recipe before the strong baseline (issue #28), so that the golden per-case metrics still hold:
-        # Adam with ReduceLROnPlateau, no augmentation, whole-volume validation read raw.
-        "optimizer": "adam",
-        "lr": 0.003,
-        "schedule": "plateau",
-        "weight_decay": 0.0,
-        "foreground_fraction": 0.6,
-        "augment": False,
-        "mirror": False,
-        "validation": "volumes",
-        "smoothing": 0.0,
-        "min_epochs": 0,
-    },
-    # The way back of the code before the one-prediction-path redesign, for the golden comparison below.
-    "evaluation": {"resample": "labels"},
-    "jobs": 1,
-}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("experiment")
-    path = root / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY), encoding="utf-8")
-    config = load_experiment_config(path)
-    out = root / "out"
-    report = run_experiment(config, out, progress=False)
-    return config, out, report
 
 
 def test_every_run_has_one_row_and_its_evaluation(tiny):
@@ -291,3 +251,75 @@ def test_a_slice_folder_experiment_counts_and_pairs_patients_not_slices(tmp_path
     assert summary["main_table"][0]["test_patients"] == 3 and summary["main_table"][0]["test_cases"] == 9
     text = report.read_text(encoding="utf-8")
     assert "| 3 (9) |" in text and "n = 3: 0.25" in text
+
+
+def test_runs_spread_over_device_slots_give_the_in_process_results(tiny, tmp_path):
+    """Issue #31: two slots on one CPU (each worker takes one when it starts) give, per run, what the
+    in-process experiment gave; results.csv and the report name each run's device."""
+    import torch
+
+    config, out, _ = tiny
+    assert ExperimentConfig.model_validate(
+        {**TINY, "devices": ["cuda:0", "cuda:1"], "runs_per_device": 2}
+    ).device_slots() == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    assert config.device_slots() == ["auto"]
+    # Each worker keeps the in-process run's thread count: floats depend on it.
+    spread = config.model_copy(update={"devices": ["cpu", "cpu"], "threads_per_job": torch.get_num_threads()})
+    report = run_experiment(spread, tmp_path / "spread", progress=False)
+    key = ("run", "case_id")
+    before, after = read_csv(out / "per_case.csv"), read_csv(tmp_path / "spread" / "per_case.csv")
+    assert sorted((tuple(r[k] for k in key), r) for r in after) == sorted(
+        (tuple(r[k] for k in key), r) for r in before
+    )
+    rows = read_csv(tmp_path / "spread" / "results.csv")
+    assert {r["device"] for r in rows} == {"cpu"} and len(rows) == 8
+    assert "- Devices the segmentation runs trained on (each run's is in `results.csv`): cpu 8 runs." in (
+        report.read_text(encoding="utf-8")
+    )
+    assert "2 run(s) at a time" in report.read_text(encoding="utf-8")
+
+
+def test_status_of_a_partly_finished_grid(tiny, tmp_path):
+    import os
+    import shutil
+    import socket
+
+    _, out, _ = tiny
+    grid = tmp_path / "grid"
+    shutil.copytree(out, grid)
+    shutil.rmtree(grid / "runs" / "scratch_f0.5_s0")  # never started
+    shutil.rmtree(grid / "runs" / "scratch_f0.5_s1" / "eval_test")  # killed before its evaluation
+    for name in ("scratch_f1_s0", "scratch_f1_s1"):  # trained, not evaluated: then it failed, or runs
+        shutil.rmtree(grid / "runs" / name / "eval_test")
+    (grid / "runs" / "scratch_f1_s0" / "error.txt").write_text("Traceback ...\nDataError: case_3: bad\n")
+    mark = {"pid": os.getpid(), "host": socket.gethostname(), "device": "cuda:1", "started": 0}
+    (grid / "runs" / "scratch_f1_s1" / "job.json").write_text(json.dumps(mark))
+    done = run_cli("experiment", "--status", grid)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        f"experiment tiny in {grid}: 9 runs; 5 finished, 1 running, 1 interrupted, 1 failed, 1 waiting"
+    )
+    state = {line.split()[0]: line.split(None, 2)[1:] for line in lines[1:]}
+    assert state["pretrain/masked"] == ["finished"]
+    assert state["runs/scratch_f0.5_s0"] == ["waiting"]
+    assert state["runs/scratch_f0.5_s1"] == ["interrupted", "a rerun resumes it"]
+    assert state["runs/scratch_f1_s0"] == ["failed", "DataError: case_3: bad"]
+    assert state["runs/scratch_f1_s1"] == ["running", f"on cuda:1 at {socket.gethostname()}"]
+    assert "every run finished" not in done.stdout
+    refused = run_cli("experiment", "--status", tmp_path)
+    assert refused.returncode == 1 and "not an experiment folder (no experiment.yaml)" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--devices", "cpu,gpu3"], "unknown device 'gpu3' (auto, cpu, cuda, cuda:N or mps)"),
+        (["--devices", "cpu", "--runs-per-device", "0"], "runs_per_device: Input should be greater than"),
+        (["--runs-per-device", "2"], "--runs-per-device goes with --devices"),
+        (["--status", "x"], "--status DIR reads the experiment folder alone"),
+    ],
+)
+def test_device_options_are_checked_in_one_line(options, message):
+    done = run_cli("experiment", "demo", *options, "--plan")
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

@@ -111,7 +111,7 @@ def test_pretrain_and_train_resume_after_repeated_kills(small_store, tmp_path, v
 @pytest.mark.slow  # about 2 minutes
 def test_experiment_resumes_after_repeated_kills(small_phantom, tmp_path):
     """Kills land anywhere: during prepare, pretraining, a segmentation run, evaluation or the report."""
-    from tests.experiment.test_runner import TINY
+    from tests.experiment.conftest import TINY
 
     config = {
         **TINY,

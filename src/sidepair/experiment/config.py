@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sidepair.choices import DEFAULT_RESAMPLE, Resample
+from sidepair.choices import DEFAULT_RESAMPLE, Resample, check_device_name
 from sidepair.config import (
     Performance,
     PretrainSettings,
@@ -132,6 +132,24 @@ class EvaluationConfig(_Strict):
     resample: Resample = DEFAULT_RESAMPLE
 
 
+class SlurmSettings(_Strict):
+    """What each job asks of a SLURM cluster (``executor: slurm``): one job per run.
+
+    Attributes:
+        partition: The partition (default: the cluster's).
+        time_min: Time limit per job, minutes; a job that reaches it is requeued and resumes.
+        gpus_per_job: GPUs per job.
+        cpus_per_job: CPU cores per job (also its torch threads).
+        mem_gb: Memory per job, GB.
+    """
+
+    partition: str | None = None
+    time_min: int = Field(240, ge=1)
+    gpus_per_job: int = Field(1, ge=0)
+    cpus_per_job: int = Field(4, ge=1)
+    mem_gb: float = Field(32.0, gt=0)
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment (written resolved to ``DIR/experiment.yaml``).
 
@@ -144,9 +162,16 @@ class ExperimentConfig(_Strict):
         pretrain: The proxy variants, each pretrained once.
         segmentation: The grid of segmentation runs.
         evaluation: Test split and statistics.
-        jobs: Runs trained at the same time (processes); 2 suits 2 CPU cores.
+        jobs: Runs trained at the same time (processes) on ``device``; 2 suits 2 CPU cores.
         threads_per_job: Torch threads per job (default: CPU cores / jobs).
         device: auto, cpu or cuda.
+        devices: Several devices (``cuda:0``, ``cuda:1``, ...): runs are spread over them, each run on one,
+            ``runs_per_device`` at a time on each; ``jobs`` and ``device`` are then unused.
+        runs_per_device: With ``devices``: runs trained at the same time on each device.
+        executor: ``local`` (this machine: in process, or worker processes per device slot), ``slurm`` (one
+            submitit job per run on a SLURM cluster) or ``submitit-local`` (the same jobs as processes on
+            this machine, through submitit's local executor: a dry run of ``slurm``).
+        slurm: What each job asks of the cluster (``slurm``, ``submitit-local``).
         performance: Speed options of the training runs (bf16, channels-last, compile, cuDNN).
         primary: The side-pair variant named in advance as the one every other variant is also compared
             with (paired per test patient), never chosen after seeing the test set.
@@ -167,6 +192,10 @@ class ExperimentConfig(_Strict):
     jobs: int = Field(1, ge=1)
     threads_per_job: int | None = Field(None, ge=1)
     device: str = "auto"
+    devices: list[str] | None = None
+    runs_per_device: int = Field(1, ge=1)
+    executor: Literal["local", "slurm", "submitit-local"] = "local"
+    slurm: SlurmSettings = SlurmSettings()
     performance: Performance = Performance()
     primary: str | None = None
     architecture: Literal["monai", "nnunet"] = "monai"
@@ -181,6 +210,24 @@ class ExperimentConfig(_Strict):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_device_name(v)
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("give one or more devices, e.g. cuda:0,cuda:1")
+        return [check_device_name(d) for d in v] if v is not None else None
+
+    def device_slots(self) -> list[str]:
+        """One entry per run trained at the same time: the device it trains on."""
+        if self.devices is None:
+            return [self.device] * self.jobs
+        return [d for d in self.devices for _ in range(self.runs_per_device)]
 
     @model_validator(mode="after")
     def _architecture(self) -> ExperimentConfig:

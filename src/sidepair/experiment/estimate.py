@@ -190,13 +190,15 @@ def estimate(config: ExperimentConfig, jobs: int | None = None) -> dict[str, Any
         if line.step not in timed:
             timed[line.step] = time_step(line.step)
     recorded = gpu_speeds()
-    rows = []
+    rows, stages = [], {}
     for line in lines:
         train_s, val_s = timed[line.step]
         cpu = line.runs * (line.steps * train_s + line.val_batches * val_s)
         speed = recorded_speed(recorded["steps"], line.step.key)
         # A validation forward pass is taken as a third of a training step (no backward, no optimiser).
         gpu = line.runs * (line.steps + line.val_batches / 3) / speed if speed else None
+        if gpu is not None:
+            stages.setdefault(line.step.kind, []).extend([gpu / line.runs] * line.runs)
         rows.append(
             {
                 "what": line.what,
@@ -222,8 +224,22 @@ def estimate(config: ExperimentConfig, jobs: int | None = None) -> dict[str, Any
         # Runs in parallel share the cores: measured 1.4x the throughput of one run with 2 jobs on 2 cores.
         "gpu": recorded["gpu"],
         "gpu_hours": sum(r["gpu_hours"] for r in rows) if gpu_known else None,
+        "devices": len(config.devices) if config.devices else 1,
+        "gpu_wall_hours": (
+            sum(makespan(runs, len(config.devices or [0])) for runs in stages.values()) / 3600
+            if gpu_known
+            else None
+        ),
         "gpu_note": recorded.get("note", ""),
     }
+
+
+def makespan(durations: list[float], devices: int) -> float:
+    """The wall time of independent runs on ``devices`` devices, the longest run placed first each time."""
+    loads = [0.0] * max(1, devices)
+    for duration in sorted(durations, reverse=True):
+        loads[loads.index(min(loads))] += duration
+    return max(loads)
 
 
 def format_plan(plan: dict[str, Any]) -> str:
@@ -247,6 +263,11 @@ def format_plan(plan: dict[str, Any]) -> str:
         f"{hours(plan['cpu_hours'])}"
     )
     out.append(f"estimated on one {plan['gpu']}: {hours(plan['gpu_hours'])}, from recorded step speeds")
+    if plan["devices"] > 1:
+        out.append(
+            f"estimated wall time on {plan['devices']} of them (--devices; pretrainings, then fine-tunes, "
+            f"each run on one device): {hours(plan['gpu_wall_hours'])}"
+        )
     out.append(
         "not included: whole-volume scoring (the chosen checkpoint's validation volumes, the test cases), "
         "which grows with the data; nothing was trained or written"

@@ -91,6 +91,7 @@ def collect(
             "val_dice_mean_height": curve_area(val),
             # Whole validation volumes scored once for the chosen checkpoint (runs validated on patches).
             "val_dice_volumes": number(info.get("val_dice_volumes")),
+            "device": info.get("device", ""),
             "train_s": sum(float(h.get("time_s", 0.0)) for h in history),
             "eval_s": number(summary.get("wall_s")),
             "test_cases": int(summary["cases"]),

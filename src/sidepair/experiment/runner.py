@@ -2,32 +2,25 @@
 
 Every stage is resumable. A finished run (its last checkpoint at the final epoch and loadable, its
 config unchanged, its evaluation written from its best checkpoint) is skipped; an unfinished one
-continues from its last checkpoint. Runs can train in parallel processes (``jobs``); each such process
-dies with the experiment, so a killed experiment leaves no run writing behind it.
+continues from its last checkpoint. Runs can train in parallel processes, on one device (``jobs``) or
+spread over several (``devices``); see ``engines``. What one job does is ``jobs.run_job``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
-import multiprocessing
-import os
-import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from tqdm import tqdm
 
-from sidepair.atomic import number, write_json, write_text
+from sidepair.atomic import write_json, write_text
 from sidepair.config import (
-    Performance,
     PretrainSettings,
     SegmentSettings,
     get_label_map,
@@ -39,17 +32,15 @@ from sidepair.data.grid import store_settings
 from sidepair.data.phantom import generate_phantom, write_slices
 from sidepair.data.prepare import StoreSettings, dataset_record, prepare
 from sidepair.data.store import Store
+from sidepair.devices import resolve_device
 from sidepair.errors import SidepairError, StoreError
-from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.experiment.config import ExperimentConfig
+from sidepair.experiment.engines import LocalEngine, SubmititEngine, engine_for
+from sidepair.experiment.jobs import evaluation_finished, training_finished
 from sidepair.experiment.plan import PretrainSpec, RunSpec, plan_pretraining, plan_runs
 from sidepair.experiment.report import write_report
-from sidepair.experiment.results import read_history
-from sidepair.models.checkpoint import load_checkpoint
-from sidepair.training.pretrain import PretrainConfig, resolve_config, run_pretrain
-from sidepair.training.runinfo import read_run_info
-from sidepair.training.segment import run_train
-from sidepair.training.segment_config import TrainConfig, resolve_train_config
+from sidepair.training.pretrain import resolve_config
+from sidepair.training.segment_config import resolve_train_config
 
 LOCK = ".experiment.lock"
 
@@ -170,151 +161,6 @@ def _train_config(config: ExperimentConfig, store: Path, out: Path, run: RunSpec
     return json.loads(resolved.model_dump_json())
 
 
-def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
-    """Whether a run folder holds a complete training run with exactly these settings.
-
-    Raises:
-        SidepairError: If it holds a run with other settings (the message names the folder).
-    """
-    saved = run_dir / "config.yaml"
-    if not saved.exists():
-        return False
-    if yaml.safe_load(saved.read_text(encoding="utf-8")) != resolved:
-        raise SidepairError(
-            f"{saved}: this run was made with other settings than the experiment's config now asks "
-            "for; use another --out, or restore the config"
-        )
-    last = run_dir / "checkpoint_last.pt"
-    if not last.exists():
-        return False
-    try:
-        ckpt = load_checkpoint(last)
-    except SidepairError:
-        return False  # a damaged checkpoint: the run resumes, falling back to the best one
-    epochs = int(ckpt["epoch"])
-    done = epochs >= int(resolved["epochs"]) or bool(ckpt.get("stopped", False))
-    # A finished run writes its convergence (run.json) and curves after its last checkpoint, and an
-    # older sidepair wrote the log after it too: a run killed before them is resumed, which finds it
-    # finished, trains nothing and writes them (else the report would call it unconverged).
-    written = (
-        len(read_history(run_dir)) == epochs
-        and read_run_info(run_dir).get("epochs_run") == epochs
-        and (run_dir / "learning_curves.png").exists()
-    )
-    return done and written and (run_dir / "checkpoint_best.pt").exists()
-
-
-def evaluation_finished(run_dir: Path, split: str, which: str, resample: str) -> bool:
-    """Whether ``eval_<split>/metrics.json`` was written from the run's current checkpoint, as asked."""
-    metrics = run_dir / f"eval_{split}" / "metrics.json"
-    if not metrics.exists():
-        return False
-    try:
-        summary = json.loads(metrics.read_text(encoding="utf-8"))
-        ckpt = load_checkpoint(run_dir / f"checkpoint_{which}.pt")
-    except (ValueError, OSError, SidepairError):
-        return False
-    return (
-        summary.get("checkpoint") == which
-        and summary.get("checkpoint_epoch") == int(ckpt["epoch"])
-        and summary.get("resample", "labels") == resample
-    )
-
-
-def _init_worker(parent: int, threads: int) -> None:
-    """Tie a worker to the experiment: it is killed with it (Linux), and uses ``threads`` threads."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
-    torch.set_num_threads(threads)
-
-
-def _job(job: dict[str, Any]) -> dict[str, Any]:
-    """One pretraining or segmentation job, in this process or a worker; errors come back as text."""
-    try:
-        label = f"[{job['name']}] " if job["parallel"] else ""
-        performance = Performance(**job.get("performance", {}))
-        if job["kind"] == "pretrain":
-            config = PretrainConfig.model_validate(job["config"])
-            history = run_pretrain(
-                config,
-                job["run_dir"],
-                resume=True,
-                progress=job["progress"],
-                label=label,
-                bar=not job["parallel"],
-                performance=performance,
-            )
-            return {"name": job["name"], "history": history}
-        config = TrainConfig.model_validate(job["config"])
-        run_dir = Path(job["run_dir"])
-        if not training_finished(run_dir, job["config"]):
-            run_train(
-                config,
-                run_dir,
-                resume=True,
-                progress=job["progress"],
-                label=label,
-                bar=not job["parallel"],
-                performance=performance,
-            )
-        if not evaluation_finished(run_dir, job["split"], job["checkpoint"], job["resample"]):
-            evaluate_run(
-                run_dir,
-                job["split"],
-                job["checkpoint"],
-                job["device"],
-                progress=False,
-                resample=job["resample"],
-            )
-        summary = json.loads((run_dir / f"eval_{job['split']}" / "metrics.json").read_text(encoding="utf-8"))
-        return {"name": job["name"], "dice": number(summary["metrics"]["kidney_dice"]["mean"])}
-    except SidepairError as exc:
-        return {"name": job["name"], "error": str(exc)}
-
-
-class _Executor:
-    """Runs jobs here (``jobs == 1``) or in worker processes, reporting each as it finishes."""
-
-    def __init__(self, jobs: int, threads: int | None) -> None:
-        self.jobs = jobs
-        cores = os.cpu_count() or 1
-        self.threads = threads or max(1, cores // jobs)
-        self.pool: ProcessPoolExecutor | None = None
-        if jobs > 1:
-            self.pool = ProcessPoolExecutor(
-                jobs,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(os.getpid(), self.threads),
-            )
-
-    def run(self, jobs: list[dict[str, Any]], on_done) -> None:
-        """Run ``jobs``; call ``on_done(result)`` for each; stop at the first error and raise it."""
-        if self.pool is None:
-            for job in jobs:
-                result = _job(job)
-                if "error" in result:
-                    raise SidepairError(f"run {result['name']}: {result['error']}")
-                on_done(result)
-            return
-        pending: set[Future] = {self.pool.submit(_job, job) for job in jobs}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                result = future.result()
-                if "error" in result:
-                    for other in pending:
-                        other.cancel()
-                    raise SidepairError(f"run {result['name']}: {result['error']}")
-                on_done(result)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True) -> Path:
     """Run (or finish) the experiment in ``out`` and write its report.
 
@@ -330,6 +176,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
         SidepairError: Bad data, a run made with other settings, or another experiment in ``out``.
     """
     out = Path(out)
+    for name in sorted(set(config.device_slots())):
+        resolve_device(name)  # a device this machine lacks is refused before anything is written
     with _exclusive(out):
         state = _State(out)
         with state.stage("data"):
@@ -340,7 +188,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
         store = Store(store_path)
         if not store.labelled(config.evaluation.split):
             raise StoreError(f"{store_path}: no labelled cases in split {config.evaluation.split!r}")
-        executor = _Executor(config.jobs, config.threads_per_job)
+        executor = engine_for(config, out)
         try:
             with state.stage("pretrain"):
                 jobs = _pretrain_jobs(config, out, store, progress)
@@ -403,7 +251,11 @@ def _segment_jobs(
 
 
 def _run_segmentation(
-    executor: _Executor, config: ExperimentConfig, total: int, todo: list[dict[str, Any]], progress: bool
+    executor: LocalEngine | SubmititEngine,
+    config: ExperimentConfig,
+    total: int,
+    todo: list[dict[str, Any]],
+    progress: bool,
 ) -> None:
     """Run the segmentation jobs, with a bar over all runs and a line per finished one."""
     done = total - len(todo)

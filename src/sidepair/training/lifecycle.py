@@ -15,6 +15,7 @@ from typing import Any, TypedDict, Unpack
 
 from sidepair.config import Performance
 from sidepair.data.store import Store
+from sidepair.devices import resolve_device
 from sidepair.training.curves import plot_history
 from sidepair.training.distributed import check_batch, dist_info, is_main_process
 from sidepair.training.loop import LoopSettings, fit
@@ -83,7 +84,13 @@ def run_task(
     task = make_task(config, store)
     write_run_config(out, config, options.get("resume", False))
     write_run_info(
-        out, task.kind, store, config.seed, **task.run_info(), performance=performance.model_dump()
+        out,
+        task.kind,
+        store,
+        config.seed,
+        **task.run_info(),
+        device=str(resolve_device(config.device)),
+        performance=performance.model_dump(),
     )
     if progress and is_main_process() and task.announce():
         print(f"{label}{task.announce()}")

@@ -35,13 +35,28 @@ def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
     if not resume and any(out.glob("checkpoint_*.pt")):
         # Checked before anything is written: the run's own config.yaml and run.json must stay its own.
         raise ConfigError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
-    if resume and saved.exists() and yaml.safe_load(saved.read_text(encoding="utf-8")) != resolved:
+    if (
+        resume
+        and saved.exists()
+        and not same_run(yaml.safe_load(saved.read_text(encoding="utf-8")), resolved)
+    ):
         raise ConfigError(
             f"{saved}: --resume with settings other than the run's own; rerun with the same options"
         )
     if is_main_process():  # under torchrun, rank 0 writes the run folder
         out.mkdir(parents=True, exist_ok=True)
         write_text(saved, yaml.safe_dump(resolved, sort_keys=False))
+
+
+def same_run(saved: dict[str, Any], resolved: dict[str, Any]) -> bool:
+    """Whether two resolved configs describe the same run.
+
+    The device is where a run computes, not what it is: a run resumed, or rerun by an experiment, on
+    another device is the same run (``run.json`` records each device).
+    """
+    return {k: v for k, v in saved.items() if k != "device"} == {
+        k: v for k, v in resolved.items() if k != "device"
+    }
 
 
 def write_run_info(out: Path, kind: str, store: Store, seed: int, **extra: Any) -> None:

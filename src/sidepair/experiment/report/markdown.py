@@ -7,6 +7,7 @@ statistics were defined) is built from the config or from the code that applied 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +347,8 @@ def _setup_section(config: ExperimentConfig, s: dict[str, Any], rows: list[dict[
     stages = s["stages_s"]
     train_s = sum(r["train_s"] for r in rows)
     eval_s = sum(r["eval_s"] for r in rows if math.isfinite(r["eval_s"]))
+    devices = [str(r.get("device") or "not recorded") for r in rows]
+    parallel = len(config.device_slots()) > 1
     return [
         "## Setup",
         "",
@@ -357,13 +360,16 @@ def _setup_section(config: ExperimentConfig, s: dict[str, Any], rows: list[dict[
             else "- Network: sidepair's U-Net of MONAI blocks."
         ),
         f"- Hardware: {hw['processor']}, {hw['cpu_cores']} CPU cores, {hw['memory_gib']} GiB, GPU: "
-        f"{', '.join(hw['gpus'])}; {config.jobs} run(s) at a time; {hw['platform']}.",
+        f"{', '.join(hw['gpus'])}; {len(config.device_slots())} run(s) at a time; {hw['platform']}.",
+        "- Devices the segmentation runs trained on (each run's is in `results.csv`): "
+        + ", ".join(f"{d} {n} run{'s' if n != 1 else ''}" for d, n in sorted(Counter(devices).items()))
+        + ".",
         "- Software: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
         "- Wall time per stage (summed over the invocations that did the work): "
         + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items())
         + f"; inside the segmentation stage, training epochs {train_s:.0f} s and evaluation "
         f"{eval_s:.0f} s of run time"
-        + (" (runs in parallel, so more than the stage's wall time)" if config.jobs > 1 else "")
+        + (" (runs in parallel, so more than the stage's wall time)" if parallel else "")
         + ".",
         "",
         "Resolved config:",
