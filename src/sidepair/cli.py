@@ -481,14 +481,57 @@ def predict(
         typer.echo(f"{r['output']}: {vol}")
 
 
+ExperimentArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Experiment YAML, or a bundled config: demo, controls, kits19-2d, kits19-paper-3d, real-2d."
+    ),
+]
+DevicesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Spread the runs over these devices, comma-separated (cuda:0,cuda:1); replaces --jobs and "
+        "--device."
+    ),
+]
+RunsPerDeviceOpt = Annotated[
+    int | None, typer.Option(help="With --devices: runs at the same time on each device (default 1).")
+]
+PlanOpt = Annotated[
+    bool,
+    typer.Option(
+        "--plan",
+        help="Print the grid, its optimiser steps and the estimated wall time here and on a GPU (from a "
+        "few timed steps); train and write nothing.",
+    ),
+]
+ExecutorOpt = Annotated[
+    Literal["local", "slurm", "submitit-local"] | None,
+    typer.Option(
+        help="local (this machine), slurm (one submitit job per run; the [slurm] extra) or "
+        "submitit-local (those jobs as processes here). Default: the config's."
+    ),
+]
+PartitionOpt = Annotated[str | None, typer.Option(help="With --executor slurm: the partition.")]
+TimeMinOpt = Annotated[
+    int | None, typer.Option(help="With --executor slurm: time limit per job, minutes (requeued after).")
+]
+GpusPerJobOpt = Annotated[int | None, typer.Option(help="With --executor slurm: GPUs per job.")]
+CpusPerJobOpt = Annotated[int | None, typer.Option(help="With --executor slurm: CPU cores per job.")]
+MemGbOpt = Annotated[float | None, typer.Option(help="With --executor slurm: memory per job, GB.")]
+StatusOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--status",
+        help="Print the state of every run of the experiment in this folder (waiting, running, "
+        "interrupted, failed with its error's last line, finished); train nothing.",
+    ),
+]
+
+
 @app.command()
 def experiment(
-    config: Annotated[
-        str | None,
-        typer.Argument(
-            help="Experiment YAML, or a bundled config: demo, controls, kits19-2d, kits19-paper-3d, real-2d."
-        ),
-    ] = None,
+    config: ExperimentArg = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Experiment folder (rerun to resume); not with --plan.")
     ] = None,
@@ -498,48 +541,16 @@ def experiment(
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Runs at the same time (default: the config's).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: the config's).")] = None,
-    devices: Annotated[
-        str | None,
-        typer.Option(
-            help="Spread the runs over these devices, comma-separated (cuda:0,cuda:1); replaces --jobs and "
-            "--device."
-        ),
-    ] = None,
-    runs_per_device: Annotated[
-        int | None, typer.Option(help="With --devices: runs at the same time on each device (default 1).")
-    ] = None,
-    plan: Annotated[
-        bool,
-        typer.Option(
-            "--plan",
-            help="Print the grid, its optimiser steps and the estimated wall time here and on a GPU (from a "
-            "few timed steps); train and write nothing.",
-        ),
-    ] = False,
-    executor: Annotated[
-        Literal["local", "slurm", "submitit-local"] | None,
-        typer.Option(
-            help="local (this machine), slurm (one submitit job per run; the [slurm] extra) or "
-            "submitit-local (those jobs as processes here). Default: the config's."
-        ),
-    ] = None,
-    partition: Annotated[str | None, typer.Option(help="With --executor slurm: the partition.")] = None,
-    time_min: Annotated[
-        int | None, typer.Option(help="With --executor slurm: time limit per job, minutes (requeued after).")
-    ] = None,
-    gpus_per_job: Annotated[int | None, typer.Option(help="With --executor slurm: GPUs per job.")] = None,
-    cpus_per_job: Annotated[
-        int | None, typer.Option(help="With --executor slurm: CPU cores per job.")
-    ] = None,
-    mem_gb: Annotated[float | None, typer.Option(help="With --executor slurm: memory per job, GB.")] = None,
-    status: Annotated[
-        Path | None,
-        typer.Option(
-            "--status",
-            help="Print the state of every run of the experiment in this folder (waiting, running, "
-            "interrupted, failed with its error's last line, finished); train nothing.",
-        ),
-    ] = None,
+    devices: DevicesOpt = None,
+    runs_per_device: RunsPerDeviceOpt = None,
+    plan: PlanOpt = False,
+    executor: ExecutorOpt = None,
+    partition: PartitionOpt = None,
+    time_min: TimeMinOpt = None,
+    gpus_per_job: GpusPerJobOpt = None,
+    cpus_per_job: CpusPerJobOpt = None,
+    mem_gb: MemGbOpt = None,
+    status: StatusOpt = None,
 ) -> None:
     """The whole comparison, SSL against scratch, and its report: prepare, pretrain, train, evaluate."""
     if status is not None:
@@ -572,11 +583,8 @@ def experiment(
         with options_checked():
             resolved = validated(ExperimentConfig, {**resolved.model_dump(), **updates}, "experiment")
     if plan:
-        typer.echo(
-            load("sidepair.experiment.estimate:format_plan")(
-                load("sidepair.experiment.estimate:estimate")(resolved)
-            )
-        )
+        estimate = load("sidepair.experiment.estimate:estimate")(resolved)
+        typer.echo(load("sidepair.experiment.estimate:format_plan")(estimate))
         return
     if out is None:
         raise UsageError("experiment needs --out (the experiment folder), or --plan")
