@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import click
 import typer
 from pydantic import BaseModel
 
@@ -531,6 +532,7 @@ StatusOpt = Annotated[
 
 @app.command()
 def experiment(
+    ctx: typer.Context,
     config: ExperimentArg = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Experiment folder (rerun to resume); not with --plan.")
@@ -559,8 +561,8 @@ def experiment(
         found, states = load("sidepair.experiment.status:experiment_status")(status)
         typer.echo(load("sidepair.experiment.status:format_status")(status, found, states))
         return
-    if config is None:
-        raise UsageError("experiment needs a CONFIG (or --status DIR)")
+    if config is None:  # optional only beside --status: otherwise click's own usage message
+        raise click.UsageError("Missing argument 'CONFIG' (or give --status DIR).", ctx)
     if runs_per_device is not None and devices is None:
         raise UsageError("--runs-per-device goes with --devices")
     cluster = {"partition": partition, "time_min": time_min, "gpus_per_job": gpus_per_job}

@@ -323,3 +323,23 @@ def test_status_of_a_partly_finished_grid(tiny, tmp_path):
 def test_device_options_are_checked_in_one_line(options, message):
     done = run_cli("experiment", "demo", *options, "--plan")
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_run_whose_job_still_runs_is_not_started_twice(tiny, tmp_path):
+    """A rerun of the command while a job of the earlier one still runs in a folder refuses, naming it."""
+    import os
+    import shutil
+    import socket
+
+    from sidepair.errors import SidepairError
+
+    config, out, _ = tiny
+    grid = tmp_path / "grid"
+    shutil.copytree(out, grid)
+    run_dir = grid / "runs" / "scratch_f1_s1"
+    shutil.rmtree(run_dir / "eval_test")
+    mark = {"pid": os.getpid(), "host": socket.gethostname(), "device": "cpu", "started": 0}
+    (run_dir / "job.json").write_text(json.dumps(mark))
+    with pytest.raises(SidepairError, match=r"scratch_f1_s1: a job still runs in it \(on cpu at .*job.json"):
+        run_experiment(config, grid, progress=False)
+    assert not (run_dir / "eval_test").exists()

@@ -36,7 +36,7 @@ from sidepair.devices import resolve_device
 from sidepair.errors import SidepairError, StoreError
 from sidepair.experiment.config import ExperimentConfig
 from sidepair.experiment.engines import LocalEngine, SubmititEngine, engine_for
-from sidepair.experiment.jobs import evaluation_finished, training_finished
+from sidepair.experiment.jobs import evaluation_finished, job_state, training_finished
 from sidepair.experiment.plan import PretrainSpec, RunSpec, plan_pretraining, plan_runs
 from sidepair.experiment.report import write_report
 from sidepair.training.pretrain import resolve_config
@@ -212,13 +212,33 @@ def _pretrain_jobs(config: ExperimentConfig, out: Path, store: Store, progress: 
             "kind": "pretrain",
             "name": f"pretrain-{spec.name}",
             "config": _pretrain_config(config, store.path, spec),
-            "run_dir": str(out / "pretrain" / spec.name),
+            "run_dir": str(_idle(out / "pretrain" / spec.name)),
             "performance": config.performance.model_dump(),
             "progress": progress,
-            "parallel": config.jobs > 1,
+            "parallel": _parallel(config),
         }
         for spec in plan_pretraining(config, store)
     ]
+
+
+def _parallel(config: ExperimentConfig) -> bool:
+    """Whether runs train beside each other (progress lines get the run's name, no per-batch bars)."""
+    return config.executor != "local" or len(config.device_slots()) > 1
+
+
+def _idle(run_dir: Path) -> Path:
+    """``run_dir``, unless a job still runs in it (a job of an earlier command, on this host or another).
+
+    Raises:
+        SidepairError: Naming the folder, where and how to go on.
+    """
+    state, detail = job_state(run_dir, finished=False)
+    if state == "running":
+        raise SidepairError(
+            f"{run_dir}: a job still runs in it ({detail}); wait for it to end, or delete its job.json if "
+            "that job is gone"
+        )
+    return run_dir
 
 
 def _segment_jobs(
@@ -232,6 +252,7 @@ def _segment_jobs(
         resolved = _train_config(config, store.path, out, run)
         if training_finished(run_dir, resolved) and evaluation_finished(run_dir, split, which, resample):
             continue
+        _idle(run_dir)
         todo.append(
             {
                 "kind": "segment",
@@ -244,7 +265,7 @@ def _segment_jobs(
                 "device": config.device,
                 "performance": config.performance.model_dump(),
                 "progress": progress,
-                "parallel": config.jobs > 1,
+                "parallel": _parallel(config),
             }
         )
     return todo
