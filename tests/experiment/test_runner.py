@@ -334,12 +334,16 @@ def test_a_run_whose_job_still_runs_is_not_started_twice(tiny, tmp_path):
     from sidepair.errors import SidepairError
 
     config, out, _ = tiny
-    grid = tmp_path / "grid"
-    shutil.copytree(out, grid)
-    run_dir = grid / "runs" / "scratch_f1_s1"
-    shutil.rmtree(run_dir / "eval_test")
+    run_dir = out / "runs" / "scratch_f1_s1"
+    shutil.move(run_dir / "eval_test", tmp_path / "eval_test")  # put back below: the experiment is shared
     mark = {"pid": os.getpid(), "host": socket.gethostname(), "device": "cpu", "started": 0}
     (run_dir / "job.json").write_text(json.dumps(mark))
-    with pytest.raises(SidepairError, match=r"scratch_f1_s1: a job still runs in it \(on cpu at .*job.json"):
-        run_experiment(config, grid, progress=False)
-    assert not (run_dir / "eval_test").exists()
+    try:
+        with pytest.raises(
+            SidepairError, match=r"scratch_f1_s1: a job still runs in it \(on cpu at .*job.json"
+        ):
+            run_experiment(config, out, progress=False)
+        assert not (run_dir / "eval_test").exists()
+    finally:
+        (run_dir / "job.json").unlink()
+        shutil.move(tmp_path / "eval_test", run_dir / "eval_test")
