@@ -348,10 +348,6 @@ class OptimiserSettings(_Strict):
         """Whether the schedule steps after every optimiser step (else once an epoch)."""
         return self.schedule != "plateau"
 
-    def optimiser(self) -> OptimiserSettings:
-        """These settings alone (what the training loop reads)."""
-        return OptimiserSettings.model_validate({k: getattr(self, k) for k in OptimiserSettings.model_fields})
-
 
 class PretrainSettings(OptimiserSettings):
     """The hyperparameters of pretraining: each declared here once, with its default.

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sidepair.config import PRESETS, PreprocessSettings
-from sidepair.data.index import STORE_VERSION, CaseEntry, Splits, StoreHeader, StoreIndex, read_record
+from sidepair.data.index import (
+    STORE_VERSION,
+    CaseEntry,
+    NetworkView,
+    Splits,
+    StoreHeader,
+    StoreIndex,
+    read_record,
+)
 from sidepair.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -85,6 +93,11 @@ class Store:
     def fingerprint(self) -> str:
         """The hash naming the store's settings."""
         return self.header.fingerprint
+
+    @property
+    def network_view(self) -> NetworkView | None:
+        """The network's axis order of a store of nnU-Net's preprocessing (one per store), else None."""
+        return next((e.network for e in self.cases.values() if e.network is not None), None)
 
     def default_preset(self) -> str:
         """The preset the store was prepared with.

@@ -96,17 +96,17 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     (run_dir / ERROR_MARK).unlink(missing_ok=True)
     mark = {"pid": os.getpid(), "host": socket.gethostname(), "device": job["device"], "started": time.time()}
     write_json(run_dir / JOB_MARK, mark)
+    # The error mark is written before the running mark goes: a folder is never left looking interrupted.
     try:
         result = _run(job, run_dir)
     except SidepairError as exc:
         result = {"name": job["name"], "error": str(exc)}
+        write_text(run_dir / ERROR_MARK, result["error"] + "\n")
     except BaseException as exc:
         write_text(run_dir / ERROR_MARK, f"{type(exc).__name__}: {exc}\n")
-        (run_dir / JOB_MARK).unlink(missing_ok=True)
         raise
-    if "error" in result:
-        write_text(run_dir / ERROR_MARK, result["error"] + "\n")
-    (run_dir / JOB_MARK).unlink(missing_ok=True)
+    finally:
+        (run_dir / JOB_MARK).unlink(missing_ok=True)
     return {**result, "device": job["device"]}
 
 

@@ -51,7 +51,7 @@ def loop_settings(config: RunConfig, task: Task, performance: Performance) -> Lo
     """The loop's settings for a run of ``config``: its budget, optimiser and schedule, seed and device."""
     return LoopSettings(
         epochs=config.epochs,
-        optim=config.optimiser(),
+        optim=config,  # a run config is its own optimiser settings (it inherits them)
         monitor=task.monitor,
         smoothing=task.smoothing,
         steps_per_epoch=config.steps_per_epoch,
@@ -77,12 +77,12 @@ def run_task(
     """
     out = Path(out)
     performance = options.get("performance") or Performance()
-    progress, label = options.get("progress", True), options.get("label", "")
-    stop_after = options.get("stop_after")
+    progress, label, bar = options.get("progress", True), options.get("label", ""), options.get("bar", True)
+    resume, stop_after = options.get("resume", False), options.get("stop_after")
     check_batch(config.batch_size, dist_info())  # under torchrun: refused before anything is written
     store = Store(config.store)
     task = make_task(config, store)
-    write_run_config(out, config, options.get("resume", False))
+    write_run_config(out, config, resume)
     write_run_info(
         out,
         task.kind,
@@ -92,10 +92,10 @@ def run_task(
         device=str(resolve_device(config.device)),
         performance=performance.model_dump(),
     )
-    if progress and is_main_process() and task.announce():
-        print(f"{label}{task.announce()}")
+    announce = task.announce()
+    if progress and is_main_process() and announce:
+        print(f"{label}{announce}")
     settings = loop_settings(config, task, performance)
-    resume, bar = options.get("resume", False), options.get("bar", True)
     history = fit(
         task, out, settings, resume=resume, progress=progress, stop_after=stop_after, label=label, bar=bar
     )

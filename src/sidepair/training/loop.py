@@ -81,6 +81,7 @@ class _Training:
         )
         self.history: list[dict[str, Any]] = []
         self.best, self.start = -math.inf, 0
+        self.improved = False  # whether the last recorded epoch raised the best metric
         self.steps: StepModule | None = None
 
     def restore(self, resume: bool) -> bool:

@@ -84,7 +84,7 @@ def network_view(store: Store) -> NetworkView:
     Raises:
         ConfigError: The store was not prepared with nnU-Net's preprocessing.
     """
-    view = next((e.network for e in store.cases.values() if e.network is not None), None)
+    view = store.network_view
     if view is None:
         raise ConfigError(
             f"{store.path}: prepared without nnU-Net's preprocessing; run sidepair prepare --plans PLANS "

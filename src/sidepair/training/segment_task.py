@@ -95,7 +95,7 @@ class SegmentationTask(Task):
             raise StoreError(f"{store.path}: no labelled validation cases in the store's split")
         self.train_ids = select_fraction(labelled, config.label_fraction, config.seed)
         config.check_store(store)
-        view = next((e.network for e in store.cases.values() if e.network is not None), None)
+        view = store.network_view
         if config.dims == 2 and view is not None and view.order[0] != 0:
             raise StoreError(
                 f"{store.path}: nnU-Net's 2d configuration slices these scans along an axis that is "
