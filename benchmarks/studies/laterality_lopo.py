@@ -129,7 +129,7 @@ def slice_verdicts(slices: Path, models: dict[str, Path | None], work: Path) -> 
     for name, path in models.items():
         model = SideModel.load(path)
         for state, folder in states.items():
-            for check in check_paths([folder], model, progress=False):
+            for check in (c for c in check_paths([folder], model, progress=False) if c.kind == "scan"):
                 right = "ok" if state == "as is" else "flipped"
                 rows.append({"scan": Path(check.input).name, "state": state, "model": name,
                              "probability": round(check.probability, 3), "verdict": check.verdict,

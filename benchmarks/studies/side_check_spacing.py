@@ -33,7 +33,8 @@ from _common import model_specs, report
 from sidepair.choices import DEFAULT_SIDE_THRESHOLD
 from sidepair.errors import DataWarning
 from sidepair.qc.scans import PngReading, plan_scans
-from sidepair.qc.side_model import SideModel, verdict_of
+from sidepair.qc.side_model import SideModel
+from sidepair.qc.verdict import verdict_of
 
 REPO = Path(__file__).resolve().parents[2]
 

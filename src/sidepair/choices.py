@@ -26,6 +26,8 @@ Resample = Literal["probabilities", "labels"]
 DEFAULT_RESAMPLE: Resample = "probabilities"
 # check-sides: ok at or above this probability of the header's side, flipped at or below 1 - it.
 DEFAULT_SIDE_THRESHOLD = 0.75
+# ... and the threshold of a single slice (one level of evidence; docs/check-sides.md).
+DEFAULT_SLICE_THRESHOLD = 0.95
 # Where a run computes: auto (CUDA when present), cpu, cuda or cuda:N, mps.
 DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

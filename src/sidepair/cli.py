@@ -16,6 +16,7 @@ import contextlib
 import enum
 import functools
 import inspect
+import re
 import sys
 import time
 import types
@@ -32,6 +33,7 @@ from sidepair.atomic import WRITE_ERRNOS
 from sidepair.choices import (
     DEFAULT_RESAMPLE,
     DEFAULT_SIDE_THRESHOLD,
+    DEFAULT_SLICE_THRESHOLD,
     AnatomyChoice,
     ExportFormat,
     FormatName,
@@ -684,8 +686,25 @@ def check_sides(
         tuple[float, float] | None,
         typer.Option(help="PNG slices: SLOPE INTERCEPT turning pixel values into HU (default 1 0)."),
     ] = None,
+    slice_threshold: Annotated[
+        float,
+        typer.Option(min=0.5, max=0.999, help="The threshold of a single slice (one level of evidence)."),
+    ] = DEFAULT_SLICE_THRESHOLD,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REGEX",
+            help="Judge scans together whose file names give the same first capture group (or match), "
+            "e.g. '^([^_]+)_'; default: slices.json's case, DICOM series UIDs.",
+        ),
+    ] = None,
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
+    if group_by is not None:
+        try:
+            re.compile(group_by)
+        except re.error as exc:
+            raise UsageError(f"--group-by {group_by!r} is not a regular expression ({exc})") from None
     # Bad input is refused before the model is loaded.
     load("sidepair.qc.scans:plan_scans")(list(inputs))
     checks = load("sidepair.qc.check:check_paths")(
@@ -695,16 +714,16 @@ def check_sides(
         pixel_spacing=pixel_spacing,
         convention=convention,
         intensity=intensity or (1.0, 0.0),
+        slice_threshold=slice_threshold,
+        group_by=group_by,
     )
-    width = max(len(c.input) for c in checks)
-    typer.echo(f"{'scan':<{width}}  p(header right)  verdict  levels")
-    for c in checks:
-        typer.echo(f"{c.input:<{width}}  {c.probability:15.3f}  {c.verdict:<7}  {c.levels}")
+    for line in load("sidepair.qc.report:table")(checks):
+        typer.echo(line)
     typer.echo(load("sidepair.qc.report:summary_line")(checks))
     if out is not None:
         csv_path, json_path = load("sidepair.qc.report:write_report")(checks, out)
         typer.echo(f"report: {csv_path}, {json_path}")
-    if any(c.verdict != "ok" for c in checks):
+    if any(c.verdict != "ok" for c in load("sidepair.qc.check:final_verdicts")(checks)):
         raise typer.Exit(3)
 
 

@@ -20,24 +20,10 @@ from sidepair.models.encoder import Encoder
 from sidepair.models.siamese import Siamese
 from sidepair.qc.check import check_paths
 from sidepair.qc.scans import PngReading, _png_loader
-from sidepair.qc.side_model import SideModel, default_model_path, verdict_of
+from sidepair.qc.side_model import SideModel, default_model_path
+from sidepair.qc.verdict import verdict_of
 from tests.conftest import run_cli as cli
 from tests.conftest import write_nifti
-
-
-@pytest.fixture(scope="module")
-def states(small_phantom, tmp_path_factory):
-    """One phantom scan as it is, with its header's x flipped, and with its array mirrored."""
-    out = tmp_path_factory.mktemp("states")
-    img = nib.load(small_phantom / "case_00001" / "imaging.nii.gz")
-    data, affine = np.asanyarray(img.dataobj), img.affine
-    nib.save(img, out / "asis.nii.gz")
-    lateral = int(np.argmax(np.abs(affine[0, :3])))  # the array axis that runs left-right
-    flipped = affine.copy()
-    flipped[:, lateral] *= -1
-    write_nifti(out / "header.nii.gz", data, flipped)
-    write_nifti(out / "array.nii.gz", np.flip(data, axis=lateral).copy(), affine)
-    return out
 
 
 def test_verdicts_follow_the_threshold_both_ways():

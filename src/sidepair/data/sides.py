@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial import ConvexHull, Delaunay, QhullError
 
 from sidepair.config import LABEL_MAPS
 from sidepair.data.labels import LEFT, RIGHT, SIDE_NAMES, map_label_values
@@ -150,16 +150,12 @@ def clipped_body_centre(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
         The centroid; the field-of-view centre if no body is found.
     """
     spacing = float(np.linalg.norm(affine[:3, :2], axis=0).min())
-    gap = max(1, int(round(SKIN_GAP_MM / max(spacing, 1e-3))))
     floor = float(image.min()) + 1.0
     weighted, total = np.zeros(3), 0.0
     for z in range(0, image.shape[2], max(1, image.shape[2] // 64)):  # a slice at a time: no volume mask
-        tissue = np.pad(image[:, :, z] > floor, gap)
-        closed = ndimage.binary_closing(tissue, iterations=gap)[gap:-gap, gap:-gap]
-        labels, n = ndimage.label(ndimage.binary_fill_holes(closed))
-        if n == 0:
+        body = body_region(image[:, :, z], spacing, floor)
+        if body is None:
             continue
-        body = labels == (int(np.argmax(np.bincount(labels.ravel())[1:])) + 1)
         hull = _hull_area_centroid(body)
         if hull is not None:
             area, (cx, cy) = hull
@@ -168,6 +164,43 @@ def clipped_body_centre(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
     fov = (np.asarray(image.shape[:3], dtype=float) - 1) / 2
     centre = weighted / total if total else fov
     return affine[:3, :3] @ centre + affine[:3, 3]
+
+
+def body_region(image: np.ndarray, spacing: float, floor: float) -> np.ndarray | None:
+    """One axial slice's body: the tissue above ``floor``, its skin line closed over gaps, holes filled.
+
+    Args:
+        image: One axial slice (HU, possibly clipped).
+        spacing: Its pixel spacing (mm).
+        floor: Values at or below this are air (or, clipped, fat and air alike).
+
+    Returns:
+        The largest such region (not the table), or None when the slice holds no tissue.
+    """
+    gap = max(1, int(round(SKIN_GAP_MM / max(spacing, 1e-3))))
+    tissue = np.pad(image > floor, gap)
+    closed = ndimage.binary_closing(tissue, iterations=gap)[gap:-gap, gap:-gap]
+    labels, n = ndimage.label(ndimage.binary_fill_holes(closed))
+    if n == 0:
+        return None
+    return labels == (int(np.argmax(np.bincount(labels.ravel())[1:])) + 1)
+
+
+def hull_mask(region: np.ndarray) -> np.ndarray:
+    """The convex hull of a 2D region, as a mask (the region itself when it has no area)."""
+    edge = np.argwhere(region & ~ndimage.binary_erosion(region)).astype(float)
+    if len(edge) < 3:
+        return region.copy()
+    try:
+        triangles = Delaunay(edge[ConvexHull(edge).vertices])
+    except QhullError:  # collinear: a line has no area
+        return region.copy()
+    lo, hi = edge.min(axis=0).astype(int), edge.max(axis=0).astype(int) + 1
+    grid = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi, strict=True)), indexing="ij"), -1)
+    inside = triangles.find_simplex(grid.reshape(-1, 2).astype(float)) >= 0
+    mask = np.zeros_like(region)
+    mask[lo[0] : hi[0], lo[1] : hi[1]] = inside.reshape(grid.shape[:2])
+    return mask | region
 
 
 def _hull_area_centroid(region: np.ndarray) -> tuple[float, tuple[float, float]] | None:

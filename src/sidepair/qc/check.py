@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from tqdm import tqdm
 
-from sidepair.choices import DEFAULT_SIDE_THRESHOLD
+from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
 from sidepair.data.volume import Volume
 from sidepair.errors import DataError, SidepairError
+from sidepair.qc.groups import group_key, pool
 from sidepair.qc.scans import PngReading, plan_scans, warn_unknown_spacing
-from sidepair.qc.side_model import SideCheck, SideModel
+from sidepair.qc.side_model import SideModel
+from sidepair.qc.verdict import SideCheck
 
 
 def check_sides(
@@ -22,6 +25,7 @@ def check_sides(
     pixel_spacing: float | None = None,
     convention: Literal["radiological", "neurological"] = "radiological",
     intensity: tuple[float, float] = (1.0, 0.0),
+    slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
 ) -> SideCheck:
     """Check one scan's left-right: ``sidepair.check_sides("ct.nii.gz").verdict``.
 
@@ -34,18 +38,21 @@ def check_sides(
             1 mm, with a warning).
         convention: A PNG's left-right convention where ``slices.json`` gives no axis codes.
         intensity: A PNG's ``(slope, intercept)`` from pixel values to HU (see :class:`PngReading`).
+        slice_threshold: The threshold of a scan of one level (a single slice), stricter than
+            ``threshold``: one level is thin evidence.
     """
-    if not 0.5 < threshold < 1:
-        raise SidepairError(f"threshold must lie between 0.5 and 1, got {threshold}")
+    for name, value in (("threshold", threshold), ("slice_threshold", slice_threshold)):
+        if not 0.5 < value < 1:
+            raise SidepairError(f"{name} must lie between 0.5 and 1, got {value}")
     side_model = model if isinstance(model, SideModel) else SideModel.load(model)
     if isinstance(image, Volume):
-        return side_model.check(image, threshold)
+        return side_model.check(image, threshold, slice_threshold)
     scans = plan_scans([image], PngReading(pixel_spacing, convention, tuple(intensity)))
     if len(scans) != 1:
         raise DataError(Path(image), f"holds {len(scans)} scans; check them with check_paths")
     warn_unknown_spacing(scans, pixel_spacing)
     path, loader = scans[0]
-    return side_model.check(loader(path), threshold)
+    return side_model.check(loader(path), threshold, slice_threshold)
 
 
 def check_paths(
@@ -56,13 +63,45 @@ def check_paths(
     pixel_spacing: float | None = None,
     convention: Literal["radiological", "neurological"] = "radiological",
     intensity: tuple[float, float] = (1.0, 0.0),
+    slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
+    group_by: str | None = None,
 ) -> list[SideCheck]:
-    """Check every scan of ``inputs`` (see :func:`plan_scans`; PNG options as :func:`check_sides`).
+    """Check every scan of ``inputs`` (see :func:`plan_scans`), then every group of them (``qc.groups``).
+
+    Args:
+        inputs: Files and folders.
+        model: The side model.
+        threshold: As :func:`check_sides`.
+        progress: Show a progress bar for several scans.
+        pixel_spacing: As :func:`check_sides`.
+        convention: As :func:`check_sides`.
+        intensity: As :func:`check_sides`.
+        slice_threshold: As :func:`check_sides`.
+        group_by: A regular expression on file names whose first capture group (or whole match) names a
+            scan's group; None: groups from ``slices.json`` and DICOM series UIDs.
+
+    Returns:
+        One check per scan (``kind`` ``scan``, with its ``group``), then one per group (``kind`` ``group``).
 
     Raises:
         DataError: The first scan that cannot be checked, naming its file and why.
+        SidepairError: ``group_by`` is not a regular expression.
     """
+    try:
+        pattern = re.compile(group_by) if group_by else None
+    except re.error as exc:
+        raise SidepairError(f"--group-by {group_by!r} is not a regular expression ({exc})") from None
     scans = plan_scans(inputs, PngReading(pixel_spacing, convention, tuple(intensity)))
     warn_unknown_spacing(scans, pixel_spacing)
     bar = tqdm(scans, desc="check-sides", unit="scan", disable=None if progress and len(scans) > 1 else True)
-    return [model.check(loader(path), threshold) for path, loader in bar]
+    checks = []
+    for path, loader in bar:
+        check = model.check(loader(path), threshold, slice_threshold)
+        check.group = group_key(path, loader, pattern)
+        checks.append(check)
+    return checks + pool(checks, threshold, slice_threshold)
+
+
+def final_verdicts(checks: list[SideCheck]) -> list[SideCheck]:
+    """The verdicts that stand: each group's, and each scan's that belongs to none."""
+    return [c for c in checks if c.kind == "group" or not c.group]

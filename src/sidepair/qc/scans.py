@@ -51,7 +51,7 @@ class PngReading:
     intensity: tuple[float, float] = (1.0, 0.0)
 
 
-class _PngFolders:
+class PngFolders:
     """Reads PNG slices, each folder's ``slices.json`` once (a slice folder can hold thousands of slices).
 
     Args:
@@ -74,15 +74,19 @@ class _PngFolders:
             self._folders[root] = (dataset, dataset._meta())
         return self._folders[root]
 
+    def entry(self, png: Path) -> dict[str, Any]:
+        """What the ``slices.json`` of ``png``'s folder says of it (empty when nothing)."""
+        return dict(self.folder(_png_root(png))[1].get(png.name, {}))
+
     def __call__(self, png: Path) -> Volume:
         """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone."""
-        dataset, meta = self.folder(_png_root(png))
-        return dataset.load_image(CaseSource(png.stem, png, None, extra=dict(meta.get(png.name, {}))))
+        dataset, _ = self.folder(_png_root(png))
+        return dataset.load_image(CaseSource(png.stem, png, None, extra=self.entry(png)))
 
 
 def _png_loader(png: Path, reading: PngReading = PngReading()) -> Volume:  # noqa: B008 (frozen, shared)
     """A PNG slice, in a slice folder (``images/``) with its ``slices.json`` or alone."""
-    return _PngFolders(reading)(png)
+    return PngFolders(reading)(png)
 
 
 def warn_unknown_spacing(scans: list[tuple[Path, Any]], spacing: float | None) -> None:
@@ -92,9 +96,9 @@ def warn_unknown_spacing(scans: list[tuple[Path, Any]], spacing: float | None) -
     """
     if spacing is not None:
         return
-    by_root: dict[Path, tuple[_PngFolders, list[Path]]] = {}
+    by_root: dict[Path, tuple[PngFolders, list[Path]]] = {}
     for path, loader in scans:
-        if isinstance(loader, _PngFolders):
+        if isinstance(loader, PngFolders):
             by_root.setdefault(_png_root(path), (loader, []))[1].append(path)
     for root in sorted(by_root):
         folders, pngs = by_root[root]
@@ -114,7 +118,7 @@ def plan_scans(inputs: list[str | Path], png: PngReading = PngReading()) -> list
     Raises:
         DataError: A missing input, or one that holds nothing to check.
     """
-    png_loader = _PngFolders(png)
+    png_loader = PngFolders(png)
     scans: list[tuple[Path, Any]] = []
     for raw in inputs:
         path = Path(raw)

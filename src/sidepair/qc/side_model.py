@@ -19,16 +19,14 @@ what the halves hold can move it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
 from scipy.special import expit
 
-from sidepair.choices import DEFAULT_SIDE_THRESHOLD
+from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
 from sidepair.config import PreprocessSettings
 from sidepair.data.preprocess import normalize, resample_case
 from sidepair.data.sections import read_crop
@@ -37,8 +35,9 @@ from sidepair.data.volume import Volume
 from sidepair.errors import DataError, SidepairError
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
 from sidepair.models.siamese import Siamese
+from sidepair.qc.inputs import read_scan
+from sidepair.qc.verdict import SideCheck, decide
 
-Verdict = Literal["ok", "flipped", "unsure"]
 BODY_HU = -500.0
 MAX_LEVELS = 48
 SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the section up, down, in, out
@@ -47,48 +46,6 @@ SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the s
 def default_model_path() -> Path:
     """The side model shipped with the package (``scripts/train_side_model.py`` trains it)."""
     return Path(str(resources.files("sidepair") / "resources" / "side_model.pt"))
-
-
-@dataclass
-class SideCheck:
-    """The verdict on one scan.
-
-    Attributes:
-        input: The file or series folder checked.
-        probability: Probability that the left-right its header implies is right.
-        verdict: ``ok`` (probability >= threshold), ``flipped`` (<= 1 - threshold) or ``unsure``.
-        levels: Axial levels the verdict rests on (a right and a left section each).
-        sections: Sections read (per level: a right and a left, each at 5 positions, each also mirrored
-            and the two scores averaged).
-        threshold: The threshold used.
-        level_probabilities: Each level's probability (the sigmoid of its evidence), from feet to head.
-        model: The side model's file.
-    """
-
-    input: str
-    probability: float
-    verdict: Verdict
-    levels: int
-    sections: int
-    threshold: float
-    level_probabilities: list[float] = field(default_factory=list)
-    model: str = ""
-
-    def row(self) -> dict[str, Any]:
-        """The CSV row (without the per-level probabilities)."""
-        out = asdict(self)
-        out.pop("level_probabilities")
-        out["probability"] = round(self.probability, 4)
-        return out
-
-
-def verdict_of(probability: float, threshold: float) -> Verdict:
-    """``ok``, ``flipped`` or ``unsure`` for a probability that the header's left-right is right."""
-    if probability >= threshold:
-        return "ok"
-    if probability <= 1 - threshold:
-        return "flipped"
-    return "unsure"
 
 
 def _load_side_network(path: Path) -> tuple[Siamese, PreprocessSettings, tuple[int, ...], str]:
@@ -250,17 +207,34 @@ class SideModel:
             candidates = candidates[np.linspace(0, len(candidates) - 1, MAX_LEVELS).round().astype(int)]
         return [int(z) for z in candidates]
 
-    def check(self, volume: Volume, threshold: float = DEFAULT_SIDE_THRESHOLD) -> SideCheck:
-        """The verdict on one volume (a 2D slice is a volume of one slice)."""
+    def check(
+        self,
+        volume: Volume,
+        threshold: float = DEFAULT_SIDE_THRESHOLD,
+        slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
+    ) -> SideCheck:
+        """The verdict on one volume (a 2D slice is a volume of one slice).
+
+        ``unsure`` with the reason when the scan's values or outline are unlike what the model was trained
+        on (``qc.inputs``), or when its evidence does not pass the threshold that applies: ``threshold``,
+        or ``slice_threshold`` for a scan of one level.
+        """
+        reading = read_scan(volume)
         evidence = self.level_evidence(volume)
         probability = float(expit(float(evidence.mean())))
+        reasons = reading.reasons()
+        verdict, reason, applied = decide(probability, len(evidence), reasons, threshold, slice_threshold)
         return SideCheck(
             input=str(volume.source),
             probability=probability,
-            verdict=verdict_of(probability, threshold),
+            verdict=verdict,
             levels=len(evidence),
             sections=2 * len(evidence) * SHIFTS,
-            threshold=threshold,
+            threshold=applied,
             level_probabilities=[round(float(v), 4) for v in expit(evidence.astype(np.float64))],
             model=self.source,
+            reason=reason,
+            notes="; ".join(reading.notes()),
+            abstained=bool(reasons),
+            level_evidence=[round(float(v), 4) for v in evidence],
         )
