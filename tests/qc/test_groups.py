@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sidepair.qc.check import final_verdicts
+from sidepair.data.volume import load_nifti
+from sidepair.qc.check import check_paths, final_verdicts
 from sidepair.qc.groups import group_key, pool
 from sidepair.qc.scans import PngFolders, PngReading, plan_scans
+from sidepair.qc.side_model import SideModel
 from sidepair.qc.verdict import SideCheck
 from tests.conftest import run_cli as cli
+from tests.conftest import write_dicom_series
 
 
 def scan(name: str, evidence: list[float], group: str = "g", verdict: str = "ok", abstained=False):
@@ -89,3 +92,19 @@ def test_cli_reports_both_levels_and_exits_on_the_groups(png_slices, tmp_path):
     assert "2 scans:" in result.stdout and "1 groups:" in result.stdout
     bad = cli("check-sides", png_slices, "--group-by", "([")
     assert bad.returncode == 2 and "--group-by" in bad.stderr and "not a regular expression" in bad.stderr
+
+
+def test_folders_of_one_dicom_series_are_one_group(states, tmp_path):
+    """A series split over two folders (its lower and upper half): each folder is a scan, the series UID
+    makes them one group, whose levels are both folders' levels."""
+    volume = load_nifti(states / "asis.nii.gz")
+    lps_zyx = np.transpose(volume.array[::-1, ::-1, :], (2, 1, 0)).astype(np.int16)
+    spacing = tuple(float(v) for v in volume.spacing)
+    half = lps_zyx.shape[0] // 2
+    uid = "1.2.826.0.1.3680043.2.1125.1.7"
+    for name, part, z0 in (("lower", lps_zyx[:half], 0.0), ("upper", lps_zyx[half:], half * spacing[2])):
+        write_dicom_series(tmp_path / name, part, spacing=spacing, origin=(0.0, 0.0, z0), series_uid=uid)
+    checks = check_paths([tmp_path / "lower", tmp_path / "upper"], SideModel.load(), progress=False)
+    assert [c.kind for c in checks] == ["scan", "scan", "group"]
+    assert {c.group for c in checks} == {uid} and checks[2].input == uid
+    assert checks[2].levels == checks[0].levels + checks[1].levels and checks[2].notes == "2 scans"

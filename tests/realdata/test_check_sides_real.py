@@ -154,3 +154,9 @@ def test_bare_kits19_pngs_read_as_with_slices_json_once_told_their_spacing(share
         assumed = check_paths([tmp_path / "bare"], model, progress=False)
     differences = np.abs([a.probability - c.probability for a, c in zip(assumed, with_json, strict=True)])
     assert differences.max() > 0.05
+
+
+def test_a_dicom_series_without_a_series_uid_stays_alone(shared_data, model):
+    """ts_example's DICOM slices carry an empty series instance UID (anonymised): no group is made of it."""
+    [scan] = check_paths([shared_data / "ts_example" / "dicom"], model, progress=False)
+    assert scan.kind == "scan" and scan.group == "" and scan.levels > 0
