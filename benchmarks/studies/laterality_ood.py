@@ -99,6 +99,65 @@ def counts(checks: list[SideCheck], right: str) -> dict:
     return out
 
 
+def _row(model: str, name: str, state: str, check: SideCheck, right: str) -> dict:
+    """One scan's row: its CSV fields, its patient, its mean log-odds and the verdict that is right."""
+    patient = check.group or Path(check.input.split("#")[0]).parent.name
+    evidence = float(np.mean(check.level_evidence))
+    row = check.row()
+    row["model file"] = row.pop("model")
+    return {**row, "model": model, "set": name, "state": state, "patient": patient, "evidence": evidence,
+            "right": right}  # fmt: skip
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: |accuracy - confidence| over equal-width confidence bins, weighted."""
+    confidence = np.maximum(p, 1 - p)
+    correct = (p >= 0.5) == (y == 1)
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
+    return float(sum(
+        abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean()
+        for b in range(bins) if (which == b).any()
+    ))  # fmt: skip
+
+
+def fit_temperature(evidence: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the log-loss of sigmoid(evidence / T) (a grid over 0.25 to 8)."""
+    grid = np.exp(np.linspace(np.log(0.25), np.log(8), 200))
+    losses = [np.mean(np.logaddexp(0, -(2 * y - 1) * evidence / t)) for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
+def calibration(rows: list[dict], model: str, values: str) -> dict:
+    """ECE of single-slice probabilities before and after a temperature fitted leaving one patient out.
+
+    The single slices of the ircadb CTs (those values) and the KiTS19 slices as they are and mirrored:
+    for each patient, T is fitted on the other patients' slices and applied to its own.
+    """
+    these = [r for r in rows if r["model"] == model and (
+        (r["set"] == "ircadb slices" and r["state"] == values) or r["set"] == "kits19 slices")]  # fmt: skip
+    evidence = np.array([r["evidence"] for r in these])
+    y = np.array([1.0 if r["right"] == "ok" else 0.0 for r in these])
+    patients = np.array([r["patient"] for r in these])
+    after = np.zeros_like(evidence)
+    temperatures = []
+    for patient in sorted(set(patients)):
+        mine = patients == patient
+        t = fit_temperature(evidence[~mine], y[~mine])
+        temperatures.append(t)
+        after[mine] = evidence[mine] / t
+    before_p, after_p = 1 / (1 + np.exp(-evidence)), 1 / (1 + np.exp(-after))
+    return {
+        "set": "calibration, single slices (LOPO)",
+        "state": f"ircadb {values} + kits19",
+        "n": len(these),
+        "ECE before": round(ece(before_p, y), 3),
+        "ECE after": round(ece(after_p, y), 3),
+        "temperatures": f"{min(temperatures):.2f}-{max(temperatures):.2f}",
+        "patients": len(temperatures),
+    }
+
+
 def _checker(model: SideModel) -> Callable[..., SideCheck]:
     def check(volume: Volume, group: str = "") -> SideCheck:
         result = model.check(volume, DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD)
@@ -133,13 +192,13 @@ def main() -> None:
             table.append({"model": name, "set": "ircadb slices", "state": values, **counts(slices, "ok")})
             per_patient = counts(pool(slices), "ok")
             table.append({"model": name, "set": "ircadb, per patient", "state": values, **per_patient})
-            rows += [{"model": name, "set": "ircadb slices", "state": values, **c.row()} for c in slices]
+            rows += [_row(name, "ircadb slices", values, c, "ok") for c in slices]
         for state, change, right in (("as is", lambda v: v, "ok"), ("mirrored", mirrored, "flipped")):
             kits = [check(change(loader(path)), group_key(path, loader)) for path, loader in pngs]
             table.append({"model": name, "set": "kits19 slices", "state": state, **counts(kits, right)})
             per_case = counts(pool(kits), right)
             table.append({"model": name, "set": "kits19, per case", "state": state, **per_case})
-            rows += [{"model": name, "set": "kits19 slices", "state": state, **c.row()} for c in kits]
+            rows += [_row(name, "kits19 slices", state, c, right) for c in kits]
         volume_states = {
             "as is": (lambda v: v, "ok"),
             "header flipped": (header_flipped, "flipped"),
@@ -153,7 +212,9 @@ def main() -> None:
         for state, (change, right) in volume_states.items():
             done = [check(change(volumes[p])) for p in VOLUMES]
             table.append({"model": name, "set": "volumes", "state": state, **counts(done, right)})
-            rows += [{"model": name, "set": "volumes", "state": state, **c.row()} for c in done]
+            rows += [_row(name, "volumes", state, c, right) for c in done]
+        for values in ("HU", "clipped [0, 255]"):
+            table.append({"model": name, **calibration(rows, name, values)})
     report("laterality_ood", table, {"scans": rows, "data": "real: ircadb 01, 07, ts_example, kits19_slices"})
 
 
