@@ -100,6 +100,8 @@ def test_kits19_slices_as_they_are_and_mirrored(shared_data, model, tmp_path):
     # Never confidently wrong: the rest are unsure, each with its reason.
     assert count["as is"]["flipped"] == 0 and count["mirrored"]["ok"] == 0, count
     assert all(c.reason.startswith("weak evidence") for c in scans["as is"] if c.verdict == "unsure")
+    # HU clipped to [0, 255] is what the model was trained on beside whole HU: noted, never withheld.
+    assert all(c.notes.startswith("values clipped to [0,") and not c.abstained for c in scans["as is"])
     for checks, right in ((as_is, "ok"), (flipped, "flipped")):
         groups = [c for c in checks if c.kind == "group"]
         assert [g.input for g in groups] == [f"case_{n:05d}" for n in (135, 136, 137, 139, 140)]
