@@ -299,3 +299,29 @@ def test_a_2d_nifti_is_read_as_one_slice(states, tmp_path):
     write_nifti(tmp_path / "noaffine.nii.gz", mid, codes=False)
     result = cli("check-sides", tmp_path / "noaffine.nii.gz")
     assert result.returncode == 1 and "noaffine.nii.gz: missing affine" in result.stderr
+
+
+@pytest.mark.slow  # about 4 minutes: a side model trained for six epochs
+def test_a_side_model_trained_on_an_archive_with_a_flipped_scan_reads_new_scans_right(tmp_path, states):
+    """The own-archive path: 12 varied phantom cases, one of them (8 %) stored with its header flipped,
+    so its sides are wrong labels; the side model then reads a scan it never saw (another seed) right as
+    it is and as flipped either way."""
+    phantom, store, run = tmp_path / "phantom", tmp_path / "store", tmp_path / "run"
+    args = ("--cases", "12", "--seed", "5", "--shape", "96", "96", "48", "--anatomy", "varied")
+    assert cli("phantom", "--out", phantom, *args, "--no-montage").returncode == 0
+    for label in phantom.glob("case_*/segmentation.nii.gz"):  # an archive of scans, no label
+        label.unlink()
+    flipped = phantom / "case_00003" / "imaging.nii.gz"
+    img = nib.load(flipped)
+    affine = img.affine.copy()
+    affine[:, int(np.argmax(np.abs(affine[0, :3])))] *= -1
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), affine, img.header), flipped)
+    done = cli("prepare", "--data", phantom, "--out", store, "--preset", "laterality", "--side-check", "off")
+    assert done.returncode == 0, done.stderr
+    done = cli("pretrain", "--store", store, "--out", run, "--preset", "laterality", "--epochs", "6",
+               "--device", "cpu")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    model = SideModel.load(run)
+    p = {s: model.check(load_nifti(states / f"{s}.nii.gz")) for s in ("asis", "header", "array")}
+    assert p["asis"].verdict == "ok", p["asis"]
+    assert p["header"].verdict == p["array"].verdict == "flipped", (p["header"], p["array"])
