@@ -253,6 +253,7 @@ def test_a_slice_folder_experiment_counts_and_pairs_patients_not_slices(tmp_path
     assert "| 3 (9) |" in text and "n = 3: 0.25" in text
 
 
+@pytest.mark.slow  # 150 s alone: worker processes each importing torch; keeps `make test` near 15 min
 def test_runs_spread_over_device_slots_give_the_in_process_results(tiny, tmp_path):
     """Issue #31: two slots on one CPU (each worker takes one when it starts) give, per run, what the
     in-process experiment gave; results.csv and the report name each run's device."""
