@@ -16,7 +16,6 @@ import contextlib
 import enum
 import functools
 import inspect
-import re
 import sys
 import time
 import types
@@ -700,11 +699,7 @@ def check_sides(
     ] = None,
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
-    if group_by is not None:
-        try:
-            re.compile(group_by)
-        except re.error as exc:
-            raise UsageError(f"--group-by {group_by!r} is not a regular expression ({exc})") from None
+    load("sidepair.qc.groups:group_pattern")(group_by)  # a bad pattern is refused before anything loads
     # Bad input is refused before the model is loaded.
     load("sidepair.qc.scans:plan_scans")(list(inputs))
     checks = load("sidepair.qc.check:check_paths")(

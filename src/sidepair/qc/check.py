@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -12,7 +11,7 @@ from tqdm import tqdm
 from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
 from sidepair.data.volume import Volume
 from sidepair.errors import DataError, SidepairError
-from sidepair.qc.groups import group_key, pool
+from sidepair.qc.groups import group_key, group_pattern, pool
 from sidepair.qc.scans import PngReading, plan_scans, warn_unknown_spacing
 from sidepair.qc.side_model import SideModel
 from sidepair.qc.verdict import SideCheck
@@ -85,12 +84,9 @@ def check_paths(
 
     Raises:
         DataError: The first scan that cannot be checked, naming its file and why.
-        SidepairError: ``group_by`` is not a regular expression.
+        UsageError: ``group_by`` is not a regular expression.
     """
-    try:
-        pattern = re.compile(group_by) if group_by else None
-    except re.error as exc:
-        raise SidepairError(f"--group-by {group_by!r} is not a regular expression ({exc})") from None
+    pattern = group_pattern(group_by)
     scans = plan_scans(inputs, PngReading(pixel_spacing, convention, tuple(intensity)))
     warn_unknown_spacing(scans, pixel_spacing)
     bar = tqdm(scans, desc="check-sides", unit="scan", disable=None if progress and len(scans) > 1 else True)

@@ -22,10 +22,23 @@ from scipy.special import expit
 
 from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
 from sidepair.data.dicom import choose_series, load_dicom_series
+from sidepair.errors import UsageError
 from sidepair.qc.scans import PngFolders
 from sidepair.qc.verdict import SideCheck, decide
 
 CASE_KEYS = ("case", "kits19_case")
+
+
+def group_pattern(group_by: str | None) -> re.Pattern[str] | None:
+    """``--group-by`` compiled (None when not given).
+
+    Raises:
+        UsageError: Not a regular expression.
+    """
+    try:
+        return re.compile(group_by) if group_by else None
+    except re.error as exc:
+        raise UsageError(f"--group-by {group_by!r} is not a regular expression ({exc})") from None
 
 
 def group_key(path: Path, loader: Any, pattern: re.Pattern[str] | None = None) -> str:
