@@ -85,3 +85,19 @@ def test_every_benchmark_is_in_the_index_and_in_its_folder():
         assert f"| `{script.name}` |" in index, script.name
     loose = [p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "_common.py"]
     assert not loose, f"put {loose} in speed/ or studies/"
+
+
+def test_every_result_file_the_docs_cite_is_committed():
+    """A figure cited with its JSON must have that JSON in benchmarks/results/ (issue #32)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    cited = set()
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        # "writes `…json`" names what a command writes, not a committed file.
+        for match in re.finditer(r"(writes )?`(?:benchmarks/)?results/([A-Za-z0-9_.*-]+\.json)`", text):
+            if not match.group(1):
+                cited.add((page.name, match.group(2)))
+    assert len(cited) >= 5
+    results = ROOT / "benchmarks" / "results"
+    missing = [(page, name) for page, name in sorted(cited) if not list(results.glob(name))]
+    assert not missing, f"cited but not in benchmarks/results/: {missing}"

@@ -1,8 +1,8 @@
 """`sidepair demo` from nothing: wall time, peak memory and the report's main table (phantom results).
 
 Runs the README's first command in a fresh folder (phantom, store, pretraining, 3 label fractions x
-3 seeds x scratch/SSL, evaluation, report) and writes results/demo.json. DESIGN §5 asks for <= 15 min
-on 2 CPU cores.
+2 seeds x scratch/SSL, evaluation, report) and writes results/demo.json. It took about 30 minutes
+on 2 CPU cores at 960 steps a run (docs/measurements.md).
 
 Usage: python benchmarks/speed/demo.py [--work DIR] [--jobs N]
 """

@@ -3,7 +3,7 @@
 The scan: a 512 x 512 x 250 phantom case, reoriented to RAS, with each axial slice repeated 4 times
 (a thin-slice scan of the same body, z spacing divided by 4), written as imaging.nii.gz (int16) with
 its label. Each command runs in a child process; peak RSS is the child's maximum resident set
-(``getrusage``), which includes Python, PyTorch and the model. DESIGN §5 / issue #7 ask for under 6 GB each.
+(``getrusage``), which includes Python, PyTorch and the model. The targets are under 6 GB each (issue #7).
 
 Usage: python benchmarks/speed/memory_large.py [--work DIR] [--model RUN] [--slices 1000]
 """

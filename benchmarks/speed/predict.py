@@ -2,8 +2,8 @@
 
 A model is trained briefly on a small phantom (the timing depends on the architecture, not on how
 well it is trained), exported to ONNX, and each `sidepair predict` runs in a child process on a
-512 x 512 x 200 phantom case (CPU). Wall time includes starting Python and loading the model. DESIGN
-§5 asks for <= 30 s and <= 4 GB on 2 CPU cores.
+512 x 512 x 200 phantom case (CPU). Wall time includes starting Python and loading the model. The
+targets are <= 30 s and <= 4 GB on 2 CPU cores.
 
 Usage: python benchmarks/speed/predict.py [--preset fast-2d] [--work DIR] [--model RUN]
 """

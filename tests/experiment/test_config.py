@@ -151,3 +151,45 @@ def test_architecture_nnunet_reaches_every_run(nnunet_planned, nnunet_store, tmp
     assert train["patch_size"] == [64, 64]  # the plans' 2d patch, not the preset's
     pretrain = _pretrain_config(config, nnunet_store, PretrainSpec("half", "half"))
     assert (pretrain["architecture"], pretrain["configuration"]) == ("nnunet", "2d")
+
+
+def test_a_reference_arm_adds_one_nnunet_run_per_fraction_and_seed(tmp_path):
+    from sidepair.experiment.plan import REFERENCE
+
+    (tmp_path / "nnUNetPlans.json").write_text("{}", encoding="utf-8")
+    config = load_experiment_config(
+        write(tmp_path, {**BASE, "reference": {"plans": "nnUNetPlans.json", "configuration": "2d"}})
+    )
+    assert config.reference.plans == str((tmp_path / "nnUNetPlans.json").resolve())  # beside the config
+    runs = plan_runs(config)
+    reference = [r for r in runs if r.init == REFERENCE]
+    assert [(r.fraction, r.seed) for r in reference] == [(0.1, 0), (0.1, 1), (1.0, 0), (1.0, 1)]
+    assert all(r.mode == "scratch" and r.variant is None and r.pretrain is None for r in reference)
+    assert reference[0].name == f"{REFERENCE}_f0.1_s0"
+    # Each fraction and seed ends with its reference run: a partial grid stays balanced.
+    assert runs[len(runs) // 4 - 1].init == REFERENCE
+    without = plan_runs(load_experiment_config(write(tmp_path, BASE)))
+    assert len(runs) == len(without) + 4
+
+
+def test_the_reference_arm_is_a_holm_family_of_its_own():
+    from sidepair.experiment.plan import REFERENCE
+    from sidepair.experiment.report import versus_scratch
+
+    cases = [
+        {"init": init, "fraction": 1.0, "group": f"p{k}", "kidney_dice": 0.8 + gain + 0.01 * k,
+         "kidney_hd95": 10.0 - k, "kidney_nsd": 0.7}
+        for init, gain in (("scratch", 0.0), ("ssl-masked", 0.02), ("ssl-half", 0.01), (REFERENCE, 0.05))
+        for k in range(8)
+    ]  # fmt: skip
+    compared = versus_scratch(cases, ["scratch", "ssl-masked", "ssl-half", REFERENCE], [1.0])
+    ssl = [c for c in compared if c["init"] != REFERENCE]
+    ref = [c for c in compared if c["init"] == REFERENCE]
+    assert len(ssl) == 6 and len(ref) == 3 and all(c["reference"] == "scratch" for c in compared)
+    # Two SSL inits x 3 metrics in one family; the reference's 3 metrics in their own.
+    assert {c["family"] for c in ssl} == {6} and {c["family"] for c in ref} == {3}
+    dice = next(c for c in ref if c["metric"] == "kidney_dice")
+    # Holm over its own 3: the smallest p times 3, not times 9.
+    assert dice["mean_diff"] == pytest.approx(0.05) and dice["p_holm"] == pytest.approx(3 * dice["p"])
+    without = versus_scratch(cases, ["scratch", "ssl-masked", "ssl-half"], [1.0])
+    assert [c["p_holm"] for c in without] == [c["p_holm"] for c in ssl]  # the SSL p-values do not move

@@ -1,12 +1,21 @@
 """`sidepair experiment CONFIG --plan`: the grid, its steps and times, and nothing trained or written."""
 
+import math
 import re
 
 import pytest
 import yaml
 
 from sidepair.experiment.config import load_experiment_config
-from sidepair.experiment.estimate import format_plan, makespan, plan_lines, recorded_speed
+from sidepair.experiment.estimate import (
+    calibration_shape,
+    format_plan,
+    makespan,
+    plan_lines,
+    recorded_speed,
+    time_step,
+    timed_as,
+)
 from tests.conftest import run_cli
 
 SMALL = {
@@ -103,3 +112,36 @@ def test_wall_time_on_several_devices_keeps_the_stages_in_order():
     )
     assert text.endswith("nothing was trained or written") and "1.25 h" in text
     assert "of them" not in format_plan({**plan, "devices": 1})
+
+
+def test_a_step_too_large_to_time_here_is_timed_smaller_keeping_the_network_strides():
+    # The paper's 3D segmentation step (2 x 160 x 224 x 160, 31 GB on a CPU) is timed at one sample of a
+    # smaller patch whose sides stay multiples of the network's total stride.
+    n, size = calibration_shape(2, (160, 224, 160), [16, 16, 16], limit=3 * 2**19)
+    assert n == 1 and all(s % 16 == 0 for s in size) and size <= (160, 224, 160)
+    assert math.prod(size) <= 3 * 2**19 < math.prod((size[0] + 16, size[1] + 16, size[2] + 16))
+    # Fewer samples come first: an input that fits as one sample keeps its patch.
+    assert calibration_shape(8, (64, 112, 112), [16, 16, 16], limit=3 * 2**19) == (1, (64, 112, 112))
+    # Every 2D preset's step is timed as it is.
+    assert calibration_shape(64, (128, 128), [16, 16], limit=3 * 2**19) == (64, (128, 128))
+    # A patch cannot shrink below one stride: the loop ends there.
+    assert calibration_shape(4, (16, 16, 16), [16, 16, 16], limit=10) == (1, (16, 16, 16))
+
+
+def test_the_paper_grid_times_its_3d_steps_at_a_smaller_shape_and_scales_by_voxels(monkeypatch):
+    steps = {line.step for line in plan_lines(load_experiment_config("kits19-paper-3d"))}
+    seg = next(s for s in steps if s.kind == "segmentation")
+    assert timed_as(seg) is not None and timed_as(seg).startswith("1x")
+    demo = {line.step for line in plan_lines(load_experiment_config("demo"))}
+    assert all(timed_as(s) is None for s in demo)
+    # The scale is the voxels left out: a tiny 3D step timed whole and as a quarter of itself.
+    small = next(s for s in steps if s.kind == "pretrain")
+    small = type(small)(
+        small.kind, small.encoder.replace("32, 64, 128, 256, 320", "4, 4, 4, 4, 4"), (32, 32, 32), 2
+    )
+    clock = iter(range(1000))
+    monkeypatch.setattr("sidepair.experiment.estimate.time.perf_counter", lambda: float(next(clock)))
+    # With a clock that ticks once per call, every timed step reads 1 s; the scaled one reads 4 / 1.
+    whole = time_step(small, repeats=1, limit=math.inf)
+    quarter = time_step(small, repeats=1, limit=32 * 32 * 32)
+    assert whole == (1.0, 1.0) and quarter == (4.0, 4.0)

@@ -107,7 +107,11 @@ def single_and_double(store, tmp_path, *extra, verb="pretrain", args=ARGS):
 
 @pytest.mark.parametrize(
     ("verb", "args"),
-    [("pretrain", [*ARGS, "--epochs", "1", "--pairs-per-epoch", "8"]), ("train", TINY_TRAIN_ARGS)],
+    [
+        # Pretraining's DDP also runs, three epochs long, in the test below: its one-step check is slow-only.
+        pytest.param("pretrain", [*ARGS, "--epochs", "1", "--pairs-per-epoch", "8"], marks=pytest.mark.slow),
+        ("train", TINY_TRAIN_ARGS),
+    ],
 )
 def test_one_step_gradients_of_two_processes_equal_one(small_store, tmp_path, verb, args):
     single_and_double(small_store, tmp_path, verb=verb, args=args)
@@ -146,6 +150,7 @@ def test_two_processes_equal_one_and_write_one_checkpoint(small_store, tmp_path)
     assert Store(small_store)  # the store is only read
 
 
+@pytest.mark.slow  # 30 s; with the other kill-and-resume tests (make test under 15 minutes)
 def test_killed_ddp_run_resumes_with_torchrun(small_store, tmp_path):
     run = tmp_path / "run"
     cmd, env = torchrun(small_store, run)

@@ -150,6 +150,23 @@ class SlurmSettings(_Strict):
     mem_gb: float = Field(32.0, gt=0)
 
 
+class ReferenceArm(_Strict):
+    """nnU-Net's network and plans trained from scratch by the experiment's recipe: a reference row.
+
+    Its runs (``nnunet-scratch`` in the report) read a second store, preprocessed as nnU-Net's plans say,
+    with the same split and the same labelled cases at each fraction and seed as every other arm; only
+    the network and its preprocessing differ from scratch. Needs the ``[nnunet]`` extra.
+
+    Attributes:
+        plans: nnU-Net plans file (``nnUNetPlans.json`` from nnU-Net's planner run on this dataset; a path
+            relative to the config is looked up beside it first).
+        configuration: The plans' configuration, of the preset's dimensionality (``2d``, ``3d_fullres``).
+    """
+
+    plans: str
+    configuration: str
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment (written resolved to ``DIR/experiment.yaml``).
 
@@ -179,6 +196,8 @@ class ExperimentConfig(_Strict):
             ``configuration``, on nnU-Net's preprocessing, for every pretraining and segmentation run.
         plans: nnU-Net plans file (a path relative to the config is looked up beside it first).
         configuration: nnU-Net configuration of the plans (``2d`` for a 2D preset).
+        reference: An optional reference row: nnU-Net's network and plans from scratch, by the same recipe
+            (:class:`ReferenceArm`).
     """
 
     name: str
@@ -201,6 +220,7 @@ class ExperimentConfig(_Strict):
     architecture: Literal["monai", "nnunet"] = "monai"
     plans: str | None = None
     configuration: str | None = None
+    reference: ReferenceArm | None = None
 
     @field_validator("preset")
     @classmethod
@@ -232,6 +252,8 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _architecture(self) -> ExperimentConfig:
         check_architecture(self.architecture, self.plans, self.configuration)
+        if self.reference is not None and self.architecture == "nnunet":
+            raise ValueError("reference is nnU-Net's network from scratch; every run here already uses it")
         return self
 
     def architecture_fields(self) -> dict[str, Any]:
@@ -303,9 +325,16 @@ def load_experiment_config(spec: str | Path, data: list[str] | None = None) -> E
         beside = path.parent / label_map  # a colours file kept next to the config
         if beside.exists():
             raw["data"]["label_map"] = str(beside)
-    plans = raw.get("plans")
-    if isinstance(plans, str) and not Path(plans).is_absolute() and (path.parent / plans).exists():
-        raw["plans"] = str((path.parent / plans).resolve())  # plans kept next to the config
-    elif isinstance(plans, str):
-        raw["plans"] = str(Path(plans).resolve())
+    raw["plans"] = _plans_path(raw.get("plans"), path.parent)
+    if isinstance(raw.get("reference"), dict):
+        raw["reference"]["plans"] = _plans_path(raw["reference"].get("plans"), path.parent)
     return validated(ExperimentConfig, raw, path.name)
+
+
+def _plans_path(plans: Any, folder: Path) -> Any:
+    """A plans path made absolute: beside the config where it is there, else from the working folder."""
+    if isinstance(plans, str) and not Path(plans).is_absolute() and (folder / plans).exists():
+        return str((folder / plans).resolve())
+    if isinstance(plans, str):
+        return str(Path(plans).resolve())
+    return plans

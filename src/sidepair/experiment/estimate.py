@@ -6,7 +6,9 @@ subsets happen to coincide). Each distinct training step (network, batch, input 
 machine for a few steps on random inputs, the same network, loss and optimiser a run uses, after warm-up
 steps; validation on fixed patches is timed as forward passes. The GPU estimate uses step speeds measured
 on a GPU and recorded in ``resources/gpu_step_speeds.json`` (a step with no record gets none), a
-validation forward pass there taken as a third of a training step. Whole-volume
+validation forward pass there taken as a third of a training step. A step too large to time here (a 3D
+patch: one step of the paper's preset needs 16 GB and two minutes on a CPU) is timed on fewer samples and a
+smaller patch of the same network, and scaled by the voxels it left out. Whole-volume
 scoring (the chosen checkpoint's validation, and evaluation of the test cases) depends on the data's size
 and is not in the estimate.
 """
@@ -25,13 +27,16 @@ from monai.losses import DiceCELoss
 
 from sidepair.config import OptimiserSettings, PretrainSettings, SegmentSettings, set_fields
 from sidepair.experiment.config import ExperimentConfig
-from sidepair.experiment.plan import init_label
-from sidepair.models.backends import segmentation_network
+from sidepair.experiment.plan import REFERENCE, init_label
+from sidepair.models.backends import segmentation_network, total_stride
 from sidepair.training.optim import build_optimizer
 from sidepair.training.pretrain_config import PretrainConfig, resolve_config
+from sidepair.training.run_defaults import PLAN_STORE
 from sidepair.training.segment_config import N_CLASSES, TrainConfig, resolve_train_config
 
-PLAN_STORE = "<plan: no store>"
+# The most voxels (samples x patch) a calibration step feeds the network: a few GB for a 3D U-Net of 32
+# channels at full resolution, and above every 2D preset's step, which is timed as it is.
+CALIBRATION_VOXELS = 3 * 2**19
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,28 @@ def _segmentation_lines(config: ExperimentConfig) -> list[Line]:
     val = math.ceil(seg.val_patches / seg.batch_size) if seg.validation == "patches" else 0
     step = Step("segmentation", json.dumps(seg.encoder_config()), tuple(seg.patch_size), seg.batch_size)
     lines = []
+    runs = len(grid.fractions) * len(grid.seeds)
     for mode in grid.inits:
         variants = [None] if mode == "scratch" else config.transfer_variants()
         for variant in variants:
-            runs = len(grid.fractions) * len(grid.seeds)
             lines.append(
                 Line(init_label(mode, variant), runs, seg.epochs * per_epoch, seg.epochs * val, step)
             )
+    if config.reference is not None:
+        ref: TrainConfig = resolve_train_config(
+            config.preset,
+            PLAN_STORE,
+            **hyper,
+            architecture="nnunet",
+            plans=config.reference.plans,
+            configuration=config.reference.configuration,
+            init="scratch",
+        )
+        ref_val = math.ceil(ref.val_patches / ref.batch_size) if ref.validation == "patches" else 0
+        ref_step = Step(
+            "segmentation", json.dumps(ref.encoder_config()), tuple(ref.patch_size), ref.batch_size
+        )
+        lines.append(Line(REFERENCE, runs, ref.epochs * ref.steps_per_epoch, ref.epochs * ref_val, ref_step))
     return lines
 
 
@@ -108,19 +128,54 @@ def plan_lines(config: ExperimentConfig) -> list[Line]:
     return _pretrain_lines(config) + _segmentation_lines(config)
 
 
-def time_step(step: Step, repeats: int = 4, warmup: int = 1) -> tuple[float, float]:
-    """Seconds of one training step and of one validation forward pass of ``step`` on this CPU."""
+def calibration_shape(
+    samples: int, size: tuple[int, ...], multiple: list[int], limit: int | float = CALIBRATION_VOXELS
+) -> tuple[int, tuple[int, ...]]:
+    """The samples and patch a step is timed at: fewer samples, then a smaller patch, until within ``limit``.
+
+    Args:
+        samples: Inputs the step feeds the network at once.
+        size: Its patch size.
+        multiple: Each axis's size stays a multiple of this (the network's total stride).
+        limit: The most voxels, samples times patch.
+
+    Returns:
+        The samples and patch size to time; the original ones when they are within ``limit``.
+    """
+    n, dims = samples, list(size)
+    while n > 1 and n * math.prod(dims) > limit:
+        n -= 1
+    while n * math.prod(dims) > limit:
+        axis = max(
+            (a for a in range(len(dims)) if dims[a] > multiple[a]), key=lambda a: dims[a], default=None
+        )
+        if axis is None:
+            break
+        dims[axis] = max(multiple[axis], (dims[axis] - 1) // multiple[axis] * multiple[axis])
+    return n, tuple(dims)
+
+
+def time_step(
+    step: Step, repeats: int = 4, warmup: int = 1, limit: int | float = CALIBRATION_VOXELS
+) -> tuple[float, float]:
+    """Seconds of one training step and of one validation forward pass of ``step`` on this CPU.
+
+    A step of more than ``limit`` voxels is timed at :func:`calibration_shape` and scaled by its voxels (a
+    convolutional network's work grows about linearly with them).
+    """
     torch.manual_seed(0)
     encoder_config = json.loads(step.encoder)
     if step.kind == "segmentation":
         model = segmentation_network(encoder_config, N_CLASSES["kidney"])
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
-        n = step.batch
+        samples = step.batch
     else:
         model = segmentation_network(encoder_config, N_CLASSES["kidney"]).encoder
-        n = 2 * step.batch  # a pair is two sections through the shared encoder
-    x = torch.randn(n, 1, *step.size)
-    target = (torch.rand(n, 1, *step.size) > 0.9).long()
+        samples = 2 * step.batch  # a pair is two sections through the shared encoder
+    n, size = calibration_shape(samples, step.size, total_stride(encoder_config), limit)
+    scale = samples * math.prod(step.size) / (n * math.prod(size))
+    x = torch.randn(n, 1, *size)
+    target = (torch.rand(n, 1, *size) > 0.9).long()
     optimizer = build_optimizer(model.parameters(), OptimiserSettings())
 
     def train_once() -> None:
@@ -142,12 +197,21 @@ def time_step(step: Step, repeats: int = 4, warmup: int = 1) -> tuple[float, flo
             fn()
         first = (time.perf_counter() - t0) / warmup
         # A slow step (a 3D network on a CPU) is timed once more: a few seconds of it tell enough.
-        n = 1 if first > 5.0 else repeats
+        reps = 1 if first > 5.0 else repeats
         t0 = time.perf_counter()
-        for _ in range(n):
+        for _ in range(reps):
             fn()
-        times.append((time.perf_counter() - t0) / n)
+        times.append((time.perf_counter() - t0) / reps * scale)
     return times[0], times[1]
+
+
+def timed_as(step: Step) -> str | None:
+    """The samples x patch ``step`` is timed at, where smaller than its own (None where it is its own)."""
+    samples = step.batch if step.kind == "segmentation" else 2 * step.batch
+    n, size = calibration_shape(samples, step.size, total_stride(json.loads(step.encoder)))
+    if (n, size) == (samples, step.size):
+        return None
+    return "x".join(map(str, (n, *size)))
 
 
 def _deepest(out: Any) -> torch.Tensor:
@@ -206,6 +270,7 @@ def estimate(config: ExperimentConfig, jobs: int | None = None) -> dict[str, Any
                 "steps_per_run": line.steps,
                 "step": line.step.key,
                 "cpu_step_s": train_s,
+                "cpu_timed_at": timed_as(line.step),
                 "cpu_hours": cpu / 3600,
                 "gpu_hours": None if gpu is None else gpu / 3600,
             }
@@ -257,6 +322,12 @@ def format_plan(plan: dict[str, Any]) -> str:
         out.append(
             f"{r['runs']:>5}  {r['what']:<28} {r['steps_per_run']:>9}  {r['cpu_step_s']:>11.3f}  "
             f"{hours(r['cpu_hours']):>10}  {hours(r['gpu_hours']):>12}  {r['step']}"
+        )
+    scaled = sorted({f"{r['step']} at {r['cpu_timed_at']}" for r in plan["rows"] if r.get("cpu_timed_at")})
+    if scaled:
+        out.append(
+            "timed on fewer samples or a smaller patch, scaled by voxels (too large to time here): "
+            + "; ".join(scaled)
         )
     out.append(
         f"estimated wall time on this machine ({plan['cpu_threads']} threads, one run at a time): "

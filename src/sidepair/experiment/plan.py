@@ -16,6 +16,9 @@ from sidepair.data.splits import select_fraction
 from sidepair.data.store import Store
 from sidepair.experiment.config import ExperimentConfig
 
+# The report's row of the reference arm (``reference`` in the config): nnU-Net's network from scratch.
+REFERENCE = "nnunet-scratch"
+
 
 @dataclass(frozen=True)
 class PretrainSpec:
@@ -90,17 +93,21 @@ def _pretrain_of(
 
 
 def plan_runs(config: ExperimentConfig, store: Store | None = None) -> list[RunSpec]:
-    """Every segmentation run, ordered by fraction, seed, then init (so a partial grid is balanced)."""
+    """Every segmentation run, ordered by fraction, seed, then init (so a partial grid is balanced).
+
+    With a ``reference`` arm, each fraction and seed ends with its :data:`REFERENCE` run.
+    """
     grid = config.segmentation
-    inits: list[tuple[str, str | None]] = []
+    inits: list[tuple[str, str, str | None]] = []  # the row's label, its mode, its variant
     for mode in grid.inits:
         variants = [None] if mode == "scratch" else config.transfer_variants()
-        inits += [(mode, v) for v in variants]
+        inits += [(init_label(mode, v), mode, v) for v in variants]
+    if config.reference is not None:
+        inits.append((REFERENCE, "scratch", None))
     runs = []
     for fraction in grid.fractions:
         for seed in grid.seeds:
-            for mode, variant in inits:
-                label = init_label(mode, variant)
+            for label, mode, variant in inits:
                 pretrain = (
                     None if variant is None else _pretrain_of(config, store, variant, fraction, seed).name
                 )

@@ -37,7 +37,7 @@ from sidepair.errors import SidepairError, StoreError
 from sidepair.experiment.config import ExperimentConfig
 from sidepair.experiment.engines import LocalEngine, SubmititEngine, engine_for
 from sidepair.experiment.jobs import evaluation_finished, job_state, training_finished
-from sidepair.experiment.plan import PretrainSpec, RunSpec, plan_pretraining, plan_runs
+from sidepair.experiment.plan import REFERENCE, PretrainSpec, RunSpec, plan_pretraining, plan_runs
 from sidepair.experiment.report import write_report
 from sidepair.training.pretrain import resolve_config
 from sidepair.training.segment_config import resolve_train_config
@@ -79,8 +79,19 @@ class _State:
         write_json(self.path, self.data)
 
 
-def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
-    """Generate the phantom if asked, then write (or finish) the store named by its fingerprint."""
+def _prepare_data(
+    config: ExperimentConfig, out: Path, progress: bool, architecture: dict[str, Any] | None = None
+) -> Path:
+    """Generate the phantom if asked, then write (or finish) the store named by its fingerprint.
+
+    ``architecture`` (``architecture``, ``plans``, ``configuration``) replaces the experiment's: the
+    reference arm's store is preprocessed as nnU-Net's plans say.
+    """
+    arch = architecture or {
+        "architecture": config.architecture,
+        "plans": config.plans,
+        "configuration": config.configuration,
+    }
     if config.data.phantom is not None:
         ph = config.data.phantom
         folder = out / "phantom"
@@ -104,7 +115,7 @@ def _prepare_data(config: ExperimentConfig, out: Path, progress: bool) -> Path:
         updates["window"] = config.prepare.window
     if updates:
         settings = type(settings).model_validate({**settings.model_dump(), **updates})
-    settings = store_settings(settings, config.architecture, config.plans, config.configuration)
+    settings = store_settings(settings, arch["architecture"], arch["plans"], arch["configuration"])
     split = config.prepare
     fingerprint = StoreSettings(
         settings,
@@ -142,15 +153,28 @@ def _pretrain_config(config: ExperimentConfig, store: Path, spec: PretrainSpec) 
     return json.loads(resolved.model_dump_json())
 
 
-def _train_config(config: ExperimentConfig, store: Path, out: Path, run: RunSpec) -> dict[str, Any]:
+def reference_fields(config: ExperimentConfig) -> dict[str, Any]:
+    """The architecture settings of the reference arm's runs: nnU-Net's network from its plans."""
+    ref = config.reference
+    if ref is None:
+        return {}
+    return {"architecture": "nnunet", "plans": ref.plans, "configuration": ref.configuration}
+
+
+def _train_config(
+    config: ExperimentConfig, store: Path, out: Path, run: RunSpec, reference_store: Path | None = None
+) -> dict[str, Any]:
     grid = config.segmentation
     init = "scratch" if run.pretrain is None else str(out / "pretrain" / run.pretrain / "checkpoint_best.pt")
     hyper = {k: v for k, v in set_fields(grid).items() if k in SegmentSettings.model_fields}
+    reference = run.init == REFERENCE
+    if reference and reference_store is None:
+        raise SidepairError(f"{run.name}: the reference arm's store was not prepared")
     resolved = resolve_train_config(
         config.preset,
-        store,
+        reference_store if reference and reference_store else store,
         **hyper,
-        **config.architecture_fields(),
+        **(reference_fields(config) if reference else config.architecture_fields()),
         init=init,
         freeze_encoder=run.mode in ("frozen", "frozen-then-unfrozen"),
         unfreeze_after=grid.unfreeze_after if run.mode == "frozen-then-unfrozen" else None,
@@ -182,6 +206,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
         state = _State(out)
         with state.stage("data"):
             store_path = _prepare_data(config, out, progress)
+            reference_store = _prepare_reference(config, out, progress, Store(store_path))
         write_text(
             out / "experiment.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
         )
@@ -194,7 +219,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
                 jobs = _pretrain_jobs(config, out, store, progress)
                 executor.run(jobs, lambda r: print(f"{r['name']}: done") if progress else None)
             runs = plan_runs(config, store)
-            todo = _segment_jobs(config, out, store, runs, progress)
+            todo = _segment_jobs(config, out, store, runs, progress, reference_store)
             with state.stage("segmentation"):
                 _run_segmentation(executor, config, len(runs), todo, progress)
         finally:
@@ -241,15 +266,39 @@ def _idle(run_dir: Path) -> Path:
     return run_dir
 
 
+def _prepare_reference(config: ExperimentConfig, out: Path, progress: bool, store: Store) -> Path | None:
+    """The reference arm's store (nnU-Net's preprocessing), checked to hold the same split as ``store``.
+
+    Raises:
+        StoreError: A case in another split, or missing: the arms would not be tested on the same cases.
+    """
+    if config.reference is None:
+        return None
+    path = _prepare_data(config, out, progress, reference_fields(config))
+    reference = Store(path)
+    for split in ("train", "val", "test"):
+        if sorted(reference.labelled(split)) != sorted(store.labelled(split)):
+            raise StoreError(
+                f"{path}: the reference arm's {split} split differs from {store.path}'s; the arms must "
+                "read and be tested on the same cases"
+            )
+    return path
+
+
 def _segment_jobs(
-    config: ExperimentConfig, out: Path, store: Store, runs: list[Any], progress: bool
+    config: ExperimentConfig,
+    out: Path,
+    store: Store,
+    runs: list[Any],
+    progress: bool,
+    reference_store: Path | None = None,
 ) -> list[dict[str, Any]]:
     """One job per segmentation run not yet trained and evaluated."""
     split, which, resample = config.evaluation.split, config.evaluation.checkpoint, config.evaluation.resample
     todo = []
     for run in runs:
         run_dir = out / "runs" / run.name
-        resolved = _train_config(config, store.path, out, run)
+        resolved = _train_config(config, store.path, out, run, reference_store)
         if training_finished(run_dir, resolved) and evaluation_finished(run_dir, split, which, resample):
             continue
         _idle(run_dir)

@@ -53,6 +53,10 @@ def nnunet_defaults(store: str | Path, given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The store of a config resolved for ``experiment --plan``, which prepares nothing.
+PLAN_STORE = "<plan: no store>"
+
+
 def plans_patch_size(store: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
     """With nnU-Net's architecture in ``settings``: the plans' patch size, in store order.
 
@@ -75,7 +79,10 @@ def nnunet_patch_size(store: str | Path, plans: str | None, configuration: str |
     conf = plans_configuration(plans, configuration)
     if "patch_size" not in conf:
         raise ConfigError(f"{plans}: no patch_size for configuration {configuration!r}")
-    return network_view(Store(store)).store_size([int(v) for v in conf["patch_size"]])
+    patch = [int(v) for v in conf["patch_size"]]
+    if str(store) == PLAN_STORE:
+        return tuple(patch)  # a plan needs the patch's voxels, not its order in a store
+    return network_view(Store(store)).store_size(patch)
 
 
 def network_view(store: Store) -> NetworkView:

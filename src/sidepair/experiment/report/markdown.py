@@ -15,6 +15,7 @@ import yaml
 
 from sidepair.evaluation.statistics import wilcoxon_floor
 from sidepair.experiment.config import ExperimentConfig
+from sidepair.experiment.plan import REFERENCE
 
 SPLIT_NAMES = {"test": "Test", "val": "Validation", "train": "Training"}
 NOT_CONVERGED = "†"
@@ -109,12 +110,26 @@ def _main_section(config: ExperimentConfig, s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _reference_note(compared: list[dict[str, Any]]) -> list[str]:
+    """The reference arm's rows: what they are, and that their Holm family is their own."""
+    mine = [c for c in compared if c["init"] == REFERENCE]
+    if not mine:
+        return []
+    return [
+        f"`{REFERENCE}` is nnU-Net's network from its plans, on nnU-Net's preprocessing, trained from "
+        "scratch by the same recipe on the same labelled cases: it asks whether scratch is as strong as "
+        f"nnU-Net's network, not whether pretraining helps. Its {mine[0]['family']} comparisons are a Holm "
+        "family of their own; the pretraining rows' family does not include them.",
+        "",
+    ]
+
+
 def _comparison_section(config: ExperimentConfig, s: dict[str, Any], key: str = "comparisons") -> list[str]:
     split = config.evaluation.split
     compared = s[key]
     if not compared:
         return []
-    family = compared[0]["family"]
+    family = next((c["family"] for c in compared if c["init"] != REFERENCE), compared[0]["family"])
     ns = sorted({c["n"] for c in compared})
     floors = ", ".join(f"n = {n}: {wilcoxon_floor(n):.3g}" for n in ns)
     attainable = [c for c in compared if c["attainable"]]
@@ -138,6 +153,7 @@ def _comparison_section(config: ExperimentConfig, s: dict[str, Any], key: str = 
         "a test checks by simulation. For HD95 lower is better; wins count the patients where the init is "
         "better.",
         "",
+        *_reference_note(compared),
         _table(
             ["init", "fraction", "metric", "n", "mean diff [95 % CI]", "wins", "p", "smallest p", "p (Holm)"],
             [
