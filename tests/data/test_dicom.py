@@ -44,3 +44,21 @@ def test_empty_and_non_dicom_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no DICOM series found"):
         load_dicom_series(tmp_path / "empty")
+
+
+def test_a_folder_is_scanned_once_while_it_is_unchanged(tmp_path, monkeypatch):
+    import SimpleITK as sitk
+
+    from sidepair.data.dicom import choose_series, list_series
+
+    folder = write_dicom_series(tmp_path / "ct", _volume(), series_uid="1.2.826.0.1.3680043.2.1125.1.111")
+    calls = []
+    scan = sitk.ImageSeriesReader.GetGDCMSeriesIDs
+    monkeypatch.setattr(sitk.ImageSeriesReader, "GetGDCMSeriesIDs", lambda f: calls.append(f) or scan(f))
+    uid, files = choose_series(folder)
+    vol = load_dicom_series(folder)  # the reader asks again, then check-sides for the group's UID
+    assert choose_series(folder) == (uid, files) and len(calls) == 1 and vol.original_shape == (40, 32, 6)
+    files.clear()  # a caller's copy: the next listing is whole
+    assert len(list_series(folder)[uid]) == 6
+    write_dicom_series(folder, _volume(), series_uid="1.2.826.0.1.3680043.2.1125.1.222")
+    assert len(list_series(folder)) == 2 and len(calls) == 2  # a changed folder is scanned again

@@ -6,6 +6,7 @@ GPU machines without it) should not need it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,12 +26,22 @@ def image_affine(image: sitk.Image) -> np.ndarray:
 
 
 def list_series(folder: str | Path) -> dict[str, list[str]]:
-    """DICOM series ids in ``folder`` -> their files, sorted by position (SimpleITK/GDCM)."""
+    """DICOM series ids in ``folder`` -> their files, sorted by position (SimpleITK/GDCM).
+
+    A folder is scanned once while it is unchanged (its modification time and number of entries): reading
+    a series and naming its group (``check-sides``) ask for the same listing.
+    """
+    path = Path(folder)
+    stamp = (path.stat().st_mtime_ns, sum(1 for _ in path.iterdir()))
+    return {sid: list(files) for sid, files in _scan_series(str(folder), stamp).items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_series(folder: str, stamp: tuple[int, int]) -> dict[str, tuple[str, ...]]:
     import SimpleITK as sitk  # large; imported only where DICOM is read
 
-    folder = str(folder)
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
-    return {sid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, sid)) for sid in ids}
+    return {sid: tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, sid)) for sid in ids}
 
 
 def is_dicom_folder(folder: Path) -> bool:
