@@ -106,6 +106,8 @@ def test_wall_time_on_several_devices_keeps_the_stages_in_order():
         "gpu_wall_hours": 1.25,
     }
     text = format_plan(plan)
+    assert "their steps and times are caps" not in text
+    assert "their steps and times are caps" in format_plan({**plan, "steps_are_caps": True})
     assert "estimated on one NVIDIA H100 80GB HBM3: 4.00 h, from recorded step speeds" in text
     assert (
         "estimated wall time on 4 of them (--devices; pretrainings, then fine-tunes, each run on one " in text

@@ -281,6 +281,8 @@ def estimate(config: ExperimentConfig, jobs: int | None = None) -> dict[str, Any
     return {
         "name": config.name,
         "rows": rows,
+        # With stop_on_plateau a segmentation run stops at its first plateau: its steps are a cap.
+        "steps_are_caps": bool(config.segmentation.stop_on_plateau),
         "segmentation_runs": sum(line.runs for line in lines if line.step.kind == "segmentation"),
         "pretraining_runs": sum(line.runs for line in lines if line.step.kind == "pretrain"),
         "optimiser_steps": sum(line.runs * line.steps for line in lines),
@@ -322,6 +324,11 @@ def format_plan(plan: dict[str, Any]) -> str:
         out.append(
             f"{r['runs']:>5}  {r['what']:<28} {r['steps_per_run']:>9}  {r['cpu_step_s']:>11.3f}  "
             f"{hours(r['cpu_hours']):>10}  {hours(r['gpu_hours']):>12}  {r['step']}"
+        )
+    if plan.get("steps_are_caps"):
+        out.append(
+            "segmentation runs stop at the plateau of their validation Dice (stop_on_plateau): their steps "
+            "and times are caps"
         )
     scaled = sorted({f"{r['step']} at {r['cpu_timed_at']}" for r in plan["rows"] if r.get("cpu_timed_at")})
     if scaled:
