@@ -16,6 +16,7 @@ from sidepair.experiment.config import load_experiment_config
 from sidepair.experiment.estimate import plan_lines
 from sidepair.experiment.plan import REFERENCE, plan_runs
 from sidepair.experiment.runner import run_experiment
+from sidepair.experiment.status import experiment_status
 from tests.conftest import read_csv
 
 pytestmark = pytest.mark.integration
@@ -85,6 +86,11 @@ def test_the_reference_arm_trains_nnunets_network_on_the_same_cases(nnunet_plann
     assert {t["init"] for t in summary["main_table"]} == {"scratch", REFERENCE}
     text = report.read_text(encoding="utf-8")
     assert f"`{REFERENCE}` is nnU-Net's network from its plans" in text
+    _, status = experiment_status(out)
+    assert [(s.folder, s.state) for s in status] == [
+        ("runs/scratch_f1_s0", "finished"),
+        (f"runs/{REFERENCE}_f1_s0", "finished"),
+    ]
 
 
 def test_a_reference_beside_nnunet_everywhere_is_refused(nnunet_planned, tmp_path):

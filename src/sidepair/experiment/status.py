@@ -48,8 +48,12 @@ def experiment_status(out: str | Path) -> tuple[ExperimentConfig, list[RunStatus
     if not saved.is_file():
         raise SidepairError(f"{out}: not an experiment folder (no experiment.yaml); run sidepair experiment")
     config = load_experiment_config(saved)
-    stores = sorted(out.glob("store_*/index.json"), key=lambda p: p.stat().st_mtime)
-    store = Store(stores[-1].parent) if stores else None
+    stores = [
+        Store(p.parent) for p in sorted(out.glob("store_*/index.json"), key=lambda p: p.stat().st_mtime)
+    ]
+    # The experiment's own store, not a reference arm's (nnU-Net's preprocessing beside sidepair's).
+    own = [s for s in stores if (s.settings.nnunet is not None) == (config.architecture == "nnunet")]
+    store = own[-1] if own else None
     status = []
     for spec in plan_pretraining(config, store):
         run_dir = out / "pretrain" / spec.name
