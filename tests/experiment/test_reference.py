@@ -13,7 +13,7 @@ import yaml
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError
 from sidepair.experiment.config import load_experiment_config
-from sidepair.experiment.estimate import plan_lines
+from sidepair.experiment.estimate import estimate, plan_lines
 from sidepair.experiment.plan import REFERENCE, plan_runs
 from sidepair.experiment.runner import run_experiment
 from sidepair.experiment.status import experiment_status
@@ -59,6 +59,8 @@ def test_the_reference_arm_trains_nnunets_network_on_the_same_cases(nnunet_plann
     lines = {line.what: line for line in plan_lines(config)}
     assert lines[REFERENCE].runs == 1 and lines[REFERENCE].steps == lines["scratch"].steps == 2
     assert lines[REFERENCE].step.size == (64, 64)  # the plans' 2d patch
+    timed = {r["what"]: r for r in estimate(config)["rows"]}  # nnU-Net's own network, timed here
+    assert timed[REFERENCE]["cpu_step_s"] > 0 and timed[REFERENCE]["cpu_timed_at"] is None
 
     out = tmp_path / "out"
     report = run_experiment(config, out, progress=False)
