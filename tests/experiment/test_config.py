@@ -193,3 +193,28 @@ def test_the_reference_arm_is_a_holm_family_of_its_own():
     assert dice["mean_diff"] == pytest.approx(0.05) and dice["p_holm"] == pytest.approx(3 * dice["p"])
     without = versus_scratch(cases, ["scratch", "ssl-masked", "ssl-half"], [1.0])
     assert [c["p_holm"] for c in without] == [c["p_holm"] for c in ssl]  # the SSL p-values do not move
+
+
+def test_a_reference_store_with_another_split_is_refused(small_phantom, small_store, tmp_path, monkeypatch):
+    from sidepair.config import PreprocessSettings
+    from sidepair.data.formats import open_dataset
+    from sidepair.data.prepare import prepare
+    from sidepair.data.store import Store
+    from sidepair.errors import StoreError
+    from sidepair.experiment import runner
+
+    (tmp_path / "nnUNetPlans.json").write_text("{}", encoding="utf-8")
+    config = load_experiment_config(
+        write(tmp_path, {**BASE, "reference": {"plans": "nnUNetPlans.json", "configuration": "2d"}})
+    )
+    settings = PreprocessSettings(spacing_zyx=(5.0, 5.0, 5.0))
+    same = prepare(open_dataset(small_phantom), tmp_path / "same", settings)
+    other = prepare(open_dataset(small_phantom), tmp_path / "other", settings, split_seed=7)
+    assert sorted(Store(other).labelled("test")) != sorted(Store(small_store).labelled("test"))
+    for store, ok in ((same, True), (other, False)):
+        monkeypatch.setattr(runner, "_prepare_data", lambda *args, s=store: s)
+        if ok:
+            assert runner._prepare_reference(config, tmp_path, False, Store(small_store)) == same
+        else:
+            with pytest.raises(StoreError, match=r"the reference arm's (train|val|test) split differs"):
+                runner._prepare_reference(config, tmp_path, False, Store(small_store))
