@@ -262,6 +262,16 @@ class ExperimentConfig(_Strict):
             return {}
         return {"architecture": "nnunet", "plans": self.plans, "configuration": self.configuration}
 
+    def reference_fields(self) -> dict[str, Any]:
+        """The architecture settings of the reference arm's runs: nnU-Net's network from its plans."""
+        if self.reference is None:
+            return {}
+        return {
+            "architecture": "nnunet",
+            "plans": self.reference.plans,
+            "configuration": self.reference.configuration,
+        }
+
     @model_validator(mode="after")
     def _transfer(self) -> ExperimentConfig:
         names = [v.name for v in self.pretrain]

@@ -15,6 +15,7 @@ and is not in the estimate.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -49,6 +50,11 @@ class Step:
     batch: int
 
     @property
+    def samples(self) -> int:
+        """Inputs the step feeds the network at once (a pair is two sections through the shared encoder)."""
+        return self.batch if self.kind == "segmentation" else 2 * self.batch
+
+    @property
     def key(self) -> str:
         """The step's name in the recorded GPU speeds."""
         enc = json.loads(self.encoder)
@@ -68,38 +74,28 @@ class Line:
     step: Step
 
 
-def _segmentation_lines(config: ExperimentConfig) -> list[Line]:
+def _segmentation_line(what: str, runs: int, config: ExperimentConfig, architecture: dict[str, Any]) -> Line:
+    """The line of ``runs`` segmentation runs of the grid's settings on ``architecture``'s network."""
     grid = config.segmentation
     hyper = {k: v for k, v in set_fields(grid).items() if k in SegmentSettings.model_fields}
     seg: TrainConfig = resolve_train_config(
-        config.preset, PLAN_STORE, **hyper, **config.architecture_fields(), init="scratch"
+        config.preset, PLAN_STORE, **hyper, **architecture, init="scratch"
     )
-    per_epoch = seg.steps_per_epoch
     val = math.ceil(seg.val_patches / seg.batch_size) if seg.validation == "patches" else 0
     step = Step("segmentation", json.dumps(seg.encoder_config()), tuple(seg.patch_size), seg.batch_size)
-    lines = []
+    return Line(what, runs, seg.epochs * seg.steps_per_epoch, seg.epochs * val, step)
+
+
+def _segmentation_lines(config: ExperimentConfig) -> list[Line]:
+    grid = config.segmentation
     runs = len(grid.fractions) * len(grid.seeds)
+    own = _segmentation_line("scratch", runs, config, config.architecture_fields())
+    lines = []
     for mode in grid.inits:
         variants = [None] if mode == "scratch" else config.transfer_variants()
-        for variant in variants:
-            lines.append(
-                Line(init_label(mode, variant), runs, seg.epochs * per_epoch, seg.epochs * val, step)
-            )
+        lines += [dataclasses.replace(own, what=init_label(mode, v)) for v in variants]
     if config.reference is not None:
-        ref: TrainConfig = resolve_train_config(
-            config.preset,
-            PLAN_STORE,
-            **hyper,
-            architecture="nnunet",
-            plans=config.reference.plans,
-            configuration=config.reference.configuration,
-            init="scratch",
-        )
-        ref_val = math.ceil(ref.val_patches / ref.batch_size) if ref.validation == "patches" else 0
-        ref_step = Step(
-            "segmentation", json.dumps(ref.encoder_config()), tuple(ref.patch_size), ref.batch_size
-        )
-        lines.append(Line(REFERENCE, runs, ref.epochs * ref.steps_per_epoch, ref.epochs * ref_val, ref_step))
+        lines.append(_segmentation_line(REFERENCE, runs, config, config.reference_fields()))
     return lines
 
 
@@ -165,15 +161,13 @@ def time_step(
     """
     torch.manual_seed(0)
     encoder_config = json.loads(step.encoder)
+    model = segmentation_network(encoder_config, N_CLASSES["kidney"])
     if step.kind == "segmentation":
-        model = segmentation_network(encoder_config, N_CLASSES["kidney"])
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
-        samples = step.batch
     else:
-        model = segmentation_network(encoder_config, N_CLASSES["kidney"]).encoder
-        samples = 2 * step.batch  # a pair is two sections through the shared encoder
-    n, size = calibration_shape(samples, step.size, total_stride(encoder_config), limit)
-    scale = samples * math.prod(step.size) / (n * math.prod(size))
+        model = model.encoder
+    n, size = calibration_shape(step.samples, step.size, total_stride(encoder_config), limit)
+    scale = step.samples * math.prod(step.size) / (n * math.prod(size))
     x = torch.randn(n, 1, *size)
     target = (torch.rand(n, 1, *size) > 0.9).long()
     optimizer = build_optimizer(model.parameters(), OptimiserSettings())
@@ -207,9 +201,8 @@ def time_step(
 
 def timed_as(step: Step) -> str | None:
     """The samples x patch ``step`` is timed at, where smaller than its own (None where it is its own)."""
-    samples = step.batch if step.kind == "segmentation" else 2 * step.batch
-    n, size = calibration_shape(samples, step.size, total_stride(json.loads(step.encoder)))
-    if (n, size) == (samples, step.size):
+    n, size = calibration_shape(step.samples, step.size, total_stride(json.loads(step.encoder)))
+    if (n, size) == (step.samples, step.size):
         return None
     return "x".join(map(str, (n, *size)))
 

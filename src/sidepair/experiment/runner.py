@@ -153,28 +153,22 @@ def _pretrain_config(config: ExperimentConfig, store: Path, spec: PretrainSpec) 
     return json.loads(resolved.model_dump_json())
 
 
-def reference_fields(config: ExperimentConfig) -> dict[str, Any]:
-    """The architecture settings of the reference arm's runs: nnU-Net's network from its plans."""
-    ref = config.reference
-    if ref is None:
-        return {}
-    return {"architecture": "nnunet", "plans": ref.plans, "configuration": ref.configuration}
-
-
 def _train_config(
     config: ExperimentConfig, store: Path, out: Path, run: RunSpec, reference_store: Path | None = None
 ) -> dict[str, Any]:
     grid = config.segmentation
     init = "scratch" if run.pretrain is None else str(out / "pretrain" / run.pretrain / "checkpoint_best.pt")
     hyper = {k: v for k, v in set_fields(grid).items() if k in SegmentSettings.model_fields}
-    reference = run.init == REFERENCE
-    if reference and reference_store is None:
-        raise SidepairError(f"{run.name}: the reference arm's store was not prepared")
+    architecture = config.architecture_fields()
+    if run.init == REFERENCE:
+        if reference_store is None:
+            raise SidepairError(f"{run.name}: the reference arm's store was not prepared")
+        store, architecture = reference_store, config.reference_fields()
     resolved = resolve_train_config(
         config.preset,
-        reference_store if reference and reference_store else store,
+        store,
         **hyper,
-        **(reference_fields(config) if reference else config.architecture_fields()),
+        **architecture,
         init=init,
         freeze_encoder=run.mode in ("frozen", "frozen-then-unfrozen"),
         unfreeze_after=grid.unfreeze_after if run.mode == "frozen-then-unfrozen" else None,
@@ -274,7 +268,7 @@ def _prepare_reference(config: ExperimentConfig, out: Path, progress: bool, stor
     """
     if config.reference is None:
         return None
-    path = _prepare_data(config, out, progress, reference_fields(config))
+    path = _prepare_data(config, out, progress, config.reference_fields())
     reference = Store(path)
     for split in ("train", "val", "test"):
         if sorted(reference.labelled(split)) != sorted(store.labelled(split)):
