@@ -10,10 +10,11 @@ checkpoint (the poly schedule ends at learning rate 0), and its validation curve
 training patients' patches, logged but not used for selection. Test labels are read only by ``evaluate``.
 Each run is the real commands (`prepare`, `train`, `evaluate --checkpoint last`) with the preset's recipe;
 ``--set NAME=VALUE`` overrides a training setting (e.g. ``--set optimizer=adamw --set lr=0.001``).
-Writes results/strong_baseline_real.json and a table: per test case kidney Dice, HD95, and wall times.
+Writes results/<name>.json (default strong_baseline_real) and a table: per test case kidney Dice, HD95, and wall times.
 
 Usage: python benchmarks/studies/strong_baseline_real.py [--data ../shared/data] [--work DIR]
        [--preset fast-2d] [--scenarios one two] [--set NAME=VALUE ...] [--seed 0]
+       [--name strong_baseline_real]
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="strong_baseline_real", help="The results file's name.")
     args = parser.parse_args()
     if not (args.data / "ircadb").is_dir():
         sys.exit(f"{args.data / 'ircadb'}: not found (this benchmark needs ../shared/data)")
     tmp = tempfile.TemporaryDirectory()
     work = args.work or Path(tmp.name)
     sidepair = [sys.executable, "-m", "sidepair"]
-    overrides = [f"--{k.replace('_', '-')}={v}" for k, v in (s.split("=", 1) for s in args.set)]
+    overrides = [_option(*s.split("=", 1)) for s in args.set]
     rows = []
     for name in args.scenarios:
         split = SCENARIOS[name]
@@ -86,7 +88,7 @@ def main() -> None:
                     }
                 )
     report(
-        "strong_baseline_real",
+        args.name,
         rows,
         {
             "data": "real CT: ircadb 01 and 07 (manual masks), ts_example (non-contrast, "
@@ -97,6 +99,14 @@ def main() -> None:
             "selection": "last checkpoint (no validation patient)",
         },
     )
+
+
+def _option(name: str, value: str) -> str:
+    """``--name=value``; a switch as ``--name`` or ``--no-name`` (the command line's flags take no value)."""
+    flag = name.replace("_", "-")
+    if value.lower() in ("true", "false"):
+        return f"--{flag}" if value.lower() == "true" else f"--no-{flag}"
+    return f"--{flag}={value}"
 
 
 if __name__ == "__main__":

@@ -482,6 +482,12 @@ class SegmentSettings(OptimiserSettings):
         description="Mirror training patches left-right at random (kidney labels: a mirrored kidney is still "
         "a kidney); refused for labels sides.",
     )
+    deep_supervision: bool = Field(
+        False,
+        description="nnU-Net's deep supervision: the decoder's lower stages get output heads, each trained "
+        "against labels downsampled to it (weights 1/2^i, normalised; the lowest stage unsupervised). "
+        "Prediction reads the full-resolution output alone.",
+    )
     validation: Literal["volumes", "patches"] = Field(
         "volumes",
         description="Validation each epoch: per-case Dice of whole validation volumes, or pseudo-Dice of a "

@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.losses import DiceCELoss
 
 from sidepair.data.splits import select_fraction
 from sidepair.data.store import Store
@@ -14,7 +15,7 @@ from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.models.checkpoint import read_checkpoint
 from sidepair.training.segment import run_train
 from sidepair.training.segment_config import resolve_train_config
-from sidepair.training.segment_task import SegmentationTask
+from sidepair.training.segment_task import NnUNetDeepSupervision, SegmentationTask
 from tests.conftest import tiny_train_config
 
 ARCH = {"channels": (4, 8, 16), "strides": (1, 2, 2)}
@@ -193,3 +194,24 @@ def test_convergence_flag_and_stop_on_plateau(small_store, tmp_path):
     info = json.loads((tmp_path / "later" / "run.json").read_text(encoding="utf-8"))
     assert info["converged"] is True and "moving average (smoothing 0.5)" in info["convergence_rule"]
     assert "after at least 4 epochs" in info["convergence_rule"]
+
+
+def test_deep_supervision_weights_and_an_end_to_end_run(small_store, tmp_path):
+    """nnU-Net's weights (1/2^i, normalised), labels downsampled to each output, heads unused to predict."""
+    dicece = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
+    loss = NnUNetDeepSupervision(dicece)
+    assert loss.get_weights(3) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+    torch.manual_seed(0)
+    fine, coarse = torch.randn(2, 2, 8, 8), torch.randn(2, 2, 4, 4)
+    target = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    by_hand = (2 * dicece(fine, target) + dicece(coarse, target[:, :, 1::2, 1::2])) / 3
+    torch.testing.assert_close(loss([fine, coarse], target), by_hand)
+    deep = {"channels": (4, 8, 16, 32), "strides": (1, 2, 2, 2)}
+    config = tiny_train_config(small_store, epochs=1, samples_per_epoch=16, deep_supervision=True, **deep)
+    task = SegmentationTask(config, Store(small_store))
+    assert isinstance(task.loss, NnUNetDeepSupervision) and len(task.model.decoder.heads) == 1
+    run_train(config, tmp_path / "deep", progress=False)
+    weights = torch.load(tmp_path / "deep" / "checkpoint_best.pt", weights_only=True)["network_weights"]
+    assert "decoder.heads.0.conv.conv.weight" in weights
+    summary = evaluate_run(tmp_path / "deep", "test", device="cpu", progress=False)
+    assert summary["cases"] == 2 and 0 <= summary["metrics"]["kidney_dice"]["mean"] <= 1

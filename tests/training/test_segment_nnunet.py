@@ -128,3 +128,24 @@ def test_prediction_comes_back_in_the_scans_own_geometry(nnunet_planned, configu
     # change; a wrong axis or direction loses far more.
     assert dice_score(prediction.output > 0, expected) > 0.93
     assert all(dice_score(prediction.output > 0, np.flip(expected, a)) < 0.7 for a in range(3))
+
+
+def test_deep_supervision_trains_nnunets_lower_outputs_and_predicts_with_the_finest(
+    nnunet_planned, nnunet_store, tmp_path
+):
+    out = tmp_path / "deep"
+    done = run_cli("train", "--store", nnunet_store, "--out", out, "--architecture", "nnunet",
+                   "--plans", nnunet_planned["plans"], "--configuration", "2d", "--deep-supervision",
+                   *TRAIN)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt = read_checkpoint(out / BEST)
+    assert ckpt.config["deep_supervision"] is True
+    network, _ = load_segmentation_model(out)
+    # nnU-Net's heads exist with deep supervision on or off: the state dict is nnU-Net's usual one.
+    assert set(ckpt.network_weights) == set(network.state_dict())
+    stages = len(network.decoder.seg_layers)
+    outputs = network.train()(torch.zeros(2, 1, 64, 64))
+    # Every decoder stage's logits, finest first, without the lowest (nnU-Net weights it 0).
+    assert [tuple(o.shape[2:]) for o in outputs] == [(64 // 2**i, 64 // 2**i) for i in range(stages - 1)]
+    logits = network.eval()(torch.zeros(2, 1, 64, 64))
+    assert isinstance(logits, torch.Tensor) and logits.shape == (2, ckpt.out_channels, 64, 64)

@@ -24,7 +24,7 @@ from sidepair.evaluation.evaluate import evaluate_run
 from sidepair.experiment.results import read_history
 from sidepair.models.checkpoint import load_checkpoint
 from sidepair.training.pretrain import PretrainConfig, run_pretrain
-from sidepair.training.runinfo import read_run_info, same_run
+from sidepair.training.runinfo import field_defaults, read_run_info, same_run
 from sidepair.training.segment import run_train
 from sidepair.training.segment_config import TrainConfig
 
@@ -43,7 +43,7 @@ def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return False
-    if not same_run(yaml.safe_load(saved.read_text(encoding="utf-8")), resolved):
+    if not same_run(yaml.safe_load(saved.read_text(encoding="utf-8")), resolved, field_defaults(TrainConfig)):
         raise SidepairError(
             f"{saved}: this run was made with other settings than the experiment's config now asks "
             "for; use another --out, or restore the config"

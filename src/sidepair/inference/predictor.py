@@ -306,7 +306,9 @@ def load_segmentation_model(
     run = Path(run)
     path = run if run.is_file() else run / f"checkpoint_{which}.pt"
     ckpt = read_checkpoint(path, SegmentationCheckpoint)
-    model = segmentation_network(ckpt.encoder_config, int(ckpt.out_channels))
+    # Built as trained, so the weights load strictly; a deep supervision head is unused in evaluation.
+    deep = bool(ckpt.config.get("deep_supervision", False))
+    model = segmentation_network(ckpt.encoder_config, int(ckpt.out_channels), deep)
     model.load_state_dict(ckpt.network_weights)
     return model, ckpt
 

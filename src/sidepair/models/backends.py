@@ -30,8 +30,14 @@ class NetworkBackend(ABC):
         """The encoder (the siamese branch, and the part a U-Net's ``encoder`` transfers)."""
 
     @abstractmethod
-    def segmentation_network(self, config: dict[str, Any], out_channels: int) -> nn.Module:
-        """The whole segmentation network, with an ``encoder`` module that :meth:`encoder` matches."""
+    def segmentation_network(
+        self, config: dict[str, Any], out_channels: int, deep_supervision: bool = False
+    ) -> nn.Module:
+        """The whole segmentation network, with an ``encoder`` module that :meth:`encoder` matches.
+
+        With ``deep_supervision`` it returns, in training, a list of logits (full resolution first, then
+        each lower decoder stage nnU-Net supervises); in evaluation always the full-resolution logits.
+        """
 
     @abstractmethod
     def strides(self, config: dict[str, Any]) -> Sequence[Stride]:
@@ -47,9 +53,11 @@ class MonaiBackend(NetworkBackend):
         """An :class:`Encoder` of the config's arguments."""
         return Encoder(**config)
 
-    def segmentation_network(self, config: dict[str, Any], out_channels: int) -> nn.Module:
+    def segmentation_network(
+        self, config: dict[str, Any], out_channels: int, deep_supervision: bool = False
+    ) -> nn.Module:
         """A :class:`UNet` around that encoder."""
-        return UNet(config, out_channels)
+        return UNet(config, out_channels, deep_supervision)
 
     def strides(self, config: dict[str, Any]) -> Sequence[Stride]:
         """The config's ``strides``."""
@@ -65,17 +73,29 @@ class NnUNetBackend(NetworkBackend):
         """nnU-Net's encoder module, returning every stage's output."""
         return nnunet_encoder(config)
 
-    def segmentation_network(self, config: dict[str, Any], out_channels: int) -> nn.Module:
-        """nnU-Net's whole network with deep supervision off.
+    def segmentation_network(
+        self, config: dict[str, Any], out_channels: int, deep_supervision: bool = False
+    ) -> nn.Module:
+        """nnU-Net's whole network; its state dict keeps nnU-Net's own key names.
 
-        sidepair trains every arm with one loss at full resolution, so a scratch and a pretrained nnU-Net
-        differ only in their encoder's start. Its state dict keeps nnU-Net's own key names.
+        Its output heads exist with deep supervision on or off (the state dicts are the same). With it
+        on, nnU-Net returns every decoder stage's logits, finest first, and weights the lowest 0: here
+        that one is dropped, and evaluation gets the finest alone.
         """
-        return build_nnunet(config, out_channels, deep_supervision=False)
+        network = build_nnunet(config, out_channels, deep_supervision=deep_supervision)
+        if deep_supervision:
+            network.register_forward_hook(_supervised_outputs)
+        return network
 
     def strides(self, config: dict[str, Any]) -> Sequence[Stride]:
         """The plans' ``strides``."""
         return config["arch_kwargs"]["strides"]
+
+
+def _supervised_outputs(
+    module: nn.Module, args: Any, output: list[torch.Tensor]
+) -> torch.Tensor | list[torch.Tensor]:
+    return list(output[:-1]) if module.training else output[0]
 
 
 BACKENDS: dict[str, NetworkBackend] = {b.name: b for b in (MonaiBackend(), NnUNetBackend())}
@@ -91,9 +111,18 @@ def build_encoder(config: dict[str, Any]) -> nn.Module:
     return backend_of(config).encoder(config)
 
 
-def segmentation_network(config: dict[str, Any], out_channels: int) -> nn.Module:
-    """The segmentation network an encoder config describes, with an ``encoder`` module."""
-    return backend_of(config).segmentation_network(config, out_channels)
+def segmentation_network(
+    config: dict[str, Any], out_channels: int, deep_supervision: bool = False
+) -> nn.Module:
+    """The segmentation network an encoder config describes, with an ``encoder`` module.
+
+    Args:
+        config: The encoder config.
+        out_channels: Output classes, background included.
+        deep_supervision: Output heads on the decoder's lower stages
+            (:meth:`NetworkBackend.segmentation_network`).
+    """
+    return backend_of(config).segmentation_network(config, out_channels, deep_supervision)
 
 
 def total_stride(config: dict[str, Any]) -> list[int]:

@@ -1,4 +1,7 @@
-"""The U-Net decoder: MONAI ``UnetUpBlock`` stages that undo the encoder's strides, with skips."""
+"""The U-Net decoder: MONAI ``UnetUpBlock`` stages that undo the encoder's strides, with skips.
+
+With deep supervision (nnU-Net's), the decoder's intermediate stages get 1x1 output heads of their own.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ class Decoder(nn.Module):
         out_channels: Output classes (background included).
         kernel_size: Convolution kernel size.
         norm: MONAI norm name.
+        deep_supervision: Output heads on the decoder's intermediate stages, as nnU-Net's: every stage but
+            the lowest, whose output nnU-Net weights 0. In training the decoder then returns a list of
+            logits, full resolution first; in evaluation only the full-resolution logits.
     """
 
     def __init__(
@@ -31,6 +37,7 @@ class Decoder(nn.Module):
         out_channels: int,
         kernel_size: int = 3,
         norm: str = "instance",
+        deep_supervision: bool = False,
     ) -> None:
         super().__init__()
         ups = []
@@ -48,10 +55,21 @@ class Decoder(nn.Module):
             )
         self.ups = nn.ModuleList(ups)
         self.out = UnetOutBlock(spatial_dims, channels[0], out_channels)
+        # Heads for the outputs of ups[1:-1] (ups[i] returns channels[-2 - i]), deepest first.
+        supervised = range(1, len(ups) - 1) if deep_supervision else range(0)
+        self.heads = nn.ModuleList(
+            UnetOutBlock(spatial_dims, channels[len(channels) - 2 - i], out_channels) for i in supervised
+        )
 
-    def forward(self, skips: list[torch.Tensor], bottleneck: torch.Tensor) -> torch.Tensor:
-        """Logits at the input's resolution."""
+    def forward(
+        self, skips: list[torch.Tensor], bottleneck: torch.Tensor
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Logits at the input's resolution; in training with deep supervision, every head's, finest first."""
         x = bottleneck
-        for up, skip in zip(self.ups, reversed(skips), strict=True):
+        lower = []
+        for i, (up, skip) in enumerate(zip(self.ups, reversed(skips), strict=True)):
             x = up(x, skip)
-        return self.out(x)
+            if self.training and 1 <= i <= len(self.heads):
+                lower.append(self.heads[i - 1](x))
+        out = self.out(x)
+        return [out, *reversed(lower)] if self.training and len(self.heads) else out

@@ -24,9 +24,13 @@ class UNet(nn.Module):
     Args:
         encoder_config: Arguments of :class:`Encoder` (as saved in pretraining checkpoints).
         out_channels: Output classes, background included.
+        deep_supervision: Output heads on the decoder's intermediate stages (:class:`Decoder`); in
+            training the network then returns a list of logits, full resolution first.
     """
 
-    def __init__(self, encoder_config: dict[str, Any], out_channels: int) -> None:
+    def __init__(
+        self, encoder_config: dict[str, Any], out_channels: int, deep_supervision: bool = False
+    ) -> None:
         super().__init__()
         self.encoder_config = dict(encoder_config)
         self.encoder = Encoder(**encoder_config)
@@ -36,10 +40,11 @@ class UNet(nn.Module):
             self.encoder.strides,
             out_channels,
             norm=encoder_config.get("norm", "instance"),
+            deep_supervision=deep_supervision,
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, out_channels, *spatial)``."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Logits ``(N, out_channels, *spatial)`` (in training with deep supervision, a list of them)."""
         skips, bottleneck = self.encoder(x)
         return self.decoder(skips, bottleneck)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
     if (
         resume
         and saved.exists()
-        and not same_run(yaml.safe_load(saved.read_text(encoding="utf-8")), resolved)
+        and not same_run(
+            yaml.safe_load(saved.read_text(encoding="utf-8")), resolved, field_defaults(type(config))
+        )
     ):
         raise ConfigError(
             f"{saved}: --resume with settings other than the run's own; rerun with the same options"
@@ -48,14 +51,34 @@ def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
         write_text(saved, yaml.safe_dump(resolved, sort_keys=False))
 
 
-def same_run(saved: dict[str, Any], resolved: dict[str, Any]) -> bool:
+def same_run(
+    saved: dict[str, Any], resolved: dict[str, Any], defaults: Mapping[str, Any] | None = None
+) -> bool:
     """Whether two resolved configs describe the same run.
 
     The device is where a run computes, not what it is: a run resumed, or rerun by an experiment, on
-    another device is the same run (``run.json`` records each device).
+    another device is the same run (``run.json`` records each device). A setting sidepair gained after a
+    run was made is missing from its saved config; the run was made as that setting's default does, so a
+    missing key counts as its default from ``defaults`` (and an older run resumes while the new setting
+    keeps it).
+
+    Args:
+        saved: The run's ``config.yaml``.
+        resolved: The config asked for now, as plain data.
+        defaults: Each setting's default, as plain data (:func:`field_defaults`).
     """
-    return {k: v for k, v in saved.items() if k != "device"} == {
-        k: v for k, v in resolved.items() if k != "device"
+    defaults = defaults or {}
+    missing = object()
+    names = (set(saved) | set(resolved)) - {"device"}
+    return all(saved.get(name, defaults.get(name, missing)) == resolved.get(name, missing) for name in names)
+
+
+def field_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The defaults of a settings model's fields, as plain data (what ``config.yaml`` would hold)."""
+    return {
+        name: json.loads(json.dumps(field.default))
+        for name, field in model.model_fields.items()
+        if not field.is_required() and field.default_factory is None
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
+from monai.losses import DeepSupervisionLoss, DiceCELoss
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -65,6 +65,19 @@ def store_mismatch(pretrained: PreprocessSettings, store: PreprocessSettings) ->
     return None
 
 
+class NnUNetDeepSupervision(DeepSupervisionLoss):
+    """MONAI's deep supervision loss with nnU-Net's weights: 1/2^i from the finest output, summing to 1.
+
+    Normalised for however many outputs come, so the loss keeps the scale of one output's (MONAI's
+    ``exp`` mode does not normalise, which would scale SGD's step with the network's depth).
+    """
+
+    def get_weights(self, levels: int = 1) -> list[float]:
+        """The weights of ``levels`` outputs, finest first."""
+        raw = [0.5**i for i in range(max(1, levels))]
+        return [w / sum(raw) for w in raw]
+
+
 class SegmentationTask(Task):
     """Segmentation for the training loop.
 
@@ -111,7 +124,9 @@ class SegmentationTask(Task):
         self.encoder_config = config.encoder_config()
         self.stride = tuple(total_stride(self.encoder_config))
         torch.manual_seed(config.seed)
-        self.model = segmentation_network(self.encoder_config, N_CLASSES[config.labels])
+        self.model = segmentation_network(
+            self.encoder_config, N_CLASSES[config.labels], config.deep_supervision
+        )
         self.transferred = 0
         self.encoder_tensors = len(self.model.encoder.state_dict())
         self.mismatch: str | None = None
@@ -135,7 +150,7 @@ class SegmentationTask(Task):
         # Batch Dice (one Dice over the whole batch, as nnU-Net): patches without kidney do not make it noisy.
         # Without the background class (as nnU-Net): with it, predicting background everywhere already
         # scores half the Dice term, and some seeds stayed in that minimum.
-        self.loss = DiceCELoss(
+        dicece = DiceCELoss(
             to_onehot_y=True,
             softmax=True,
             batch=True,
@@ -143,6 +158,7 @@ class SegmentationTask(Task):
             lambda_dice=dice_weight,
             lambda_ce=ce_weight,
         )
+        self.loss = NnUNetDeepSupervision(dicece) if config.deep_supervision else dicece
 
     def should_stop(self, history: list[dict[str, Any]]) -> bool:
         """With ``stop_on_plateau``: stop at the first plateau of the (smoothed) validation Dice."""
@@ -165,11 +181,16 @@ class SegmentationTask(Task):
         )
 
     def train_step(self, net: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        """DiceCE loss of one batch."""
+        """DiceCE loss of one batch (with deep supervision, the weighted sum over the outputs)."""
         image, target = (t.to(device, non_blocking=True) for t in batch)
+        out = net(image)
+        outputs = list(out) if isinstance(out, list) else [out]
         # Batch Dice over the global batch, as one process computes it (a no-op outside DDP).
-        logits, target = gather_batch(net(image), target)
-        return self.loss(logits, target)
+        *outputs, target = gather_batch(*outputs, target)
+        if not isinstance(out, list):
+            return self.loss(outputs[0], target)
+        # Float labels: MONAI downsamples the target to each output by nearest-exact interpolation.
+        return self.loss(outputs, target.float())
 
     def predict_case(self, case_id: str, device: torch.device) -> np.ndarray:
         """Labels of a whole store case (2D: every slice, stacked), on the store grid."""

@@ -1,0 +1,38 @@
+"""Run bookkeeping: which saved configs describe the run asked for (resume and the experiment's skip)."""
+
+import pytest
+import yaml
+
+from sidepair.errors import ConfigError
+from sidepair.experiment.jobs import training_finished
+from sidepair.training.runinfo import field_defaults, same_run
+from sidepair.training.segment import run_train
+from sidepair.training.segment_config import TrainConfig
+from tests.conftest import tiny_train_config
+
+
+def test_a_setting_added_later_counts_as_its_default_in_an_older_run():
+    defaults = field_defaults(TrainConfig)
+    assert defaults["deep_supervision"] is False and defaults["patch_size"] == [160, 224, 160]
+    now = {"lr": 0.01, "deep_supervision": False, "device": "cpu"}
+    older = {"lr": 0.01, "device": "cuda"}  # written before deep_supervision existed; another device
+    assert same_run(older, now, defaults)
+    assert not same_run(older, {**now, "deep_supervision": True}, defaults)
+    assert not same_run(older, now)  # without the defaults a missing key is a difference
+    assert not same_run({**older, "lr": 0.1}, now, defaults)
+    assert not same_run({**older, "gone": 1}, now, defaults)  # a setting sidepair no longer has
+
+
+def test_a_run_saved_without_a_new_setting_is_finished_and_resumes(small_store, tmp_path):
+    config = tiny_train_config(small_store, epochs=1, samples_per_epoch=16)
+    out = tmp_path / "run"
+    run_train(config, out, progress=False)
+    saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    del saved["deep_supervision"]  # as sidepair wrote it before the setting existed
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False), encoding="utf-8")
+    resolved = config.model_dump(mode="json")
+    assert training_finished(out, resolved)
+    assert len(run_train(config, out, resume=True, progress=False)) == 1  # resumed (finished), not refused
+    deep = config.model_copy(update={"deep_supervision": True})
+    with pytest.raises(ConfigError, match="--resume with settings other than the run's own"):
+        run_train(deep, out, resume=True, progress=False)
