@@ -10,7 +10,8 @@ checkpoint (the poly schedule ends at learning rate 0), and its validation curve
 training patients' patches, logged but not used for selection. Test labels are read only by ``evaluate``.
 Each run is the real commands (`prepare`, `train`, `evaluate --checkpoint last`) with the preset's recipe;
 ``--set NAME=VALUE`` overrides a training setting (e.g. ``--set optimizer=adamw --set lr=0.001``).
-Writes results/<name>.json (default strong_baseline_real) and a table: per test case kidney Dice, HD95, and wall times.
+Writes results/<name>.json (default strong_baseline_real) and a table: per test case kidney Dice, HD95,
+and wall times.
 
 Usage: python benchmarks/studies/strong_baseline_real.py [--data ../shared/data] [--work DIR]
        [--preset fast-2d] [--scenarios one two] [--set NAME=VALUE ...] [--seed 0]

@@ -63,3 +63,11 @@ def test_a_second_experiment_in_the_same_folder_is_refused(tmp_path, capsys):
         assert_refused(
             capsys, ["experiment", config, "--out", out], out, "another experiment is running", out
         )
+
+
+def test_a_reference_arm_without_its_plans_is_refused_before_any_data_is_written(tmp_path, capsys):
+    plans = tmp_path / "missing" / "nnUNetPlans.json"
+    config = write(tmp_path, {**BASE, "reference": {"plans": str(plans), "configuration": "2d"}})
+    out = tmp_path / "out"
+    # Before the phantom and the experiment's own store were written first, and left behind.
+    assert_refused(capsys, ["experiment", config, "--out", out], plans, "not found", out)

@@ -214,7 +214,7 @@ def test_a_reference_store_with_another_split_is_refused(small_phantom, small_st
     for store, ok in ((same, True), (other, False)):
         monkeypatch.setattr(runner, "_prepare_data", lambda *args, s=store: s)
         if ok:
-            assert runner._prepare_reference(config, tmp_path, False, Store(small_store)) == same
+            assert runner._prepare_reference(config, tmp_path, False, Store(small_store), settings) == same
         else:
             with pytest.raises(StoreError, match=r"the reference arm's (train|val|test) split differs"):
-                runner._prepare_reference(config, tmp_path, False, Store(small_store))
+                runner._prepare_reference(config, tmp_path, False, Store(small_store), settings)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from sidepair.atomic import write_json, write_text
 from sidepair.config import (
+    PreprocessSettings,
     PretrainSettings,
     SegmentSettings,
     get_label_map,
@@ -79,19 +80,36 @@ class _State:
         write_json(self.path, self.data)
 
 
-def _prepare_data(
-    config: ExperimentConfig, out: Path, progress: bool, architecture: dict[str, Any] | None = None
-) -> Path:
-    """Generate the phantom if asked, then write (or finish) the store named by its fingerprint.
+def _store_settings(
+    config: ExperimentConfig, architecture: dict[str, Any] | None = None
+) -> PreprocessSettings:
+    """The preprocessing of the experiment's store, worked out before any data is written.
 
     ``architecture`` (``architecture``, ``plans``, ``configuration``) replaces the experiment's: the
     reference arm's store is preprocessed as nnU-Net's plans say.
+
+    Raises:
+        ConfigError: nnU-Net not installed, or its plans file missing or not plans.
+        DataError: A configuration the plans do not have.
     """
     arch = architecture or {
         "architecture": config.architecture,
         "plans": config.plans,
         "configuration": config.configuration,
     }
+    settings = get_preset(config.preset).preprocess
+    updates: dict[str, Any] = {}
+    if config.prepare.spacing_zyx is not None:
+        updates["spacing_zyx"] = config.prepare.spacing_zyx
+    if config.prepare.window is not None:
+        updates["window"] = config.prepare.window
+    if updates:
+        settings = type(settings).model_validate({**settings.model_dump(), **updates})
+    return store_settings(settings, arch["architecture"], arch["plans"], arch["configuration"])
+
+
+def _prepare_data(config: ExperimentConfig, out: Path, progress: bool, settings: PreprocessSettings) -> Path:
+    """Generate the phantom if asked, then write (or finish) the store named by its fingerprint."""
     if config.data.phantom is not None:
         ph = config.data.phantom
         folder = out / "phantom"
@@ -107,15 +125,6 @@ def _prepare_data(
     data = config.data
     options = {"convention": data.convention, "intensity": data.intensity, "spacing": data.pixel_spacing}
     datasets = [open_dataset(root, fmt, label_map, slice_options=options) for root in roots]
-    settings = get_preset(config.preset).preprocess
-    updates: dict[str, Any] = {}
-    if config.prepare.spacing_zyx is not None:
-        updates["spacing_zyx"] = config.prepare.spacing_zyx
-    if config.prepare.window is not None:
-        updates["window"] = config.prepare.window
-    if updates:
-        settings = type(settings).model_validate({**settings.model_dump(), **updates})
-    settings = store_settings(settings, arch["architecture"], arch["plans"], arch["configuration"])
     split = config.prepare
     fingerprint = StoreSettings(
         settings,
@@ -196,11 +205,14 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
     out = Path(out)
     for name in sorted(set(config.device_slots())):
         resolve_device(name)  # a device this machine lacks is refused before anything is written
+    # Both stores' preprocessing (nnU-Net's plans read) before the phantom or a store is written.
+    settings = _store_settings(config)
+    reference = _store_settings(config, config.reference_fields()) if config.reference else None
     with _exclusive(out):
         state = _State(out)
         with state.stage("data"):
-            store_path = _prepare_data(config, out, progress)
-            reference_store = _prepare_reference(config, out, progress, Store(store_path))
+            store_path = _prepare_data(config, out, progress, settings)
+            reference_store = _prepare_reference(config, out, progress, Store(store_path), reference)
         write_text(
             out / "experiment.yaml", yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
         )
@@ -260,15 +272,24 @@ def _idle(run_dir: Path) -> Path:
     return run_dir
 
 
-def _prepare_reference(config: ExperimentConfig, out: Path, progress: bool, store: Store) -> Path | None:
+def _prepare_reference(
+    config: ExperimentConfig, out: Path, progress: bool, store: Store, settings: PreprocessSettings | None
+) -> Path | None:
     """The reference arm's store (nnU-Net's preprocessing), checked to hold the same split as ``store``.
+
+    Args:
+        config: The experiment config.
+        out: Experiment folder.
+        progress: Progress bars.
+        store: The experiment's own store.
+        settings: The reference store's preprocessing (None: the experiment has no reference arm).
 
     Raises:
         StoreError: A case in another split, or missing: the arms would not be tested on the same cases.
     """
-    if config.reference is None:
+    if settings is None:
         return None
-    path = _prepare_data(config, out, progress, config.reference_fields())
+    path = _prepare_data(config, out, progress, settings)
     reference = Store(path)
     for split in ("train", "val", "test"):
         if sorted(reference.labelled(split)) != sorted(store.labelled(split)):
