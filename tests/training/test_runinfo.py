@@ -1,5 +1,7 @@
 """Run bookkeeping: which saved configs describe the run asked for (resume and the experiment's skip)."""
 
+import shutil
+
 import pytest
 import yaml
 
@@ -23,16 +25,16 @@ def test_a_setting_added_later_counts_as_its_default_in_an_older_run():
     assert not same_run({**older, "gone": 1}, now, defaults)  # a setting sidepair no longer has
 
 
-def test_a_run_saved_without_a_new_setting_is_finished_and_resumes(small_store, tmp_path):
-    config = tiny_train_config(small_store, epochs=1, samples_per_epoch=16)
+def test_a_run_saved_without_a_new_setting_is_finished_and_resumes(seg_run, small_store, tmp_path):
     out = tmp_path / "run"
-    run_train(config, out, progress=False)
+    shutil.copytree(seg_run, out)  # the session's run, copied: its config.yaml is rewritten below
+    config = tiny_train_config(small_store)  # the settings seg_run was trained with
     saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    assert saved == config.model_dump(mode="json")
     del saved["deep_supervision"]  # as sidepair wrote it before the setting existed
     (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False), encoding="utf-8")
-    resolved = config.model_dump(mode="json")
-    assert training_finished(out, resolved)
-    assert len(run_train(config, out, resume=True, progress=False)) == 1  # resumed (finished), not refused
+    assert training_finished(out, config.model_dump(mode="json"))
+    assert len(run_train(config, out, resume=True, progress=False)) == 2  # resumed (finished), not refused
     deep = config.model_copy(update={"deep_supervision": True})
     with pytest.raises(ConfigError, match="--resume with settings other than the run's own"):
         run_train(deep, out, resume=True, progress=False)

@@ -12,6 +12,7 @@ from sidepair.data.splits import select_fraction
 from sidepair.data.store import Store
 from sidepair.errors import ConfigError, SidepairError
 from sidepair.evaluation.evaluate import evaluate_run
+from sidepair.inference.export import export_model
 from sidepair.models.checkpoint import read_checkpoint
 from sidepair.training.segment import run_train
 from sidepair.training.segment_config import resolve_train_config
@@ -207,7 +208,9 @@ def test_deep_supervision_weights_and_an_end_to_end_run(small_store, tmp_path):
     by_hand = (2 * dicece(fine, target) + dicece(coarse, target[:, :, 1::2, 1::2])) / 3
     torch.testing.assert_close(loss([fine, coarse], target), by_hand)
     deep = {"channels": (4, 8, 16, 32), "strides": (1, 2, 2, 2)}
-    config = tiny_train_config(small_store, epochs=1, samples_per_epoch=16, deep_supervision=True, **deep)
+    config = tiny_train_config(
+        small_store, epochs=1, samples_per_epoch=16, val_patches=16, deep_supervision=True, **deep
+    )
     task = SegmentationTask(config, Store(small_store))
     assert isinstance(task.loss, NnUNetDeepSupervision) and len(task.model.decoder.heads) == 1
     run_train(config, tmp_path / "deep", progress=False)
@@ -215,3 +218,6 @@ def test_deep_supervision_weights_and_an_end_to_end_run(small_store, tmp_path):
     assert "decoder.heads.0.conv.conv.weight" in weights
     summary = evaluate_run(tmp_path / "deep", "test", device="cpu", progress=False)
     assert summary["cases"] == 2 and 0 <= summary["metrics"]["kidney_dice"]["mean"] <= 1
+    # An exported file holds the full-resolution output alone, as PyTorch evaluates it.
+    exported = export_model(tmp_path / "deep", "torchscript", tmp_path / "deep.ts")
+    assert exported["max_abs_diff"] < 1e-4
