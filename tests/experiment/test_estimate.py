@@ -1,5 +1,6 @@
 """`sidepair experiment CONFIG --plan`: the grid, its steps and times, and nothing trained or written."""
 
+import dataclasses
 import math
 import re
 
@@ -147,3 +148,16 @@ def test_the_paper_grid_times_its_3d_steps_at_a_smaller_shape_and_scales_by_voxe
     whole = time_step(small, repeats=1, limit=math.inf)
     quarter = time_step(small, repeats=1, limit=32 * 32 * 32)
     assert whole == (1.0, 1.0) and quarter == (4.0, 4.0)
+
+
+def test_a_grid_with_deep_supervision_times_its_heads_and_losses():
+    config = load_experiment_config("demo")
+    grid = config.segmentation.model_copy(update={"deep_supervision": True})
+    deep = config.model_copy(update={"segmentation": grid})
+    plain_step = next(line.step for line in plan_lines(config) if line.step.kind == "segmentation")
+    step = next(line.step for line in plan_lines(deep) if line.step.kind == "segmentation")
+    assert step.deep_supervision and not plain_step.deep_supervision
+    assert step.key == plain_step.key + " deep-supervision"  # a GPU speed is not borrowed from the other
+    small = dataclasses.replace(step, batch=2)
+    train_s, forward_s = time_step(small, repeats=1, warmup=1)
+    assert train_s > 0 and forward_s > 0

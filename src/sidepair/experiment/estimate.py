@@ -34,6 +34,7 @@ from sidepair.training.optim import build_optimizer
 from sidepair.training.pretrain_config import PretrainConfig, resolve_config
 from sidepair.training.run_defaults import PLAN_STORE
 from sidepair.training.segment_config import N_CLASSES, TrainConfig, resolve_train_config
+from sidepair.training.segment_task import NnUNetDeepSupervision
 
 # The most voxels (samples x patch) a calibration step feeds the network: a few GB for a 3D U-Net of 32
 # channels at full resolution, and above every 2D preset's step, which is timed as it is.
@@ -48,6 +49,7 @@ class Step:
     encoder: str  # the encoder config, as JSON
     size: tuple[int, ...]
     batch: int
+    deep_supervision: bool = False  # a segmentation step with nnU-Net's lower-stage heads and losses
 
     @property
     def samples(self) -> int:
@@ -60,7 +62,8 @@ class Step:
         enc = json.loads(self.encoder)
         size = "x".join(map(str, self.size))
         channels = "-".join(map(str, enc.get("channels", [])))
-        return f"{self.kind} {enc['spatial_dims']}d {self.batch}x{size} ch{channels}"
+        deep = " deep-supervision" if self.deep_supervision else ""
+        return f"{self.kind} {enc['spatial_dims']}d {self.batch}x{size} ch{channels}{deep}"
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,8 @@ def _segmentation_line(what: str, runs: int, config: ExperimentConfig, architect
         config.preset, PLAN_STORE, **hyper, **architecture, init="scratch"
     )
     val = math.ceil(seg.val_patches / seg.batch_size) if seg.validation == "patches" else 0
-    step = Step("segmentation", json.dumps(seg.encoder_config()), tuple(seg.patch_size), seg.batch_size)
+    encoder = json.dumps(seg.encoder_config())
+    step = Step("segmentation", encoder, tuple(seg.patch_size), seg.batch_size, seg.deep_supervision)
     return Line(what, runs, seg.epochs * seg.steps_per_epoch, seg.epochs * val, step)
 
 
@@ -161,15 +165,18 @@ def time_step(
     """
     torch.manual_seed(0)
     encoder_config = json.loads(step.encoder)
-    model = segmentation_network(encoder_config, N_CLASSES["kidney"])
+    model = segmentation_network(encoder_config, N_CLASSES["kidney"], step.deep_supervision)
     if step.kind == "segmentation":
-        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
+        dicece = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
+        loss_fn = NnUNetDeepSupervision(dicece) if step.deep_supervision else dicece
     else:
         model = model.encoder
     n, size = calibration_shape(step.samples, step.size, total_stride(encoder_config), limit)
     scale = step.samples * math.prod(step.size) / (n * math.prod(size))
     x = torch.randn(n, 1, *size)
     target = (torch.rand(n, 1, *size) > 0.9).long()
+    if step.deep_supervision:
+        target = target.float()  # MONAI downsamples it to each output
     optimizer = build_optimizer(model.parameters(), OptimiserSettings())
 
     def train_once() -> None:
