@@ -24,7 +24,6 @@ from importlib import resources
 from typing import Any
 
 import torch
-from monai.losses import DiceCELoss
 
 from sidepair.config import OptimiserSettings, PretrainSettings, SegmentSettings, set_fields
 from sidepair.experiment.config import ExperimentConfig
@@ -34,7 +33,7 @@ from sidepair.training.optim import build_optimizer
 from sidepair.training.pretrain_config import PretrainConfig, resolve_config
 from sidepair.training.run_defaults import PLAN_STORE
 from sidepair.training.segment_config import N_CLASSES, TrainConfig, resolve_train_config
-from sidepair.training.segment_task import NnUNetDeepSupervision
+from sidepair.training.segment_task import segmentation_loss
 
 # The most voxels (samples x patch) a calibration step feeds the network: a few GB for a 3D U-Net of 32
 # channels at full resolution, and above every 2D preset's step, which is timed as it is.
@@ -167,16 +166,13 @@ def time_step(
     encoder_config = json.loads(step.encoder)
     model = segmentation_network(encoder_config, N_CLASSES["kidney"], step.deep_supervision)
     if step.kind == "segmentation":
-        dicece = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
-        loss_fn = NnUNetDeepSupervision(dicece) if step.deep_supervision else dicece
+        loss_fn = segmentation_loss(deep_supervision=step.deep_supervision)
     else:
         model = model.encoder
     n, size = calibration_shape(step.samples, step.size, total_stride(encoder_config), limit)
     scale = step.samples * math.prod(step.size) / (n * math.prod(size))
     x = torch.randn(n, 1, *size)
     target = (torch.rand(n, 1, *size) > 0.9).long()
-    if step.deep_supervision:
-        target = target.float()  # MONAI downsamples it to each output
     optimizer = build_optimizer(model.parameters(), OptimiserSettings())
 
     def train_once() -> None:

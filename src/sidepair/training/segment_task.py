@@ -77,6 +77,28 @@ class NnUNetDeepSupervision(DeepSupervisionLoss):
         raw = [0.5**i for i in range(max(1, levels))]
         return [w / sum(raw) for w in raw]
 
+    def forward(self, input: torch.Tensor | list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """The weighted loss; the labels as floats, which MONAI downsamples to each output (nearest-exact)."""
+        return super().forward(input, target.float())
+
+
+def segmentation_loss(loss: str = "dicece", deep_supervision: bool = False) -> nn.Module:
+    """The segmentation loss of a run: DiceCE (``paper``: 0.8 Dice + 0.2 CE), deeply supervised if asked.
+
+    Batch Dice (one Dice over the whole batch, as nnU-Net): patches without kidney do not make it noisy.
+    Without the background class (as nnU-Net): with it, predicting background everywhere already scores
+    half the Dice term, and some seeds stayed in that minimum.
+    """
+    dicece = DiceCELoss(
+        to_onehot_y=True,
+        softmax=True,
+        batch=True,
+        include_background=False,
+        lambda_dice=0.8 if loss == "paper" else 1.0,
+        lambda_ce=0.2 if loss == "paper" else 1.0,
+    )
+    return NnUNetDeepSupervision(dicece) if deep_supervision else dicece
+
 
 class SegmentationTask(Task):
     """Segmentation for the training loop.
@@ -145,20 +167,7 @@ class SegmentationTask(Task):
             )
         if config.freeze_encoder:
             set_encoder_trainable(self.model, False)
-        dice_weight = 0.8 if config.loss == "paper" else 1.0
-        ce_weight = 0.2 if config.loss == "paper" else 1.0
-        # Batch Dice (one Dice over the whole batch, as nnU-Net): patches without kidney do not make it noisy.
-        # Without the background class (as nnU-Net): with it, predicting background everywhere already
-        # scores half the Dice term, and some seeds stayed in that minimum.
-        dicece = DiceCELoss(
-            to_onehot_y=True,
-            softmax=True,
-            batch=True,
-            include_background=False,
-            lambda_dice=dice_weight,
-            lambda_ce=ce_weight,
-        )
-        self.loss = NnUNetDeepSupervision(dicece) if config.deep_supervision else dicece
+        self.loss = segmentation_loss(config.loss, config.deep_supervision)
 
     def should_stop(self, history: list[dict[str, Any]]) -> bool:
         """With ``stop_on_plateau``: stop at the first plateau of the (smoothed) validation Dice."""
@@ -184,13 +193,10 @@ class SegmentationTask(Task):
         """DiceCE loss of one batch (with deep supervision, the weighted sum over the outputs)."""
         image, target = (t.to(device, non_blocking=True) for t in batch)
         out = net(image)
-        outputs = list(out) if isinstance(out, list) else [out]
+        deep = isinstance(out, list)
         # Batch Dice over the global batch, as one process computes it (a no-op outside DDP).
-        *outputs, target = gather_batch(*outputs, target)
-        if not isinstance(out, list):
-            return self.loss(outputs[0], target)
-        # Float labels: MONAI downsamples the target to each output by nearest-exact interpolation.
-        return self.loss(outputs, target.float())
+        *outputs, target = gather_batch(*(out if deep else [out]), target)
+        return self.loss(outputs if deep else outputs[0], target)
 
     def predict_case(self, case_id: str, device: torch.device) -> np.ndarray:
         """Labels of a whole store case (2D: every slice, stacked), on the store grid."""
