@@ -8,11 +8,12 @@ probability and verdict, how many verdicts are right, and how many are confident
 ``shipped@seed1``), the range of each figure over its seeds. A scan in a model's training data is marked
 (``in_training``): its verdict is not a hold-out.
 
-Real-data results. Writes ``results/side_model_spread.json`` and tables.
+Real-data results. Writes ``results/<name>.json``, ``<name>_scans.json`` and ``<name>_groups.json`` (default
+name ``side_model_spread``) and tables.
 
 Usage: python benchmarks/studies/side_model_spread.py --model shipped@seed0=A.pt
        --model shipped@seed1=B.pt ...
-       [--data ../shared/data] [--work runs/side_model_spread]
+       [--data ../shared/data] [--work runs/side_model_spread] [--name side_model_spread]
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument(
         "--model", action="append", required=True, help="GROUP@SEED=FILE; NAME=A,B reads several together."
     )
+    parser.add_argument("--name", default="side_model_spread", help="The results files' name.")
     args = parser.parse_args()
     models = model_specs(parser, args.model)
     scans = {p: states(args.data / p / "ct.nii.gz", args.work / p) for p in PATIENTS}
@@ -89,9 +91,9 @@ def main() -> None:
             out[key] = f"{min(values)}–{max(values)}"
         spread.append(out)
     meta = {"data": "real: ts_example, ircadb 01 and 07 (3 states each), 24 KiTS19 slices (2 states)"}
-    report("side_model_spread_scans", rows, meta)
-    report("side_model_spread", summary, meta)
-    report("side_model_spread_groups", spread, meta)
+    report(f"{args.name}_scans", rows, meta)
+    report(args.name, summary, meta)
+    report(f"{args.name}_groups", spread, meta)
 
 
 if __name__ == "__main__":

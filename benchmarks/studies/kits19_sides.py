@@ -1,9 +1,12 @@
-"""Survey left/right assignment over a folder of label maps (e.g. ../shared/data/kits19_masks).
-
-Usage: python scripts/survey_sides.py ../shared/data/kits19_masks [--out sides.json] [--workers 2]
+"""Left/right assignment over a folder of label maps: the 210 real KiTS19 segmentations by default.
 
 Prints how many cases have two kidneys, one, a component split at the midline, and errors, and how
 often the right kidney's centre lies below the left's (an anatomical check of the side assignment).
+Real labels (no imaging). Writes results/kits19_sides.json (the summary; ``--out`` also writes every
+case's row) and a table.
+
+Usage: python benchmarks/studies/kits19_sides.py [../shared/data/kits19_masks] [--out sides.json]
+       [--workers 2]
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
+from _common import report
 from sidepair.data.sides import survey_label_file
+
+MASKS = Path(__file__).resolve().parents[3] / "shared" / "data" / "kits19_masks"
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -38,23 +44,20 @@ def summarise(rows: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="?", default=MASKS)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     files = sorted(str(p) for p in args.folder.glob("case_*/segmentation.nii.gz"))
     with Pool(args.workers) as pool:
         rows = pool.map(survey_label_file, files)
-    summary = summarise(rows)
-    for key, value in summary.items():
-        print(f"{key:30s} {dict(value) if isinstance(value, Counter) else value}")
+    summary = {k: dict(v) if isinstance(v, Counter) else v for k, v in summarise(rows).items()}
+    report("kits19_sides", [{"figure": k, "value": v} for k, v in summary.items()],
+           {"data": f"real label maps: {len(rows)} files of {args.folder.name}/"})  # fmt: skip
     if args.out:
         args.out.write_text(
             json.dumps(
-                {
-                    "summary": {k: dict(v) if isinstance(v, Counter) else v for k, v in summary.items()},
-                    "cases": rows,
-                },
+                {"summary": summary, "cases": rows},
                 indent=1,
             )
         )
