@@ -1,7 +1,8 @@
 """The data path of segmentation training: store loader against tensors in memory and a plain MONAI pipeline.
 
-On the same phantom cases and the same network, loss and optimiser (the preset's U-Net, DiceCE, Adam),
-side by side in one run, repeated and interleaved (the machine is shared and noisy; medians reported):
+On the same phantom cases and the same network, loss and optimiser (the preset's U-Net, DiceCE, optimiser),
+side by side in one run, repeated and interleaved (the machine is shared and noisy; medians reported),
+without augmentation or mirroring in any pipeline:
 
 - ``in memory``: the epoch's batches read beforehand; only the training steps are timed;
 - ``store loader``: sidepair's own path, timed as training runs it: a DataLoader over the prepared store,
@@ -154,7 +155,11 @@ def main() -> None:
         prepare(open_dataset(data), store_dir, get_preset(args.preset).preprocess)
     store = Store(store_dir)
     device = torch.device("cpu")
-    config = resolve_train_config(args.preset, store_dir, device="cpu", samples_per_epoch=args.samples)
+    # The MONAI pipelines below neither augment nor mirror: the store loader is timed without them too, so
+    # that the rows compare reading patches, not the recipe's augmentation.
+    config = resolve_train_config(
+        args.preset, store_dir, device="cpu", samples_per_epoch=args.samples, augment=False, mirror=False
+    )
     task = SegmentationTask(config, store)
     opt = torch.optim.Adam(task.model.parameters(), lr=config.lr)
     task.model.train()

@@ -37,6 +37,9 @@ RECIPES = {
     # The demo's recipe today (demo.yaml: the preset, 960 steps), and that with nnU-Net's deep supervision.
     "demo": [*BUDGET, "--steps", "960"],
     "demo, deep supervision": [*BUDGET, "--steps", "960", "--deep-supervision"],
+    # The demo's choices against fast-2d's: nnU-Net's SGD, and a third of the patches on a kidney.
+    "demo, SGD 0.01": [*BUDGET, "--steps", "960", "--optimizer", "sgd", "--lr", "0.01"],
+    "demo, a third on a kidney": [*BUDGET, "--steps", "960", "--foreground-fraction", "0.33"],
 }  # fmt: skip
 
 
