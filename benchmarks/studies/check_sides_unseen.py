@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from laterality_lopo import states
 from PIL import Image
+from side_model_spread import RIGHT
 
 from _common import model_specs, report
 from sidepair.qc.check import check_paths
@@ -34,7 +35,6 @@ from sidepair.qc.verdict import SideCheck
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "src" / "sidepair" / "resources" / "side_model.pt"
-RIGHT = {"as is": "ok", "header flipped": "flipped", "array mirrored": "flipped", "mirrored": "flipped"}
 GROUP_BY = r"^([^_]+)_"
 
 

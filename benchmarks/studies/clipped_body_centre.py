@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from laterality_ood import axial_slices
 
 from _common import report
 from sidepair.data.sides import body_centre
@@ -44,16 +45,13 @@ def main() -> None:
         clipped = body_centre(np.clip(array, 0, 255), affine)
         step = max(1, int(round(args.every_mm / float(volume.spacing[2]))))
         now, before = [], []
-        for z in range(0, array.shape[2], step):
-            axial = array[:, :, z : z + 1]
-            if (axial > -500).mean() < 0.05:
+        for axial in axial_slices(volume, step):
+            if (axial.array > -500).mean() < 0.05:
                 continue
-            shifted = affine.copy()
-            shifted[:3, 3] = affine[:3, :3] @ np.array([0.0, 0.0, z]) + affine[:3, 3]
-            x_whole = body_centre(axial, shifted)[0]
-            kept = np.clip(axial, 0, 255)
-            now.append(abs(body_centre(kept, shifted)[0] - x_whole))
-            before.append(abs(tissue_centroid_x(kept, shifted) - x_whole))
+            x_whole = body_centre(axial.array, axial.affine)[0]
+            kept = np.clip(axial.array, 0, 255)
+            now.append(abs(body_centre(kept, axial.affine)[0] - x_whole))
+            before.append(abs(tissue_centroid_x(kept, axial.affine) - x_whole))
         rows.append(
             {
                 "scan": scan,

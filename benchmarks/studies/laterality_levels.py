@@ -25,7 +25,7 @@ import numpy as np
 
 from _common import RESULTS, report
 from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
-from sidepair.qc.verdict import threshold_for
+from sidepair.qc.verdict import threshold_for, verdict_of
 
 REPO = Path(__file__).resolve().parents[2]
 ORGANS = ("kidney_right", "kidney_left", "liver", "spleen")
@@ -59,8 +59,7 @@ def ensemble_verdict(rows: list[dict]) -> str:
     if first["reason"] and not first["reason"].startswith("weak evidence"):
         return "unsure"  # withheld for what the input is, whatever the models say
     p = 1 / (1 + math.exp(-float(np.mean([r["evidence"] for r in rows]))))
-    t = threshold_for(first["levels"], DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD)
-    return "ok" if p >= t else "flipped" if p <= 1 - t else "unsure"
+    return verdict_of(p, threshold_for(first["levels"], DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD))
 
 
 def main() -> None:
