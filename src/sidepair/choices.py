@@ -13,8 +13,8 @@ from typing import Literal
 FormatName = Literal["nnunet", "msd", "kits", "totalseg", "slices", "dicom"]
 # `sidepair phantom --layout`.
 PhantomLayout = Literal["kits", "slices", "nnunet"]
-# The phantom's anatomy: one template (the demo's) or varied per case.
-AnatomyChoice = Literal["fixed", "varied"]
+# The phantom's anatomy: one template (the demo's), varied per case, or varied with chest and pelvis.
+AnatomyChoice = Literal["fixed", "varied", "trunk"]
 # `sidepair export --format` for a model that predict runs alone.
 ExportFormat = Literal["onnx", "torchscript"]
 # What prepare and predict do with a scan the shipped side model calls flipped.

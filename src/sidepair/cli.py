@@ -217,7 +217,8 @@ def phantom(
         AnatomyChoice,
         typer.Option(
             help="fixed: one organ template (the demo's); varied: organ sizes, positions and contrast phase "
-            "(unenhanced too) drawn per case, for side models."
+            "(unenhanced too) drawn per case, for side models; trunk: varied, with the chest's and the "
+            "pelvis's levels above and below (for check-sides)."
         ),
     ] = "fixed",
 ) -> None:

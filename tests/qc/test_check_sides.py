@@ -52,7 +52,8 @@ def test_levels_are_pooled_as_mean_evidence_not_mean_probability(states):
     volume = load_nifti(states / "asis.nii.gz")
     strong = float(np.log(0.99 / 0.01))
     for sign in (1, -1):
-        model.level_evidence = lambda _v, s=sign: s * np.array([strong, strong, 0.0, 0.0])  # type: ignore[method-assign]
+        evidence = sign * np.array([strong, strong, 0.0, 0.0])
+        model.read_levels = lambda _v, where=True, e=evidence: (e, [None] * 4)  # type: ignore[method-assign]
         check = model.check(volume)
         expected = 1 / (1 + np.exp(-sign * strong / 2))
         assert check.probability == pytest.approx(expected) and check.levels == 4

@@ -61,7 +61,10 @@ def test_ircadb_in_three_states(shared_data, model, tmp_path, patient):
         assert checks[state].probability < 0.1 and checks[state].verdict == "flipped"
         # The two flips are one mirror image up to a translation, and the score is blind to handedness.
         assert checks[state].probability == pytest.approx(1 - checks["as is"].probability, abs=0.02)
-    assert all(c.levels == 48 for c in checks.values())
+    # Of the 48 levels read, those in the chest (and pelvis) are set aside, the same ones in each state.
+    aside = {c.notes.split("levels set aside: ")[-1] for c in checks.values()}
+    assert len({c.levels for c in checks.values()}) == 1 and len(aside) == 1
+    assert 30 <= checks["as is"].levels < 48 and " in the chest" in aside.pop()
 
 
 def test_ts_example_in_three_states_with_a_model_that_saw_no_real_scan(shared_data, tmp_path):
@@ -118,7 +121,10 @@ def test_windowed_and_clipped_volumes_are_withheld_or_read(shared_data, model):
     assert withheld.verdict == "unsure" and withheld.abstained
     assert withheld.reason.startswith("values not HU") and "--intensity" in withheld.reason
     clipped = model.check(Volume(np.clip(volume.array, -125, 275), volume.affine, volume.source))
-    assert clipped.verdict == "ok" and clipped.notes == "values clipped to [-125, 275]"
+    assert clipped.verdict == "ok" and clipped.notes.startswith(
+        "values clipped to [-125, 275]; levels set aside: "
+    )
+    assert " in the chest" in clipped.notes  # its top slices: heart and lungs
 
 
 def test_single_slices_below_the_liver_are_not_confidently_wrong(shared_data, model):

@@ -32,6 +32,7 @@ from sidepair.atomic import atomic_dir, atomic_path, write_json
 from sidepair.choices import AnatomyChoice
 from sidepair.data.labels import KIDNEY, TUMOUR
 from sidepair.data.phantom_anatomy import Anatomy, Mass, OrganPose, anatomy_for
+from sidepair.data.phantom_trunk import TRUNK_Z_MM, draw_trunk, iliac_crest, lung_base
 from sidepair.data.sides import assign_sides
 from sidepair.data.volume import load_nifti
 from sidepair.errors import DataError
@@ -56,9 +57,11 @@ class CaseSpec:
         kidneys: Side -> world centre (mm) of each kidney drawn.
         tumour: Side with a tumour (``both`` where a varied anatomy's mass is on the other side), or None.
         contrast: Contrast-phase factor (1 = strong corticomedullary enhancement, 0 = unenhanced).
-        anatomy: ``fixed`` (the organ template) or ``varied`` (drawn per case).
+        anatomy: ``fixed`` (the organ template), ``varied`` (drawn per case) or ``trunk``.
         noise_hu: Noise standard deviation.
         masks_from: Label map the kidneys were taken from, if any.
+        levels: ``trunk`` only: world z (mm) of the lung base (chest above) and the iliac crest (pelvis
+            below).
     """
 
     case_id: str
@@ -71,6 +74,7 @@ class CaseSpec:
     noise_hu: float = 10.0
     masks_from: str | None = None
     anatomy: str = "fixed"
+    levels: dict[str, float] | None = None
 
 
 class DrawnCase(NamedTuple):
@@ -401,11 +405,13 @@ def _draw_organs(
         _tube(c, start, end, semi[0], hu, organ=organ)
 
 
-def _geometry(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, dict[str, Any]]:
+def _geometry(
+    rng: np.random.Generator, shape: tuple[int, int, int], z_cover: float = 200.0
+) -> tuple[np.ndarray, dict[str, Any]]:
     fov = rng.uniform(360, 420)
     inplane = fov / shape[0]
     # At least 200 mm of z coverage, so both kidneys fit whatever the slice count.
-    slice_mm = max(float(rng.choice([2.0, 2.5, 3.0, 4.0, 5.0])), 200.0 / shape[2]) * rng.uniform(1.0, 1.15)
+    slice_mm = max(float(rng.choice([2.0, 2.5, 3.0, 4.0, 5.0])), z_cover / shape[2]) * rng.uniform(1.0, 1.15)
     spacing = np.array([inplane, fov / shape[1], slice_mm])
     affine = np.diag([*spacing, 1.0])
     affine[:3, 3] = -(np.asarray(shape) - 1) / 2 * spacing + np.array([rng.uniform(-10, 10), 0, 0])
@@ -498,8 +504,9 @@ def generate_case(
         shape: RAS grid shape (x, y, z) when not taken from ``mask_file``.
         mask_file: A real label map (0 background, 1 kidney, 2 tumour) giving kidney geometry.
         axcodes: Orientation codes to write; drawn from :data:`ORIENTATIONS` when None.
-        anatomy: ``fixed`` organs (the template) or ``varied`` per case (sizes, positions, contrast phase
-            unenhanced included; see :mod:`sidepair.data.phantom_anatomy`).
+        anatomy: ``fixed`` organs (the template), ``varied`` per case (sizes, positions, contrast phase
+            unenhanced included; see :mod:`sidepair.data.phantom_anatomy`), or ``trunk``: ``varied`` over
+            520 mm of z, with the chest's and the pelvis's levels (:mod:`sidepair.data.phantom_trunk`).
 
     Returns:
         The images in the chosen orientation, and the case's spec.
@@ -508,7 +515,7 @@ def generate_case(
     contrast = float(rng.uniform(0.5, 1.0))
     anat = anatomy_for(anatomy, seed, index)
     if mask_file is None:
-        affine, geo = _geometry(rng, shape)
+        affine, geo = _geometry(rng, shape, TRUNK_Z_MM if anatomy == "trunk" else 200.0)
         c = _Canvas(shape, affine)
         centres = _kidney_centres(rng, geo)
     else:
@@ -517,6 +524,9 @@ def generate_case(
     geo["r_body"] = _draw_spine(c, rng, (geo["body_centre"][0], geo["spine_y"]), 0)
     cavity3d = np.broadcast_to(cavity[:, :, None], c.shape)
     _draw_organs(c, rng, geo, contrast, cavity3d, anat)
+    if anatomy == "trunk":
+        vessels = np.isin(c.organs, (ORGANS["aorta"], ORGANS["ivc"]))
+        draw_trunk(c, np.random.default_rng([seed, index, 2]), geo, contrast, cavity3d, vessels)
     tumour_side = None
     if mask_file is None:
         tumour_side = str(rng.choice(["right", "left"])) if rng.random() < 0.5 else None
@@ -557,6 +567,11 @@ def generate_case(
         noise_hu=round(noise, 2),
         masks_from=str(mask_file) if mask_file else None,
         anatomy=anatomy,
+        levels=(
+            {"lung_base_z": round(lung_base(geo), 2), "iliac_crest_z": round(iliac_crest(geo), 2)}
+            if anatomy == "trunk"
+            else None
+        ),
     )
     return DrawnCase(image, label, organs, sides, spec)
 
@@ -621,7 +636,8 @@ def generate_phantom(
             "anatomy": anatomy,
             "organs": {"file": "organs.nii.gz", "codes": ORGANS},
             "note": "synthetic phantom, not patient data",
-            "cases": [asdict(s) for s in specs],
+            # ``levels`` only where drawn, so that the other anatomies' files stay as they were.
+            "cases": [{k: v for k, v in asdict(s).items() if k != "levels" or v} for s in specs],
         },
     )
     return specs
@@ -692,7 +708,8 @@ def write_slices(
             "seed": seed,
             "shape": list(shape),
             "note": "synthetic phantom, not patient data",
-            "cases": [asdict(s) for s in specs],
+            # ``levels`` only where drawn, so that the other anatomies' files stay as they were.
+            "cases": [{k: v for k, v in asdict(s).items() if k != "levels" or v} for s in specs],
         },
     )
     return specs

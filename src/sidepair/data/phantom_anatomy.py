@@ -139,4 +139,5 @@ def anatomy_for(choice: AnatomyChoice, seed: int, index: int) -> Anatomy:
     """The anatomy of case ``index`` of a dataset drawn with ``seed``."""
     if choice == "fixed":
         return Anatomy()
+    # ``trunk`` is ``varied`` with more levels drawn around it (phantom_trunk).
     return Anatomy.draw(np.random.default_rng([seed, index, 1]))

@@ -98,7 +98,7 @@ class Reading:
         return out
 
 
-def _trunk(body: np.ndarray | None, spacing: float) -> np.ndarray | None:
+def trunk_region(body: np.ndarray | None, spacing: float) -> np.ndarray | None:
     """The body without what hangs on it by less than 16 mm (a patient table the skin touches)."""
     if body is None:
         return None
@@ -127,7 +127,7 @@ def read_scan(volume: Volume) -> Reading:
     rims, widths, cut, at_ceiling, body_voxels = [], [], 0, 0, 0
     for z in picks:
         image = array[::step, ::step, int(z)]
-        body = _trunk(body_region(image, spacing, tissue_floor), spacing)
+        body = trunk_region(body_region(image, spacing, tissue_floor), spacing)
         if body is None:
             continue
         hull = hull_mask(body)

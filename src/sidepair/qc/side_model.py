@@ -36,6 +36,7 @@ from sidepair.errors import DataError, SidepairError
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
 from sidepair.models.siamese import Siamese
 from sidepair.qc.inputs import read_scan
+from sidepair.qc.levels import LevelReading, read_level
 from sidepair.qc.verdict import SideCheck, decide
 
 BODY_HU = -500.0
@@ -154,6 +155,10 @@ class SideModel:
         Raises:
             DataError: No body in the scan (all air), or a single slice for a 3D model.
         """
+        return self.read_levels(volume, where=False)[0]
+
+    def read_levels(self, volume: Volume, where: bool = True) -> tuple[np.ndarray, list[LevelReading | None]]:
+        """Each level's evidence and, when ``where``, what the level holds (``qc.levels``)."""
         source = volume.source
         body = volume.array > max(BODY_HU, float(volume.array.min()) + 1.0)
         if body.mean() < 0.005:
@@ -185,7 +190,9 @@ class SideModel:
         stack = stack if self.dims == 3 else stack[:, 0]
         # Each side's logit is the mean over its shifted crops: one crop's score can turn on a few pixels.
         logits = self.right_logits(stack[:, None]).reshape(len(levels), 2, len(shifts)).mean(axis=2)
-        return logits[:, 0] - logits[:, 1]
+        values = (float(volume.array.min()), float(volume.array.max())) if where else (0.0, 0.0)
+        readings = [_where(volume, res.affine, z, *values) for z in levels] if where else []
+        return logits[:, 0] - logits[:, 1], readings
 
     def _levels(self, body_zyx: np.ndarray) -> list[int]:
         """Axial levels holding body: slices (2D) or slab centres half a slab apart (3D), evenly spread."""
@@ -220,9 +227,18 @@ class SideModel:
         or ``slice_threshold`` for a scan of one level.
         """
         reading = read_scan(volume)
-        evidence = self.level_evidence(volume)
-        probability = float(expit(float(evidence.mean())))
+        evidence, where = self.read_levels(volume, where=True)
         reasons = reading.reasons()
+        notes = reading.notes()
+        aside = [r for r in where if r is not None and r.kind != "abdomen"]
+        kept = np.array([r is None or r.kind == "abdomen" for r in where], dtype=bool)
+        if not kept.any():
+            only = aside[0].reason() if len(where) == 1 else None
+            reasons.append(only or f"no level between the lungs and the pelvis: {_counts(aside)}")
+        elif aside:
+            notes.append(f"levels set aside: {_counts(aside)}")
+            evidence = evidence[kept]
+        probability = float(expit(float(evidence.mean())))
         verdict, reason, applied = decide(probability, len(evidence), reasons, threshold, slice_threshold)
         return SideCheck(
             input=str(volume.source),
@@ -234,7 +250,29 @@ class SideModel:
             level_probabilities=[round(float(v), 4) for v in expit(evidence.astype(np.float64))],
             model=self.source,
             reason=reason,
-            notes="; ".join(reading.notes()),
+            notes="; ".join(notes),
             abstained=bool(reasons),
             level_evidence=[round(float(v), 4) for v in evidence],
         )
+
+
+def _where(
+    volume: Volume, resampled: np.ndarray, z: int, floor: float, ceiling: float
+) -> LevelReading | None:
+    """What the level at resampled slice ``z`` holds, read on the scan's own nearest axial slice.
+
+    Read at the scan's resolution and values: the model's grid is coarser, and a bone plate 1 cm thick
+    blurs below the bone threshold on it.
+    """
+    world = resampled[:3, :3] @ np.array([0.0, 0.0, float(z)]) + resampled[:3, 3]
+    k = np.linalg.solve(volume.affine[:3, :3], world - volume.affine[:3, 3])[2]
+    k = int(np.clip(np.rint(k), 0, volume.array.shape[2] - 1))
+    image = np.asarray(volume.array[:, :, k], dtype=np.float32)
+    return read_level(image, float(min(volume.spacing[:2])), floor, ceiling)
+
+
+def _counts(aside: list[LevelReading]) -> str:
+    """How many levels lie in the chest and in the pelvis: ``3 in the chest, 2 in the pelvis``."""
+    return ", ".join(
+        f"{n} in the {kind}" for kind in ("chest", "pelvis") if (n := sum(r.kind == kind for r in aside))
+    )

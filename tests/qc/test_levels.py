@@ -1,0 +1,92 @@
+"""Where a level lies (``qc.levels``): chest and pelvis levels set aside, a single slice there withheld."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sidepair import check_sides
+from sidepair.data.phantom import generate_case
+from sidepair.data.volume import Volume, volume_from_image
+from sidepair.qc.levels import LevelReading, read_level
+from sidepair.qc.side_model import SideModel
+
+
+@pytest.fixture(scope="module")
+def trunk() -> tuple[Volume, dict[str, float]]:
+    """One ``--anatomy trunk`` phantom case (RAS) and its lung base and iliac crest heights."""
+    drawn = generate_case("trunk", 0, 0, shape=(128, 128, 80), axcodes="RAS", anatomy="trunk")
+    return volume_from_image(drawn.image, Path("trunk.nii.gz")), drawn.spec.levels
+
+
+def level_at(volume: Volume, z_mm: float) -> Volume:
+    """The axial slice nearest ``z_mm``, a volume of one slice with its own affine."""
+    k = int(round((z_mm - volume.affine[2, 3]) / volume.affine[2, 2]))
+    affine = volume.affine.copy()
+    affine[2, 3] += k * volume.affine[2, 2]
+    return Volume(volume.array[:, :, k : k + 1].astype(np.float32), affine, Path(f"{volume.source}#z{k}"))
+
+
+def reading(slice_: Volume, bounds: tuple[float, float] | None = None) -> LevelReading:
+    image = slice_.array[:, :, 0] if bounds is None else np.clip(slice_.array[:, :, 0], *bounds)
+    found = read_level(image, float(slice_.spacing[0]), float(image.min()), float(image.max()))
+    assert found is not None
+    return found
+
+
+def test_kinds_from_the_two_measures():
+    assert LevelReading((80.0, 95.0), (0.0, 0.0)).kind == "chest"
+    assert LevelReading((80.0, 20.0), (0.0, 0.0)).kind == "abdomen"  # air on one side: bowel gas
+    assert LevelReading((10.0, 12.0), (6.0, 4.5)).kind == "pelvis"
+    assert LevelReading((10.0, 12.0), (9.0, 1.0)).kind == "abdomen"  # bone on one side only
+    assert LevelReading((10.0, 12.0), (9.0, 1.0)).reason() == ""
+    assert (
+        LevelReading((80.0, 95.0), (0.0, 0.0)).reason()
+        == "level in the chest: air regions of 80 and 95 cm2 (lungs)"
+    )
+    pelvis = LevelReading((10.0, 12.0), (6.0, 4.5)).reason()
+    assert pelvis == "level at the pelvis: bone plates of 4.5 and 6.0 cm2 at the sides (iliac wings)"
+
+
+@pytest.mark.parametrize("bounds", [None, (-125, 275), (0, 255)])
+def test_the_phantom_trunk_levels_as_hu_and_clipped(trunk, bounds):
+    volume, levels = trunk
+    kidneys = (levels["lung_base_z"] + levels["iliac_crest_z"]) / 2
+    chest = reading(level_at(volume, levels["lung_base_z"] + 60), bounds)
+    assert chest.kind == "chest" and min(chest.air_cm2) > 60
+    pelvis = reading(level_at(volume, levels["iliac_crest_z"] - 40), bounds)
+    assert pelvis.kind == "pelvis" and min(pelvis.bone_cm2) > 4
+    middle = reading(level_at(volume, kidneys), bounds)
+    assert middle.kind == "abdomen" and max(middle.bone_cm2) < 1
+
+
+def test_a_slice_in_the_chest_or_pelvis_is_withheld_and_a_volume_sets_them_aside(trunk):
+    volume, levels = trunk
+    model = SideModel.load()
+    pelvis = check_sides(level_at(volume, levels["iliac_crest_z"] - 40), model=model)
+    assert pelvis.verdict == "unsure" and pelvis.abstained and pelvis.levels == 1
+    assert pelvis.reason.startswith("level at the pelvis: bone plates of ")
+    chest = check_sides(level_at(volume, levels["lung_base_z"] + 60), model=model)
+    assert chest.verdict == "unsure" and chest.reason.startswith("level in the chest: air regions of ")
+    whole = check_sides(volume, model=model)
+    assert whole.verdict == "ok" and not whole.abstained
+    assert (
+        "levels set aside: " in whole.notes
+        and " in the chest" in whole.notes
+        and " in the pelvis" in whole.notes
+    )
+    assert len(whole.level_evidence) == whole.levels < len(model.level_evidence(volume))
+
+
+def test_a_volume_of_chest_levels_only_is_withheld(trunk):
+    volume, levels = trunk
+    k = int(round((levels["lung_base_z"] + 40 - volume.affine[2, 3]) / volume.affine[2, 2]))
+    affine = volume.affine.copy()
+    affine[2, 3] += k * volume.affine[2, 2]
+    chest = Volume(volume.array[:, :, k:], affine, volume.source)
+    check = check_sides(chest)
+    assert check.verdict == "unsure" and check.abstained
+    assert (
+        check.reason.startswith("no level between the lungs and the pelvis: ")
+        and "in the chest" in check.reason
+    )
