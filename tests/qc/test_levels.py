@@ -19,12 +19,13 @@ def trunk() -> tuple[Volume, dict[str, float]]:
     return volume_from_image(drawn.image, Path("trunk.nii.gz")), drawn.spec.levels
 
 
-def level_at(volume: Volume, z_mm: float) -> Volume:
-    """The axial slice nearest ``z_mm``, a volume of one slice with its own affine."""
+def from_level(volume: Volume, z_mm: float, count: int | None = 1) -> Volume:
+    """``count`` axial slices (all the rest: None) from the one nearest ``z_mm``, with their own affine."""
     k = int(round((z_mm - volume.affine[2, 3]) / volume.affine[2, 2]))
     affine = volume.affine.copy()
     affine[2, 3] += k * volume.affine[2, 2]
-    return Volume(volume.array[:, :, k : k + 1].astype(np.float32), affine, Path(f"{volume.source}#z{k}"))
+    stop = None if count is None else k + count
+    return Volume(volume.array[:, :, k:stop].astype(np.float32), affine, Path(f"{volume.source}#z{k}"))
 
 
 def reading(slice_: Volume, bounds: tuple[float, float] | None = None) -> LevelReading:
@@ -52,21 +53,21 @@ def test_kinds_from_the_two_measures():
 def test_the_phantom_trunk_levels_as_hu_and_clipped(trunk, bounds):
     volume, levels = trunk
     kidneys = (levels["lung_base_z"] + levels["iliac_crest_z"]) / 2
-    chest = reading(level_at(volume, levels["lung_base_z"] + 60), bounds)
+    chest = reading(from_level(volume, levels["lung_base_z"] + 60), bounds)
     assert chest.kind == "chest" and min(chest.air_cm2) > 60
-    pelvis = reading(level_at(volume, levels["iliac_crest_z"] - 40), bounds)
+    pelvis = reading(from_level(volume, levels["iliac_crest_z"] - 40), bounds)
     assert pelvis.kind == "pelvis" and min(pelvis.bone_cm2) > 4
-    middle = reading(level_at(volume, kidneys), bounds)
+    middle = reading(from_level(volume, kidneys), bounds)
     assert middle.kind == "abdomen" and max(middle.bone_cm2) < 1
 
 
 def test_a_slice_in_the_chest_or_pelvis_is_withheld_and_a_volume_sets_them_aside(trunk):
     volume, levels = trunk
     model = SideModel.load()
-    pelvis = check_sides(level_at(volume, levels["iliac_crest_z"] - 40), model=model)
+    pelvis = check_sides(from_level(volume, levels["iliac_crest_z"] - 40), model=model)
     assert pelvis.verdict == "unsure" and pelvis.abstained and pelvis.levels == 1
     assert pelvis.reason.startswith("level at the pelvis: bone plates of ")
-    chest = check_sides(level_at(volume, levels["lung_base_z"] + 60), model=model)
+    chest = check_sides(from_level(volume, levels["lung_base_z"] + 60), model=model)
     assert chest.verdict == "unsure" and chest.reason.startswith("level in the chest: air regions of ")
     whole = check_sides(volume, model=model)
     assert whole.verdict == "ok" and not whole.abstained
@@ -80,11 +81,7 @@ def test_a_slice_in_the_chest_or_pelvis_is_withheld_and_a_volume_sets_them_aside
 
 def test_a_volume_of_chest_levels_only_is_withheld(trunk):
     volume, levels = trunk
-    k = int(round((levels["lung_base_z"] + 40 - volume.affine[2, 3]) / volume.affine[2, 2]))
-    affine = volume.affine.copy()
-    affine[2, 3] += k * volume.affine[2, 2]
-    chest = Volume(volume.array[:, :, k:], affine, volume.source)
-    check = check_sides(chest)
+    check = check_sides(from_level(volume, levels["lung_base_z"] + 40, count=None))
     assert check.verdict == "unsure" and check.abstained
     assert (
         check.reason.startswith("no level between the lungs and the pelvis: ")

@@ -576,6 +576,11 @@ def generate_case(
     return DrawnCase(image, label, organs, sides, spec)
 
 
+def _spec_rows(specs: list[CaseSpec]) -> list[dict[str, Any]]:
+    """``phantom.json``'s rows: ``levels`` only where drawn, so other anatomies' files stay as they were."""
+    return [{k: v for k, v in asdict(s).items() if k != "levels" or v} for s in specs]
+
+
 def _mask_files(masks_from: Path) -> list[Path]:
     files = sorted(masks_from.glob("case_*/segmentation.nii.gz")) or sorted(masks_from.glob("*.nii.gz"))
     if not files:
@@ -636,8 +641,7 @@ def generate_phantom(
             "anatomy": anatomy,
             "organs": {"file": "organs.nii.gz", "codes": ORGANS},
             "note": "synthetic phantom, not patient data",
-            # ``levels`` only where drawn, so that the other anatomies' files stay as they were.
-            "cases": [{k: v for k, v in asdict(s).items() if k != "levels" or v} for s in specs],
+            "cases": _spec_rows(specs),
         },
     )
     return specs
@@ -708,8 +712,7 @@ def write_slices(
             "seed": seed,
             "shape": list(shape),
             "note": "synthetic phantom, not patient data",
-            # ``levels`` only where drawn, so that the other anatomies' files stay as they were.
-            "cases": [{k: v for k, v in asdict(s).items() if k != "levels" or v} for s in specs],
+            "cases": _spec_rows(specs),
         },
     )
     return specs

@@ -55,9 +55,6 @@ def draw_trunk(
     geo["lung_base"] = float(rng.uniform(150.0, 175.0))
     geo["iliac_crest"] = float(rng.uniform(115.0, 135.0))
     z = c.axes[2]
-    # Lungs: air behind and beside the heart, with vessels. In the lowest 30 mm they fill only what the
-    # abdomen's organs leave (the liver dome and the spleen reach up between them); above, everything but
-    # bone and the great vessels.
     # The chest wall is thinner than the abdomen's: 8 mm of fat, then 10 mm of muscle and ribs' worth of
     # tissue, and the lungs inside it (an obese abdomen's fat would leave them no room).
     above = (z >= lung_base(geo))[None, None, :]
@@ -67,6 +64,9 @@ def draw_trunk(
     wall = ((depth >= CHEST_FAT_MM) & (depth < CHEST_WALL_MM))[:, :, None] & above
     c.hu[wall] = MUSCLE_HU
     chest = (depth >= CHEST_WALL_MM)[:, :, None]
+    # Lungs: air behind and beside the heart, with vessels. In the lowest 30 mm they fill only what the
+    # abdomen's organs leave (the liver dome and the spleen reach up between them); above, everything but
+    # bone and the great vessels.
     free = chest & ~vessels & (c.hu < 150.0) & ((c.organs == 0) | ~dome)
     for side in (1, -1):
         sl, r = c.ellipsoid(
@@ -92,8 +92,8 @@ def draw_trunk(
         dist = np.hypot(x - start[0] - t * along[0], y - start[1] - t * along[1])
         thick = float(rng.uniform(6.0, 9.0))
         marrow, cortex = dist <= thick - 2.5, dist <= thick
-        c.hu[:, :, below] = np.where(cortex[:, :, None], float(rng.uniform(700, 900)), c.hu[:, :, below])
-        c.hu[:, :, below] = np.where(marrow[:, :, None], float(rng.uniform(250, 350)), c.hu[:, :, below])
+        c.hu[cortex[:, :, None] & below] = float(rng.uniform(700, 900))
+        c.hu[marrow[:, :, None] & below] = float(rng.uniform(250, 350))
     sl, r = c.ellipsoid((bx, by + 0.35 * b, iliac_crest(geo) - 150.0), (50.0, 40.0, 40.0))
     if sl is not None:
         c.paint(sl, r <= 1, BLADDER_HU, cavity)

@@ -98,13 +98,22 @@ class Reading:
         return out
 
 
+def disk(radius_mm: float, spacing: float) -> np.ndarray:
+    """A disk of ``radius_mm`` (at least one pixel) on a grid of ``spacing`` mm, for morphology."""
+    r = max(1, int(round(radius_mm / spacing)))
+    return np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
+
+
+def depth_under_skin(hull: np.ndarray, spacing: float) -> np.ndarray:
+    """Each pixel's distance (mm) from the edge of ``hull``, the body's convex outline."""
+    return ndimage.distance_transform_edt(np.pad(hull, 1))[1:-1, 1:-1] * spacing
+
+
 def trunk_region(body: np.ndarray | None, spacing: float) -> np.ndarray | None:
     """The body without what hangs on it by less than 16 mm (a patient table the skin touches)."""
     if body is None:
         return None
-    r = max(1, int(round(OPEN_MM / spacing)))
-    disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
-    labels, n = ndimage.label(ndimage.binary_opening(body, structure=disk))
+    labels, n = ndimage.label(ndimage.binary_opening(body, structure=disk(OPEN_MM, spacing)))
     if n == 0:
         return body
     return labels == (int(np.argmax(np.bincount(labels.ravel())[1:])) + 1)
@@ -131,7 +140,7 @@ def read_scan(volume: Volume) -> Reading:
         if body is None:
             continue
         hull = hull_mask(body)
-        depth = ndimage.distance_transform_edt(np.pad(hull, 1))[1:-1, 1:-1] * spacing
+        depth = depth_under_skin(hull, spacing)
         rim = hull & (depth >= RIM_MM[0]) & (depth <= RIM_MM[1])
         if rim.any():
             rims.append(float((image[rim] <= fat_at).mean()))

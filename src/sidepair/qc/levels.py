@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from sidepair.data.sides import body_region, hull_mask
-from sidepair.qc.inputs import trunk_region
+from sidepair.qc.inputs import depth_under_skin, disk, trunk_region
 
 LevelKind = Literal["abdomen", "chest", "pelvis"]
 
@@ -81,10 +81,6 @@ class LevelReading:
             a, b = sorted(self.bone_cm2)
             return f"level at the pelvis: bone plates of {a:.1f} and {b:.1f} cm2 at the sides (iliac wings)"
         return ""
-
-
-def _disk(radius: int) -> np.ndarray:
-    return np.hypot(*np.mgrid[-radius : radius + 1, -radius : radius + 1]) <= radius
 
 
 def _blocks(image: np.ndarray, step: int) -> np.ndarray:
@@ -141,11 +137,11 @@ def read_level(image: np.ndarray, spacing: float, floor: float, ceiling: float) 
     columns = np.nonzero(hull.any(axis=1))[0]
     centre, half_width = (columns.min() + columns.max()) / 2, (columns.max() - columns.min()) / 2
     pixel_cm2 = spacing**2 / 100.0
-    depth = ndimage.distance_transform_edt(np.pad(hull, 1))[1:-1, 1:-1] * spacing
+    depth = depth_under_skin(hull, spacing)
     air = (image <= max(floor + 0.5, AIR_HU)) & hull & (depth > UNDER_SKIN_MM)
     # Vessels in the lung are tissue in values clipped at 0: close them first, or the opening frays the lung.
-    air = ndimage.binary_closing(air, structure=_disk(max(1, int(round(CLOSE_MM / spacing)))))
-    air = ndimage.binary_opening(air, structure=_disk(max(1, int(round(OPEN_MM / spacing)))))
+    air = ndimage.binary_closing(air, structure=disk(CLOSE_MM, spacing))
+    air = ndimage.binary_opening(air, structure=disk(OPEN_MM, spacing))
     bone = bright & hull
     # The lungs can meet in front of the spine: cut the air at the midline, so each side has its own.
     x = np.arange(image.shape[0])[:, None]

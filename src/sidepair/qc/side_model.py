@@ -190,8 +190,10 @@ class SideModel:
         stack = stack if self.dims == 3 else stack[:, 0]
         # Each side's logit is the mean over its shifted crops: one crop's score can turn on a few pixels.
         logits = self.right_logits(stack[:, None]).reshape(len(levels), 2, len(shifts)).mean(axis=2)
-        values = (float(volume.array.min()), float(volume.array.max())) if where else (0.0, 0.0)
-        readings = [_where(volume, res.affine, z, *values) for z in levels] if where else []
+        readings: list[LevelReading | None] = []
+        if where:
+            floor, ceiling = float(volume.array.min()), float(volume.array.max())
+            readings = [_where(volume, res.affine, z, floor, ceiling) for z in levels]
         return logits[:, 0] - logits[:, 1], readings
 
     def _levels(self, body_zyx: np.ndarray) -> list[int]:
