@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
@@ -49,6 +50,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     files = sorted(str(p) for p in args.folder.glob("case_*/segmentation.nii.gz"))
+    if not files:  # a summary of 0 cases would overwrite the committed result file with nothing
+        sys.exit(f"{args.folder}: no case_*/segmentation.nii.gz found (KiTS19's masks, e.g. ../shared/data)")
     with Pool(args.workers) as pool:
         rows = pool.map(survey_label_file, files)
     summary = {k: dict(v) if isinstance(v, Counter) else v for k, v in summarise(rows).items()}
