@@ -85,7 +85,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--real-repeats", type=int, default=12)
     parser.add_argument(
-        "--anatomy", choices=("fixed", "varied"), default="varied", help="The phantom's organs."
+        "--anatomy",
+        choices=("fixed", "varied", "trunk"),
+        default="varied",
+        help="The phantom's organs (trunk: varied, with the chest's and the pelvis's levels).",
     )
     parser.add_argument(
         "--checkpoint", choices=("last", "best"), default="last", help="The epoch that ships."
