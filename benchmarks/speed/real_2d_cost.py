@@ -7,8 +7,9 @@ ircadb 07 and ``ts_example`` scored), at the preset's own settings (patch valida
 - seconds per training epoch (``samples_per_epoch / batch_size`` optimiser steps, then the fixed
   validation patches), from ``metrics.jsonl`` of ``sidepair train --steps`` (the first epoch left out:
   it pays for start-up);
-- seconds per slice of whole-volume scoring at the preset's grid, from ``sidepair evaluate``'s wall time
-  (model load, sliding window, resampling back and the metrics).
+- seconds per slice of whole-volume scoring at the preset's grid, from ``sidepair evaluate``'s own wall
+  time in its ``metrics.json`` (model load, sliding window, resampling back, the metrics and figures; not
+  the interpreter's start-up).
 
 Then scales them to the grid of ``--config`` (its runs and optimiser steps, from the plan) on a
 KiTS19-sized dataset (``--val-cases`` validation volumes scored once per run for the chosen checkpoint,
@@ -74,7 +75,9 @@ def main() -> None:
     epoch_s = statistics.median(_epoch_times(run)[1:])
     evaluated = measure([*sidepair, "evaluate", "--run", str(run), "--checkpoint", "last", "--device", "cpu"])
     scored = sum(store.array(case).shape[0] for case in splits["test"])
-    slice_s = evaluated["wall_s"] / scored
+    # evaluate's own wall time, without the interpreter's start-up, which a grid's runs pay once each
+    inside = json.loads((run / "eval_test" / "metrics.json").read_text(encoding="utf-8"))["wall_s"]
+    slice_s = inside / scored
 
     runs = plan["segmentation_runs"]
     training_h = runs * (steps_per_run / steps_per_epoch) * epoch_s / 3600
@@ -104,6 +107,7 @@ def main() -> None:
             "epoch_times_s": _epoch_times(run),
             "scored_slices": scored,
             "evaluate_wall_s": round(evaluated["wall_s"], 1),
+            "evaluate_inside_s": round(inside, 1),
             "recipe": {
                 k: recipe[k] for k in ("batch_size", "samples_per_epoch", "val_patches", "augment_recipe")
             },
