@@ -7,9 +7,10 @@ four (below the kidneys or above the liver dome). Per level and model: right, co
 ``unsure``. Then the models read together (``check-sides --model A --model B ...``): a scan's evidence is
 the mean of the models' log-odds (every step from crop logits to a scan's evidence is a mean), so the
 ensemble's verdict follows from the rows exactly, without a rerun. Withheld inputs stay ``unsure``.
-Real data. Writes results/laterality_levels.json and a table.
+Real data. Writes results/laterality_levels.json (``--name``) and a table.
 
-Usage: python benchmarks/studies/laterality_levels.py [--data ../shared/data]
+Usage: python benchmarks/studies/laterality_levels.py [--data ../shared/data] [--source laterality_ood]
+       [--name laterality_levels]
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def ensemble_verdict(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--source", default="laterality_ood", help="The laterality_ood.py result file read.")
+    parser.add_argument("--name", default="laterality_levels", help="The results file's name.")
     args = parser.parse_args()
-    source = json.loads((RESULTS / "laterality_ood.json").read_text(encoding="utf-8"))
+    source = json.loads((RESULTS / f"{args.source}.json").read_text(encoding="utf-8"))
     rows = [r for r in source["scans"] if r["set"] == "ircadb slices"]
     level_of = {p: levels(args.data / "ircadb" / p) for p in ("patient_01", "patient_07")}
     models = sorted({r["model"] for r in rows})
@@ -95,7 +98,7 @@ def main() -> None:
         for (m, s, lv), c in sorted(counts.items())
     ]
     report(
-        "laterality_levels",
+        args.name,
         table,
         {"data": "real: ircadb 01 and 07, every third axial slice", "source_commit": source["commit"]},
     )
