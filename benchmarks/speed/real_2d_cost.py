@@ -13,13 +13,14 @@ ircadb 07 and ``ts_example`` scored), at the preset's own settings (patch valida
 
 Then scales them to the grid of ``--config`` (its runs and optimiser steps, from the plan) on a
 KiTS19-sized dataset (``--val-cases`` validation volumes scored once per run for the chosen checkpoint,
-``--test-cases`` test volumes per run, ``--slices`` slices a volume at the preset's grid; KiTS19 at
-fast-2d's: 136 / 32 / 42 cases, 131 slices of about 206 x 206); the pretrainings take the plan's own CPU
+``--test-cases`` test volumes per run; KiTS19 by the config's split: 136 / 32 / 42 cases), each of the
+mean number of slices at the preset's grid of the label maps in ``--masks`` (KiTS19's 210, read from
+their headers; ``--slices`` where the folder is absent); the pretrainings take the plan's own CPU
 figure. Writes results/real_2d_cost.json and a table. An estimate from measured constants, not a run of
 the grid.
 
 Usage: python benchmarks/speed/real_2d_cost.py [--data ../shared/data] [--config real-2d] [--work DIR]
-       [--steps 128] [--val-cases 32] [--test-cases 42] [--slices 131]
+       [--steps 128] [--val-cases 32] [--test-cases 42] [--masks ../shared/data/kits19_masks] [--slices N]
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import yaml
 
 from _common import measure, report
@@ -49,7 +52,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=128, help="Steps trained (the first epoch is left out).")
     parser.add_argument("--val-cases", type=int, default=32)
     parser.add_argument("--test-cases", type=int, default=42)
-    parser.add_argument("--slices", type=int, default=131)
+    parser.add_argument("--masks", type=Path, default=None, help="Label maps whose size is scaled to.")
+    parser.add_argument("--slices", type=float, default=None, help="Slices a volume, without --masks.")
     args = parser.parse_args()
     if not (args.data / "ircadb").is_dir():
         sys.exit(f"{args.data / 'ircadb'}: not found (this benchmark needs ../shared/data)")
@@ -66,6 +70,11 @@ def main() -> None:
     splits.update(train=[IRCADB_01], val=[IRCADB_01], test=[IRCADB_07, TS])
     splits_path.write_text(json.dumps(splits, indent=2), encoding="utf-8")
     store = Store(store_dir)
+    masks = args.masks or args.data / "kits19_masks"
+    if args.slices is None and not masks.is_dir():
+        sys.exit(f"{masks}: not found; give --masks DIR or --slices N")
+    sizes = dataset_size(masks, store.settings.spacing_zyx) if args.slices is None else None
+    slices = args.slices if sizes is None else sizes["mean_slices"]
 
     plan = estimate(config)
     seg = [r for r in plan["rows"] if not r["what"].startswith("pretrain")]
@@ -81,7 +90,7 @@ def main() -> None:
 
     runs = plan["segmentation_runs"]
     training_h = runs * (steps_per_run / steps_per_epoch) * epoch_s / 3600
-    scoring_h = runs * (args.val_cases + args.test_cases) * args.slices * slice_s / 3600
+    scoring_h = runs * (args.val_cases + args.test_cases) * slices * slice_s / 3600
     pretraining_h = sum(r["cpu_hours"] for r in plan["rows"] if r["what"].startswith("pretrain"))
     row = {
         "config": args.config,
@@ -103,7 +112,13 @@ def main() -> None:
         [row],
         {
             "data": "real CT: trained on ircadb 01 (manual masks), scored on ircadb 07 and ts_example",
-            "scaled_to": {"val_cases": args.val_cases, "test_cases": args.test_cases, "slices": args.slices},
+            "scaled_to": {
+                "val_cases": args.val_cases,
+                "test_cases": args.test_cases,
+                "slices": round(slices, 1),
+            },
+            "dataset": sizes or "slices given by --slices",
+            "scored_slice_shapes": [list(store.array(case).shape[1:]) for case in splits["test"]],
             "epoch_times_s": _epoch_times(run),
             "scored_slices": scored,
             "evaluate_wall_s": round(evaluated["wall_s"], 1),
@@ -113,6 +128,27 @@ def main() -> None:
             },
         },
     )
+
+
+def dataset_size(masks: Path, spacing_zyx: tuple[float, float, float]) -> dict:
+    """The mean slices and in-plane size at ``spacing_zyx`` of the label maps under ``masks``, from their
+    headers (nothing decompressed)."""
+    slices, side = [], []
+    files = sorted(masks.glob("*/*.nii*"))
+    if not files:
+        sys.exit(f"{masks}: no label maps (*/*.nii.gz)")
+    for path in files:
+        image = nib.load(path)
+        zooms, shape = image.header.get_zooms(), image.shape
+        axis = next(i for i, c in enumerate(nib.aff2axcodes(image.affine)) if c in "SI")
+        slices.append(shape[axis] * zooms[axis] / spacing_zyx[0])
+        side.append(np.mean([shape[i] * zooms[i] / spacing_zyx[1] for i in range(3) if i != axis]))
+    return {
+        "masks": str(masks),
+        "cases": len(files),
+        "mean_slices": float(np.mean(slices)),
+        "mean_side_px": round(float(np.mean(side)), 1),
+    }
 
 
 def _train(run: Path, sidepair: list[str], store: Path, preset: str, steps: int) -> dict:
