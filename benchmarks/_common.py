@@ -16,11 +16,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def commit() -> str:
-    """The commit measured, with ``-dirty`` when the working tree has uncommitted changes."""
+    """The commit measured, with ``-dirty`` when the working tree has uncommitted changes.
+
+    Changes to ``benchmarks/results`` do not count: a result file written by an earlier benchmark of the
+    same session changes nothing that is measured.
+    """
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", ":(exclude)benchmarks/results"],
                                capture_output=True, text=True)  # fmt: skip
     except OSError:
         return "unknown"
@@ -121,7 +126,13 @@ def model_specs(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, 
 
 
 def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
-    """Write ``results/<name>.json`` and print the rows as a table."""
+    """Write ``results/<name>.json`` and print the rows as a table.
+
+    Raises:
+        ValueError: Without ``extra["data"]``: every result says what data it measured.
+    """
+    if not (extra or {}).get("data"):
+        raise ValueError(f"{name}: report() needs extra['data'], the data measured")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(

@@ -54,7 +54,8 @@ def main() -> None:
         }
         for name, w in walls.items()
     ]
-    report("cli_startup", rows, {"repeats": args.repeats, "bar": "sidepair --help <= 0.5 x import torch"})
+    extra = {"data": "none: start-up of the command line", "repeats": args.repeats}
+    report("cli_startup", rows, {**extra, "bar": "sidepair --help <= 0.5 x import torch"})
 
 
 if __name__ == "__main__":

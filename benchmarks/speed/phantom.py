@@ -31,6 +31,7 @@ def main() -> None:
                 "nifti_mb": size_mb,
             }
         ],
+        {"data": "phantom (generated here, seed 0)"},
     )
 
 

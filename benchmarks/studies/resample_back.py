@@ -150,7 +150,9 @@ def main() -> None:
             summary[label]["n"] = len(sel)
             summary[label]["probs_better"] = int(sum(r["dice_probs"] > r["dice_labels"] for r in sel))
     print(summary)
-    report("resample_back", rows, {"summary": summary})
+    data = "real: ts_example, ircadb 01 and 07 (oracle); phantom, 6 cases"
+    data += f"; phantom demo runs of {args.demo}" if args.demo else ""
+    report("resample_back", rows, {"data": data, "summary": summary})
 
 
 if __name__ == "__main__":

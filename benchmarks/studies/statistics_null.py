@@ -63,7 +63,7 @@ def main() -> None:
             }
         )
         print(rows[-1])
-    report("statistics_null", rows)
+    report("statistics_null", rows, {"data": "simulated paired differences under the null, no images"})
 
 
 if __name__ == "__main__":
