@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sidepair.atomic import write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -135,11 +137,13 @@ def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None =
         raise ValueError(f"{name}: report() needs extra['data'], the data measured")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(
+    # atomically: a run stopped while writing leaves the committed file as it was
+    write_text(
+        path,
         json.dumps(
             {"benchmark": name, "commit": commit(), "machine": machine(), "rows": rows, **(extra or {})},
             indent=2,
-        )
+        ),
     )
     keys = list(dict.fromkeys(k for r in rows for k in r))  # rows may differ in their keys
     widths = [max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys]

@@ -38,6 +38,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
+
+from sidepair.choices import AnatomyChoice
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "src" / "sidepair" / "resources" / "side_model.pt"
@@ -86,7 +89,7 @@ def main() -> None:
     parser.add_argument("--real-repeats", type=int, default=12)
     parser.add_argument(
         "--anatomy",
-        choices=("fixed", "varied", "trunk"),
+        choices=get_args(AnatomyChoice),
         default="varied",
         help="The phantom's organs (trunk: varied, with the chest's and the pelvis's levels).",
     )

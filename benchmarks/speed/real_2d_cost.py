@@ -81,9 +81,13 @@ def main() -> None:
     steps_per_run = seg[0]["steps_per_run"]
     recipe = _train(run, sidepair, store_dir, preset, args.steps)
     steps_per_epoch = recipe["samples_per_epoch"] // recipe["batch_size"]
-    epoch_s = statistics.median(_epoch_times(run)[1:])
+    times = _epoch_times(run)
+    if len(times) < 2:
+        sys.exit(f"--steps {args.steps}: {len(times)} epoch trained; 2 needed (the first is left out)")
+    epoch_s = statistics.median(times[1:])
     evaluated = measure([*sidepair, "evaluate", "--run", str(run), "--checkpoint", "last", "--device", "cpu"])
-    scored = sum(store.array(case).shape[0] for case in splits["test"])
+    shapes = [store.array(case).shape for case in splits["test"]]
+    scored = sum(shape[0] for shape in shapes)
     # evaluate's own wall time, without the interpreter's start-up, which a grid's runs pay once each
     inside = json.loads((run / "eval_test" / "metrics.json").read_text(encoding="utf-8"))["wall_s"]
     slice_s = inside / scored
@@ -118,8 +122,8 @@ def main() -> None:
                 "slices": round(slices, 1),
             },
             "dataset": sizes or "slices given by --slices",
-            "scored_slice_shapes": [list(store.array(case).shape[1:]) for case in splits["test"]],
-            "epoch_times_s": _epoch_times(run),
+            "scored_slice_shapes": [list(shape[1:]) for shape in shapes],
+            "epoch_times_s": times,
             "scored_slices": scored,
             "evaluate_wall_s": round(evaluated["wall_s"], 1),
             "evaluate_inside_s": round(inside, 1),

@@ -69,7 +69,10 @@ def main() -> None:
     parser.add_argument("--source", default="laterality_ood", help="The laterality_ood.py result file read.")
     parser.add_argument("--name", default="laterality_levels", help="The results file's name.")
     args = parser.parse_args()
-    source = json.loads((RESULTS / f"{args.source}.json").read_text(encoding="utf-8"))
+    source_path = RESULTS / f"{args.source}.json"
+    if not source_path.is_file():
+        parser.error(f"--source {args.source}: {source_path} not found (run laterality_ood.py first)")
+    source = json.loads(source_path.read_text(encoding="utf-8"))
     rows = [r for r in source["scans"] if r["set"] == "ircadb slices"]
     level_of = {p: levels(args.data / "ircadb" / p) for p in ("patient_01", "patient_07")}
     models = sorted({r["model"] for r in rows})
