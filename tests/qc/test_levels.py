@@ -87,3 +87,40 @@ def test_a_volume_of_chest_levels_only_is_withheld(trunk):
         check.reason.startswith("no level between the lungs and the pelvis: ")
         and "in the chest" in check.reason
     )
+
+
+def _slice_with_bones(plates: bool, joined: bool) -> np.ndarray:
+    """A 1 mm axial slice: an elliptic body of soft tissue, a sacrum on the midline, and either two iliac
+    wings (plates 12 mm thick, a 2 mm cortex of 700 HU around marrow of 200 HU, as on real CT) or two rib
+    sections (rings 12 mm across)."""
+    x, y = np.meshgrid(np.arange(-200, 200), np.arange(-150, 150), indexing="ij")
+    image = np.full(x.shape, -1000.0)
+    image[(x / 170.0) ** 2 + (y / 120.0) ** 2 <= 1] = 40.0
+    sacrum = np.hypot(x, y + 60) <= 25
+    image[sacrum] = 700.0
+    for side in (1, -1):
+        if plates:  # along x, out to 110 mm, from beside the sacrum (touching it when joined)
+            start = 20 if joined else 40
+            band = np.abs(y + 60 - 0.2 * side * x)
+            outer = (side * x >= start) & (side * x <= 110) & (band <= 6)
+            inner = (side * x >= start + 2) & (side * x <= 108) & (band <= 4)
+        else:
+            r = np.hypot(x - side * 110, y + 40)
+            outer, inner = r <= 6, r <= 4
+        image[outer] = 700.0
+        image[inner] = 200.0  # marrow: under the 300 HU a bone's cortex reaches
+    return image
+
+
+@pytest.mark.parametrize("joined", [False, True])
+def test_iliac_wings_count_with_their_marrow_and_where_they_meet_the_sacrum(joined):
+    found = read_level(_slice_with_bones(plates=True, joined=joined), 1.0, -1000.0, 700.0)
+    assert found is not None and found.kind == "pelvis", found
+    # The plate beyond the lateral band (0.4 of the half-width, 68 mm): 42 x 12 mm, not its cortex alone (2)
+    assert found.bone_cm2 == pytest.approx((5.0, 5.0), abs=1.0)
+
+
+def test_rib_sections_beside_the_organs_stay_under_the_pelvis_test():
+    found = read_level(_slice_with_bones(plates=False, joined=False), 1.0, -1000.0, 700.0)
+    assert found is not None and found.kind == "abdomen"
+    assert max(found.bone_cm2) == pytest.approx(np.pi * 0.6**2, rel=0.3)  # a rib ring 12 mm across, filled

@@ -168,3 +168,22 @@ def test_a_dicom_series_without_a_series_uid_stays_alone(shared_data, model):
     """ts_example's DICOM slices carry an empty series instance UID (anonymised): no group is made of it."""
     [scan] = check_paths([shared_data / "ts_example" / "dicom"], model, progress=False)
     assert scan.kind == "scan" and scan.group == "" and scan.levels > 0
+
+
+@pytest.mark.parametrize("bounds", [None, (-125, 275), (0, 255)])
+def test_ircadb_01_lowest_slices_lie_at_the_pelvis_and_are_withheld(shared_data, model, bounds):
+    """ircadb 01's three lowest slices hold both iliac wings (cancellous bone under 300 HU inside a thin
+    cortex); every training of the shipped recipe read z0 or z3 confidently wrong before the wings counted
+    with their marrow (benchmarks/studies/slice_rules.py). Its slices at the kidneys stay abdominal."""
+    volume = load_nifti(shared_data / "ircadb" / "patient_01" / "ct.nii.gz")
+    checks = {}
+    for k in (0, 3, 6, 30, 60):
+        affine = volume.affine.copy()
+        affine[:3, 3] = volume.affine[:3, :3] @ np.array([0.0, 0.0, k]) + volume.affine[:3, 3]
+        axial = volume.array[:, :, k : k + 1].astype(np.float32)
+        axial = axial if bounds is None else np.clip(axial, *bounds)
+        checks[k] = model.check(Volume(axial, affine, volume.source))
+    for k in (0, 3, 6):
+        assert checks[k].verdict == "unsure" and checks[k].abstained
+        assert checks[k].reason.startswith("level at the pelvis: bone plates of "), (k, checks[k].reason)
+    assert all(not checks[k].abstained for k in (30, 60)), [checks[k].reason for k in (30, 60)]

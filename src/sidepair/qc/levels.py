@@ -7,10 +7,11 @@ above the liver dome and below the kidneys; docs/check-sides.md). This module fi
 the scan's own axial slice at about 2 mm a pixel, so that a scan's verdict rests on its abdominal levels
 and a single slice at such a level is withheld:
 
-- **Pelvis**: an iliac wing on each side. The largest region of bone (300 HU or more, or the ceiling of
-  values clipped below that) whose centre lies further from the body's centre than 0.4 of its half-width
-  must reach 4 cm² on both sides. Ribs beside the liver stay under it on real CT; the thin iliac crest
-  just below the kidneys often does too, so the test catches the pelvis below it more than the crest.
+- **Pelvis**: an iliac wing on each side. Bone (300 HU or more, or the ceiling of values clipped below
+  that), closed over 3 mm gaps and its holes filled (the marrow inside a cortex), counted only further
+  from the body's centre than 0.4 of its half-width: each side's largest region of it must reach 4 cm².
+  Ribs beside the liver stay under it on real CT; the thin iliac crest just below the kidneys often does
+  too, so the test catches the pelvis below it more than the crest.
 - **Chest**: lungs, a large compact region of air on each side of the midline. Deeper than 15 mm under
   the skin, small gaps (vessels) closed, opened by a disk of radius 10 mm (fat strands and gas in bowel
   loops do not survive it), the largest region on each side must reach 60 cm². Where values are clipped
@@ -92,13 +93,10 @@ def _blocks(image: np.ndarray, step: int) -> np.ndarray:
     return blocks.mean(axis=(1, 3))
 
 
-def _largest_per_side(
-    mask: np.ndarray, centre: float, pixel_cm2: float, off_centre: float = 0.0
-) -> tuple[float, float]:
+def _largest_per_side(mask: np.ndarray, centre: float, pixel_cm2: float) -> tuple[float, float]:
     """Area (cm²) of the largest region of ``mask`` on each side of ``centre`` (array axis 0).
 
-    A region counts on the side its centre lies, and only when that lies more than ``off_centre`` pixels
-    from ``centre``.
+    A region counts on the side its centre lies.
     """
     labels, n = ndimage.label(mask)
     if n == 0:
@@ -107,9 +105,8 @@ def _largest_per_side(
     where = ndimage.center_of_mass(mask, labels, index=np.arange(1, n + 1))
     best = [0.0, 0.0]
     for size, (x, _) in zip(sizes, where, strict=True):
-        if abs(x - centre) > off_centre:
-            side = int(x > centre)
-            best[side] = max(best[side], float(size) * pixel_cm2)
+        side = int(x > centre)
+        best[side] = max(best[side], float(size) * pixel_cm2)
     return best[0], best[1]
 
 
@@ -142,11 +139,16 @@ def read_level(image: np.ndarray, spacing: float, floor: float, ceiling: float) 
     # Vessels in the lung are tissue in values clipped at 0: close them first, or the opening frays the lung.
     air = ndimage.binary_closing(air, structure=disk(CLOSE_MM, spacing))
     air = ndimage.binary_opening(air, structure=disk(OPEN_MM, spacing))
-    bone = bright & hull
+    # A bone's cross-section includes its marrow: on real CT an iliac wing's cancellous inside lies under
+    # 300 HU and only its cortex passes, in broken lines. Closed over small gaps and filled, the plate counts
+    # whole (the phantom's marrow passes 300 HU already).
+    bone = ndimage.binary_fill_holes(ndimage.binary_closing(bright & hull, structure=disk(CLOSE_MM, spacing)))
     # The lungs can meet in front of the spine: cut the air at the midline, so each side has its own.
     x = np.arange(image.shape[0])[:, None]
     return LevelReading(
         air_cm2=_largest_per_side(air & (x != int(centre)), centre, pixel_cm2),
-        bone_cm2=_largest_per_side(bone, centre, pixel_cm2, LATERAL * half_width),
+        # Where the wings meet the sacrum they join the spine into one region on the midline: only bone
+        # beyond the lateral band counts, each side's largest region of it.
+        bone_cm2=_largest_per_side(bone & (np.abs(x - centre) > LATERAL * half_width), centre, pixel_cm2),
         clipped=floor > FAT_HU,
     )

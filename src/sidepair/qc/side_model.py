@@ -157,8 +157,16 @@ class SideModel:
         """
         return self.read_levels(volume, where=False)[0]
 
-    def read_levels(self, volume: Volume, where: bool = True) -> tuple[np.ndarray, list[LevelReading | None]]:
-        """Each level's evidence and, when ``where``, what the level holds (``qc.levels``)."""
+    def section_logits(self, volume: Volume) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The side head's logits of every section read, at the scan's own pixel size.
+
+        Returns:
+            The levels read (slices of the resampled grid), their logits ``(levels, 2, SHIFTS)`` (the
+            header's right half, then its left, each at the shifted crops), and the resampled grid's affine.
+
+        Raises:
+            DataError: No body in the scan (all air), or a single slice for a 3D model.
+        """
         source = volume.source
         body = volume.array > max(BODY_HU, float(volume.array.min()) + 1.0)
         if body.mean() < 0.005:
@@ -188,13 +196,19 @@ class SideModel:
                     crops.append(read_crop(image, start, self.size, pad))
         stack = np.stack(crops).astype(np.float32)
         stack = stack if self.dims == 3 else stack[:, 0]
+        logits = self.right_logits(stack[:, None]).reshape(len(levels), 2, len(shifts))
+        return levels, logits, res.affine
+
+    def read_levels(self, volume: Volume, where: bool = True) -> tuple[np.ndarray, list[LevelReading | None]]:
+        """Each level's evidence and, when ``where``, what the level holds (``qc.levels``)."""
+        levels, logits, affine = self.section_logits(volume)
         # Each side's logit is the mean over its shifted crops: one crop's score can turn on a few pixels.
-        logits = self.right_logits(stack[:, None]).reshape(len(levels), 2, len(shifts)).mean(axis=2)
+        sides = logits.mean(axis=2)
         readings: list[LevelReading | None] = []
         if where:
             floor, ceiling = float(volume.array.min()), float(volume.array.max())
-            readings = [_where(volume, res.affine, z, floor, ceiling) for z in levels]
-        return logits[:, 0] - logits[:, 1], readings
+            readings = [_where(volume, affine, z, floor, ceiling) for z in levels]
+        return sides[:, 0] - sides[:, 1], readings
 
     def _levels(self, body_zyx: np.ndarray) -> list[int]:
         """Axial levels holding body: slices (2D) or slab centres half a slab apart (3D), evenly spread."""
