@@ -45,7 +45,7 @@ from sidepair.data.phantom import ORGANS, generate_case
 from sidepair.data.sides import body_region, hull_mask
 from sidepair.data.volume import Volume, load_nifti
 from sidepair.qc.inputs import depth_under_skin, trunk_region
-from sidepair.qc.levels import READ_MM, _blocks
+from sidepair.qc.levels import READ_MM, block_means
 from sidepair.qc.scans import plan_scans
 from sidepair.qc.side_model import SideModel
 
@@ -66,7 +66,7 @@ def at_scale(volume: Volume, factor: float) -> Volume:
 def asymmetry(image: np.ndarray, spacing: float, floor: float) -> float | None:
     """Mean |soft-tissue share - its mirror's| inside the abdominal wall (0: sides alike); None: no body."""
     step = max(1, int(READ_MM // max(spacing, 1e-3)))
-    image, spacing = _blocks(image, step), spacing * step
+    image, spacing = block_means(image, step), spacing * step
     body = trunk_region(body_region(image, spacing, max(floor + 1.0, -500.0)), spacing)
     if body is None or body.sum() * spacing**2 < 100.0 * 100.0:
         return None

@@ -698,6 +698,14 @@ def check_sides(
             "e.g. '^([^_]+)_'; default: slices.json's case, DICOM series UIDs.",
         ),
     ] = None,
+    find_window: Annotated[
+        bool,
+        typer.Option(
+            "--find-window",
+            help="Read scans whose values are not HU (exports through an unknown display window) through "
+            "the window found from their fat and soft tissue, instead of withholding them.",
+        ),
+    ] = False,
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
     load("sidepair.qc.groups:group_pattern")(group_by)  # a bad pattern is refused before anything loads
@@ -712,6 +720,7 @@ def check_sides(
         intensity=intensity or (1.0, 0.0),
         slice_threshold=slice_threshold,
         group_by=group_by,
+        find_windows=find_window,
     )
     for line in load("sidepair.qc.report:table")(checks):
         typer.echo(line)

@@ -187,3 +187,41 @@ def test_ircadb_01_lowest_slices_lie_at_the_pelvis_and_are_withheld(shared_data,
         assert checks[k].verdict == "unsure" and checks[k].abstained
         assert checks[k].reason.startswith("level at the pelvis: bone plates of "), (k, checks[k].reason)
     assert all(not checks[k].abstained for k in (30, 60)), [checks[k].reason for k in (30, 60)]
+
+
+def test_a_slice_exported_through_an_unknown_window_is_read_with_find_window(shared_data, model, tmp_path):
+    """ircadb 07's slice 63 (a kidney level, read `ok` as HU) exported through window 40/400 to 0-255 and
+    saved as a NIfTI slice: withheld as it is (`values not HU`); with --find-window read through the window
+    found from its fat and soft tissue (benchmarks/studies/window_estimate.py: slope within 0.8-1.3 of the
+    true one on real slices, no confident error in 600 readings)."""
+    from sidepair.cli import main
+    from sidepair.qc.check import read_checked
+
+    volume = load_nifti(shared_data / "ircadb" / "patient_07" / "ct.nii.gz")
+    k = 63
+    affine = volume.affine.copy()
+    affine[:3, 3] = volume.affine[:3, :3] @ np.array([0.0, 0.0, k]) + volume.affine[:3, 3]
+    hu = np.asarray(volume.array[:, :, k : k + 1], dtype=np.float32)
+    pixels = np.round((np.clip(hu, -160, 240) + 160) / 400 * 255).astype(np.float32)
+    exported = Volume(pixels, affine, Path("export.nii.gz"))
+    withheld = read_checked(model, exported)
+    assert withheld.verdict == "unsure" and withheld.reason.startswith("values not HU")
+    assert "--find-window" in withheld.reason
+    found = read_checked(model, exported, find_windows=True)
+    assert found.verdict == "ok" and not found.abstained, (found.probability, found.reason)
+    assert found.notes.startswith("window found from fat and soft tissue: HU = ")
+    slope = float(found.notes.split("HU = ")[1].split(" x")[0])
+    assert 400 / 255 * 0.7 < slope < 400 / 255 * 1.3
+    path = tmp_path / "export.nii.gz"
+    nib.save(nib.Nifti1Image(pixels, affine), path)
+
+    def exit_code(*args: str) -> int:
+        try:
+            main(["check-sides", str(path), *args])
+        except SystemExit as stop:
+            return int(stop.code or 0)
+        return 0
+
+    assert exit_code() == 3
+    assert exit_code("--find-window", "--out", str(tmp_path / "sides.csv")) == 0
+    assert "window found from fat and soft tissue" in (tmp_path / "sides.csv").read_text(encoding="utf-8")

@@ -12,9 +12,35 @@ from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
 from sidepair.data.volume import Volume
 from sidepair.errors import DataError, SidepairError
 from sidepair.qc.groups import group_key, group_pattern, pool
+from sidepair.qc.inputs import read_scan
 from sidepair.qc.scans import PngReading, plan_scans, warn_unknown_spacing
 from sidepair.qc.side_model import SideModel
 from sidepair.qc.verdict import SideCheck
+from sidepair.qc.window import find_window, through_window
+
+
+def read_checked(
+    model: SideModel,
+    volume: Volume,
+    threshold: float = DEFAULT_SIDE_THRESHOLD,
+    slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
+    find_windows: bool = False,
+) -> SideCheck:
+    """``model.check(volume)``, optionally through a window found from the scan.
+
+    With ``find_windows``, a scan whose values are not HU is first read through the window found from its
+    fat and soft tissue (``qc.window``), and ``notes`` says so; where none is found it is withheld as before.
+    """
+    note = ""
+    if find_windows and read_scan(volume).not_hu:
+        fit = find_window(volume)
+        if fit is not None:
+            volume = through_window(volume, fit)
+            note = f"window found from fat and soft tissue: HU = {fit[0]:.3g} x value {fit[1]:+.0f}"
+    check = model.check(volume, threshold, slice_threshold)
+    if note:
+        check.notes = "; ".join(n for n in (note, check.notes) if n)
+    return check
 
 
 def check_sides(
@@ -25,6 +51,7 @@ def check_sides(
     convention: Literal["radiological", "neurological"] = "radiological",
     intensity: tuple[float, float] = (1.0, 0.0),
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
+    find_windows: bool = False,
 ) -> SideCheck:
     """Check one scan's left-right: ``sidepair.check_sides("ct.nii.gz").verdict``.
 
@@ -39,19 +66,21 @@ def check_sides(
         intensity: A PNG's ``(slope, intercept)`` from pixel values to HU (see :class:`PngReading`).
         slice_threshold: The threshold of a scan of one level (a single slice), stricter than
             ``threshold``: one level is thin evidence.
+        find_windows: Read a scan whose values are not HU (an export through an unknown display window)
+            through the window found from its fat and soft tissue, instead of withholding it.
     """
     for name, value in (("threshold", threshold), ("slice_threshold", slice_threshold)):
         if not 0.5 < value < 1:
             raise SidepairError(f"{name} must lie between 0.5 and 1, got {value}")
     side_model = model if isinstance(model, SideModel) else SideModel.load(model)
     if isinstance(image, Volume):
-        return side_model.check(image, threshold, slice_threshold)
+        return read_checked(side_model, image, threshold, slice_threshold, find_windows)
     scans = plan_scans([image], PngReading(pixel_spacing, convention, tuple(intensity)))
     if len(scans) != 1:
         raise DataError(Path(image), f"holds {len(scans)} scans; check them with check_paths")
     warn_unknown_spacing(scans, pixel_spacing)
     path, loader = scans[0]
-    return side_model.check(loader(path), threshold, slice_threshold)
+    return read_checked(side_model, loader(path), threshold, slice_threshold, find_windows)
 
 
 def check_paths(
@@ -64,6 +93,7 @@ def check_paths(
     intensity: tuple[float, float] = (1.0, 0.0),
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
     group_by: str | None = None,
+    find_windows: bool = False,
 ) -> list[SideCheck]:
     """Check every scan of ``inputs`` (see :func:`plan_scans`), then every group of them (``qc.groups``).
 
@@ -78,6 +108,7 @@ def check_paths(
         slice_threshold: As :func:`check_sides`.
         group_by: A regular expression on file names whose first capture group (or whole match) names a
             scan's group; None: groups from ``slices.json`` and DICOM series UIDs.
+        find_windows: As :func:`check_sides`.
 
     Returns:
         One check per scan (``kind`` ``scan``, with its ``group``), then one per group (``kind`` ``group``).
@@ -92,7 +123,7 @@ def check_paths(
     bar = tqdm(scans, desc="check-sides", unit="scan", disable=None if progress and len(scans) > 1 else True)
     checks = []
     for path, loader in bar:
-        check = model.check(loader(path), threshold, slice_threshold)
+        check = read_checked(model, loader(path), threshold, slice_threshold, find_windows)
         check.group = group_key(path, loader, pattern)
         checks.append(check)
     return checks + pool(checks, threshold, slice_threshold)

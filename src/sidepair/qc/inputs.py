@@ -70,13 +70,18 @@ class Reading:
     cut_sides: float
     slices: int
 
+    @property
+    def not_hu(self) -> bool:
+        """Values clipped from below with almost no fat under the skin: an export through a window."""
+        return self.clipped_low and self.floor > NOT_HU_FLOOR and self.rim_fat < MIN_RIM_FAT
+
     def reasons(self) -> list[str]:
         """Why the side model cannot be trusted on this scan; empty when nothing says so."""
         out = []
-        if self.clipped_low and self.floor > NOT_HU_FLOOR and self.rim_fat < MIN_RIM_FAT:
+        if self.not_hu:
             out.append(
                 f"values not HU: only {self.rim_fat:.0%} of the band under the skin reads as fat "
-                "(a display-window export read as HU?); give its window with --intensity"
+                "(a display-window export read as HU?); give its window with --intensity, or --find-window"
             )
         lo, hi = BODY_WIDTH_MM
         if self.slices and not lo <= self.body_width_mm <= hi:

@@ -84,7 +84,7 @@ class LevelReading:
         return ""
 
 
-def _blocks(image: np.ndarray, step: int) -> np.ndarray:
+def block_means(image: np.ndarray, step: int) -> np.ndarray:
     """Means of ``step`` x ``step`` blocks (not every step-th pixel: a skin line one pixel thin must stay)."""
     if step == 1:
         return np.asarray(image, dtype=np.float32)
@@ -124,8 +124,8 @@ def read_level(image: np.ndarray, spacing: float, floor: float, ceiling: float) 
     """
     step = max(1, int(READ_MM // max(spacing, 1e-3)))
     # Bone at the scan's own resolution: averaged, a plate's edge in values clipped at 255 falls below it.
-    bright = _blocks(image >= min(ceiling - 0.5, BONE_HU), step) >= 0.5
-    image = _blocks(image, step)
+    bright = block_means(image >= min(ceiling - 0.5, BONE_HU), step) >= 0.5
+    image = block_means(image, step)
     spacing = spacing * step
     body = trunk_region(body_region(image, spacing, max(floor + 1.0, -500.0)), spacing)
     if body is None or body.sum() * spacing**2 < 100.0 * 100.0:
