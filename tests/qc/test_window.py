@@ -9,14 +9,14 @@ from sidepair.data.volume import Volume
 from sidepair.qc.window import FAT_HU, TISSUE_HU, find_window, line, through_window
 
 
-def exported_slice(level: float, width: float, seed: int = 0) -> Volume:
-    """A 1 mm axial slice in HU (air, a 20 mm rim of fat, soft tissue inside) exported through a window."""
+def exported_slice(level: float, width: float, seed: int = 0, fat_mm: float = 20.0) -> Volume:
+    """A 1 mm axial slice in HU (air, a rim of fat, soft tissue inside) exported through a window."""
     rng = np.random.default_rng(seed)
     x, y = np.meshgrid(np.arange(-200, 200), np.arange(-150, 150), indexing="ij")
     r = (x / 160.0) ** 2 + (y / 120.0) ** 2
     hu = np.full(x.shape, -1000.0)
     hu[r <= 1] = FAT_HU
-    hu[(x / 140.0) ** 2 + (y / 100.0) ** 2 <= 1] = TISSUE_HU
+    hu[(x / (160.0 - fat_mm)) ** 2 + (y / (120.0 - fat_mm)) ** 2 <= 1] = TISSUE_HU
     hu += rng.normal(0, 10, hu.shape) * (r <= 1)
     lo = level - width / 2
     pixels = np.round((np.clip(hu, lo, lo + width) - lo) / width * 255)
@@ -40,3 +40,13 @@ def test_nothing_is_found_without_a_body_or_with_one_tissue():
     assert find_window(air) is None
     assert line(120.0, 120.0) is None and line(130.0, 120.0) is None
     assert line(60.0, 100.0) == pytest.approx(((TISSUE_HU - FAT_HU) / 40, FAT_HU - 4.0 * 60.0))
+
+
+def test_hu_clipped_at_zero_gives_no_window():
+    """HU clipped to [0, 255] (an archive's 8-bit copy) with fat at the floor, with the air: no fat value.
+
+    A lean patient's thin rim of fat may make the fat test call such values not HU. The body then ends at
+    the muscle, whose value must not be taken for fat's (it would give a line 30 times too steep).
+    """
+    clipped = exported_slice(127.5, 255.0, fat_mm=12.0)  # window [0, 255]: values are HU clipped
+    assert find_window(clipped) is None

@@ -24,6 +24,9 @@ DEEP_MM = 20.0
 BINS = 64
 MAX_SLICES = 12
 MIN_PIXELS = 50
+# Fat and soft tissue (160 HU apart) at least this share of the value range apart: a window at most about
+# 2000 HU wide. Closer, the "fat" is muscle: fat lies at the floor with the air (HU clipped at 0).
+MIN_SPREAD = 0.08
 
 
 def _mode(values: np.ndarray, lo: float, hi: float) -> float:
@@ -75,7 +78,7 @@ def find_window(volume: Volume) -> tuple[float, float] | None:
     """``(slope, intercept)`` turning ``volume``'s values into HU, from up to 12 axial slices' anchors.
 
     The anchors' medians over the slices fix the line (one slice can miss its fat band). None when no
-    slice gives both anchors.
+    slice gives both anchors, or when they lie too close for a display window (fat clipped away).
     """
     array = volume.array
     lo, hi = float(array.min()), float(array.max())
@@ -85,6 +88,8 @@ def find_window(volume: Volume) -> tuple[float, float] | None:
     if not found:
         return None
     fat, tissue = np.median(np.array(found), axis=0)
+    if tissue - fat < MIN_SPREAD * (hi - lo):
+        return None
     return line(float(fat), float(tissue))
 
 
