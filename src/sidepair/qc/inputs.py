@@ -124,6 +124,17 @@ def trunk_region(body: np.ndarray | None, spacing: float) -> np.ndarray | None:
     return labels == (int(np.argmax(np.bincount(labels.ravel())[1:])) + 1)
 
 
+def body_slices(array: np.ndarray, tissue_floor: float, count: int = SLICES_READ) -> np.ndarray:
+    """Up to ``count`` axial slices (indices) spread evenly over those holding body.
+
+    A slice holds body when its voxels above ``tissue_floor`` cover a quarter of the largest such area.
+    """
+    areas = (array > tissue_floor).reshape(-1, array.shape[2]).sum(axis=0)
+    with_body = np.nonzero(areas >= 0.25 * areas.max())[0] if areas.any() else np.zeros(0, int)
+    spread = np.linspace(0, len(with_body) - 1, min(count, len(with_body)))
+    return with_body[spread.round().astype(int)]
+
+
 def read_scan(volume: Volume) -> Reading:
     """Measure what :class:`Reading` holds on up to 12 axial slices of ``volume`` spread over its body."""
     array = volume.array
@@ -134,10 +145,7 @@ def read_scan(volume: Volume) -> Reading:
     spacing = float(min(volume.spacing[:2])) * step
     fat_at = max(floor + 0.5, FAT_HU) if clipped_low else FAT_HU
     tissue_floor = max(floor + 1.0, -500.0)
-    areas = (array > tissue_floor).reshape(-1, array.shape[2]).sum(axis=0)
-    with_body = np.nonzero(areas >= 0.25 * areas.max())[0] if areas.any() else np.zeros(0, int)
-    spread = np.linspace(0, len(with_body) - 1, min(SLICES_READ, len(with_body)))
-    picks = with_body[spread.round().astype(int)]
+    picks = body_slices(array, tissue_floor)
     rims, widths, cut, at_ceiling, body_voxels = [], [], 0, 0, 0
     for z in picks:
         image = array[::step, ::step, int(z)]

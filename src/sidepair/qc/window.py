@@ -15,14 +15,12 @@ import numpy as np
 
 from sidepair.data.sides import body_region, hull_mask
 from sidepair.data.volume import Volume
-from sidepair.qc.inputs import depth_under_skin, trunk_region
+from sidepair.qc.inputs import RIM_MM, body_slices, depth_under_skin, trunk_region
 from sidepair.qc.levels import READ_MM, block_means
 
 FAT_HU, TISSUE_HU = -100.0, 60.0
-BAND_MM = (2.0, 15.0)
 DEEP_MM = 20.0
 BINS = 64
-MAX_SLICES = 12
 MIN_PIXELS = 50
 # Fat and soft tissue (160 HU apart) at least this share of the value range apart: a window at most about
 # 2000 HU wide. Closer, the "fat" is muscle: fat lies at the floor with the air (HU clipped at 0).
@@ -54,7 +52,7 @@ def anchors(image: np.ndarray, spacing: float, lo: float, hi: float) -> tuple[fl
         return None
     hull = hull_mask(body)
     depth = depth_under_skin(hull, spacing)
-    band = image[hull & (depth > BAND_MM[0]) & (depth < BAND_MM[1])]
+    band = image[hull & (depth > RIM_MM[0]) & (depth < RIM_MM[1])]
     band = band[(band > lo) & (band < hi)]  # values at the window's ends say nothing of where they lie
     if band.size < MIN_PIXELS:
         return None
@@ -75,14 +73,14 @@ def line(fat: float, tissue: float) -> tuple[float, float] | None:
 
 
 def find_window(volume: Volume) -> tuple[float, float] | None:
-    """``(slope, intercept)`` turning ``volume``'s values into HU, from up to 12 axial slices' anchors.
+    """``(slope, intercept)`` turning ``volume``'s values into HU, from the anchors of up to 12 axial slices.
 
     The anchors' medians over the slices fix the line (one slice can miss its fat band). None when no
     slice gives both anchors, or when they lie too close for a display window (fat clipped away).
     """
     array = volume.array
     lo, hi = float(array.min()), float(array.max())
-    picks = np.unique(np.linspace(0, array.shape[2] - 1, min(MAX_SLICES, array.shape[2])).round().astype(int))
+    picks = body_slices(array, lo + 1.0)  # as read_scan picks them: spread over the body
     spacing = float(min(volume.spacing[:2]))
     found = [a for k in picks if (a := anchors(np.asarray(array[:, :, k]), spacing, lo, hi)) is not None]
     if not found:
