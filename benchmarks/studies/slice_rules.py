@@ -14,7 +14,7 @@ keeping every crop's logit at the slice's own pixel size and at 0.85 and 1.15 ti
 for each model alone and for the ensembles given (``--ensemble NAME=A+B+C``: the members' evidence
 averaged, which is what ``check-sides --model A --model B --model C`` computes). Slices withheld for what
 they are (``qc.inputs``, ``qc.levels``) stay ``unsure`` under every rule. The threshold is check-sides'
-``--slice-threshold``.
+``--slice-threshold``; ``threshold_sweep`` gives today's rule at 0.8-0.975, the single models pooled.
 
 It also records a detector that was tried and not adopted: a level's left-right asymmetry (the share of
 soft tissue, 20 HU or more, smoothed over 20 mm inside the abdominal wall, against its mirror about the
@@ -53,6 +53,7 @@ REPO = Path(__file__).resolve().parents[2]
 STATES = ("HU", "clipped [-125, 275]", "clipped [0, 255]")
 T = float(np.log(DEFAULT_SLICE_THRESHOLD / (1 - DEFAULT_SLICE_THRESHOLD)))
 SLICE_SCALES = (0.85, 1.0, 1.15)  # a slice read as if its pixels were 15 % smaller and larger too
+SWEEP = (0.8, 0.85, 0.9, 0.95, 0.975)
 TISSUE_HU, SMOOTH_MM, WALL_MM = 20.0, 20.0, 15.0
 
 
@@ -123,6 +124,22 @@ RULES: dict[str, Callable[[dict], float]] = {
         else 0.0
     ),
 }
+
+
+def threshold_sweep(slices: list[dict], read: dict[str, list[dict]], models: list[str]) -> list[dict]:
+    """Today's rule (one scale) at other single-slice thresholds, the single models' readings pooled."""
+    out = []
+    for threshold in SWEEP:
+        cut = float(np.log(threshold / (1 - threshold)))
+        for dset in ("ircadb", "kits19"):
+            e = np.array([0.0 if s["withheld"] else read[m][i]["1.0"] for m in models
+                          for i, s in enumerate(slices) if s["set"] == dset])  # fmt: skip
+            right, wrong = int((e >= cut).sum()), int((e <= -cut).sum())
+            out.append({"threshold": threshold, "set": f"real: {dset} slices", "readings": len(e),
+                        "right": right, "confidently_wrong": wrong,
+                        "unsure_share": round(1 - (right + wrong) / len(e), 3),
+                        "decided_right": round(right / max(right + wrong, 1), 4)})  # fmt: skip
+    return out
 
 
 def phantom_asymmetry(cases: int) -> list[dict]:
@@ -226,6 +243,7 @@ def main() -> None:
         "models": {name: [str(f) for f in files] if files else "shipped" for name, files in specs.items()},
         "ensembles": ensembles,
         "slice_threshold": DEFAULT_SLICE_THRESHOLD,
+        "threshold_sweep": threshold_sweep(slices, read, list(specs)),
         "asymmetry": spreads,
         "asymmetry_of_confident_errors": dict(sorted(errors.items())),
         "slices": per_slice,
