@@ -10,6 +10,10 @@ keeping every crop's logit at the slice's own pixel size and at 0.85 and 1.15 ti
 - ``three scales``: the mean evidence over the three pixel sizes (marginalising an unstated pixel size);
 - ``shifts agree``: one scale, and ``unsure`` unless the five shifted crops' evidence agree in sign;
 - ``scales agree``: ``unsure`` unless each pixel size's evidence passes the threshold the same way;
+- ``windows mean``: the mean evidence of the slice as it is and through four export windows, [-160, 240],
+  [-125, 275], [0, 255] and [20, 255] HU (each clipped within what the slice holds; the model trained on
+  sections clipped so, ``export_clip``): a verdict should rest on anatomy, not on where a window cuts;
+- ``windows agree``: one scale, and ``unsure`` unless the evidence through each window has its sign;
 
 for each model alone and for the ensembles given (``--ensemble NAME=A+B+C``: the members' evidence
 averaged, which is what ``check-sides --model A --model B --model C`` computes). Slices withheld for what
@@ -54,6 +58,8 @@ STATES = ("HU", "clipped [-125, 275]", "clipped [0, 255]")
 T = float(np.log(DEFAULT_SLICE_THRESHOLD / (1 - DEFAULT_SLICE_THRESHOLD)))
 SLICE_SCALES = (0.85, 1.0, 1.15)  # a slice read as if its pixels were 15 % smaller and larger too
 SWEEP = (0.8, 0.85, 0.9, 0.95, 0.975)
+EXPORT_WINDOWS = ((-160.0, 240.0), (-125.0, 275.0), (0.0, 255.0), (20.0, 255.0))
+WINDOW_KEYS = tuple(f"window {lo:g},{hi:g}" for lo, hi in EXPORT_WINDOWS)
 TISSUE_HU, SMOOTH_MM, WALL_MM = 20.0, 20.0, 15.0
 
 
@@ -62,6 +68,14 @@ def at_scale(volume: Volume, factor: float) -> Volume:
     affine = volume.affine.copy()
     affine[:3, :2] *= factor
     return Volume(volume.array, affine, volume.source)
+
+
+def through_window(volume: Volume, low: float, high: float) -> Volume:
+    """The slice clipped to [low, high] HU, within what it holds (an input clipped already stays so)."""
+    a = volume.array
+    return Volume(
+        np.clip(a, max(low, float(a.min())), min(high, float(a.max()))), volume.affine, volume.source
+    )
 
 
 def asymmetry(image: np.ndarray, spacing: float, floor: float) -> float | None:
@@ -123,6 +137,8 @@ RULES: dict[str, Callable[[dict], float]] = {
         and min(abs(r[str(f)]) for f in SLICE_SCALES) >= T
         else 0.0
     ),
+    "windows mean": lambda r: float(np.mean([r["1.0"], *(r[k] for k in WINDOW_KEYS)])),
+    "windows agree": lambda r: r["1.0"] if len({np.sign(r[k]) for k in ("1.0", *WINDOW_KEYS)}) == 1 else 0.0,
 }
 
 
@@ -200,10 +216,15 @@ def main() -> None:
                 r[str(f)] = mean
                 if f == 1.0:
                     r["shifts agree"] = bool((np.sign(per_shift) == np.sign(mean)).all())
+            for key, (lo, hi) in zip(WINDOW_KEYS, EXPORT_WINDOWS, strict=True):
+                r[key] = evidence(model.section_logits(through_window(s["volume"], lo, hi))[1])[0]
             read[name].append(r)
     for name, members in ensembles.items():  # the members' evidence averaged, per scale
         read[name] = [
-            {str(f): float(np.mean([read[m][i][str(f)] for m in members])) for f in SLICE_SCALES}
+            {
+                k: float(np.mean([read[m][i][k] for m in members]))
+                for k in (*map(str, SLICE_SCALES), *WINDOW_KEYS)
+            }
             for i in range(len(slices))
         ]
         for i, r in enumerate(read[name]):  # per-shift agreement is a single model's; the members' all
@@ -235,7 +256,10 @@ def main() -> None:
     }
     per_slice = [
         {k: s[k] for k in ("set", "state", "input", "level", "asymmetry", "withheld")}
-        | {name: {f: round(read[name][i][f], 3) for f in map(str, SLICE_SCALES)} for name in read}
+        | {
+            name: {k: round(read[name][i][k], 3) for k in (*map(str, SLICE_SCALES), *WINDOW_KEYS)}
+            for name in read
+        }
         for i, s in enumerate(slices)
     ]
     extra = {
