@@ -326,3 +326,26 @@ def test_a_side_model_trained_on_an_archive_with_a_flipped_scan_reads_new_scans_
     p = {s: model.check(load_nifti(states / f"{s}.nii.gz")) for s in ("asis", "header", "array")}
     assert p["asis"].verdict == "ok", p["asis"]
     assert p["header"].verdict == p["array"].verdict == "flipped", (p["header"], p["array"])
+
+
+def test_find_window_reads_an_hu_scan_s_values_once(states, monkeypatch):
+    """With ``find_windows``, a scan in HU is read once (``qc.inputs``), and its verdict is the same."""
+    from sidepair.qc import check as check_module
+    from sidepair.qc import side_model as side_model_module
+
+    volume = load_nifti(states / "asis.nii.gz")
+    model = SideModel.load()
+    plain = check_module.read_checked(model, volume)
+    calls = []
+    counted = check_module.read_scan
+
+    def counting(v):
+        calls.append(v)
+        return counted(v)
+
+    monkeypatch.setattr(check_module, "read_scan", counting)
+    monkeypatch.setattr(side_model_module, "read_scan", counting)
+    found = check_module.read_checked(model, volume, find_windows=True)
+    assert len(calls) == 1
+    assert (found.verdict, found.probability, found.notes) == (plain.verdict, plain.probability, plain.notes)
+    assert found.verdict == "ok"

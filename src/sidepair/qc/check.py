@@ -32,12 +32,14 @@ def read_checked(
     fat and soft tissue (``qc.window``), and ``notes`` says so; where none is found it is withheld as before.
     """
     note = ""
-    if find_windows and read_scan(volume).not_hu:
+    reading = read_scan(volume) if find_windows else None
+    if reading is not None and reading.not_hu:
         fit = find_window(volume)
         if fit is not None:
             volume = through_window(volume, fit)
+            reading = None  # the values read are no longer this volume's
             note = f"window found from fat and soft tissue: HU = {fit[0]:.3g} x value {fit[1]:+.0f}"
-    check = model.check(volume, threshold, slice_threshold)
+    check = model.check(volume, threshold, slice_threshold, reading)
     if note:
         check.notes = "; ".join(n for n in (note, check.notes) if n)
     return check

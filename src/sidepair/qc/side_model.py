@@ -35,7 +35,7 @@ from sidepair.data.volume import Volume
 from sidepair.errors import DataError, SidepairError
 from sidepair.models.checkpoint import BEST, PretrainCheckpoint, read_checkpoint
 from sidepair.models.siamese import Siamese
-from sidepair.qc.inputs import read_scan
+from sidepair.qc.inputs import Reading, read_scan
 from sidepair.qc.levels import LevelReading, read_level
 from sidepair.qc.verdict import SideCheck, decide
 
@@ -235,14 +235,16 @@ class SideModel:
         volume: Volume,
         threshold: float = DEFAULT_SIDE_THRESHOLD,
         slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
+        reading: Reading | None = None,
     ) -> SideCheck:
         """The verdict on one volume (a 2D slice is a volume of one slice).
 
         ``unsure`` with the reason when the scan's values or outline are unlike what the model was trained
-        on (``qc.inputs``), or when its evidence does not pass the threshold that applies: ``threshold``,
-        or ``slice_threshold`` for a scan of one level.
+        on (``qc.inputs``; ``reading``, when the caller has read this very volume already), or when its
+        evidence does not pass the threshold that applies: ``threshold``, or ``slice_threshold`` for a scan
+        of one level.
         """
-        reading = read_scan(volume)
+        reading = reading if reading is not None else read_scan(volume)
         evidence, where = self.read_levels(volume, where=True)
         reasons = reading.reasons()
         notes = reading.notes()
