@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import get_args
 
@@ -51,6 +54,21 @@ def run(cmd: list[str]) -> None:
     """Run a sidepair command, failing loudly."""
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``: runs sharing a ``--work`` (other seeds) make its data in turn.
+
+    Without it a second run saw the first's ``store.json`` and pretrained on a store not yet complete.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def layout(kits: Path, phantom: Path, real: list[Path], repeats: int) -> Path:
@@ -110,18 +128,19 @@ def main() -> None:
     sidepair = [sys.executable, "-m", "sidepair"]
     t0 = time.perf_counter()
     phantom = args.work / f"phantom_{args.anatomy}"
-    if not (phantom / "phantom.json").exists():
-        run([*sidepair, "phantom", "--out", str(phantom), "--cases", str(args.cases),
-             "--seed", str(args.seed), "--no-montage", "--anatomy", args.anatomy])  # fmt: skip
     real = [args.data / p for k, p in REAL.items() if k not in args.without]
     real += [args.data / e / "ct.nii.gz" for e in args.extra]
-    kits = layout(args.work / f"kits_{args.anatomy}", phantom, real, args.real_repeats)
     store, model = args.work / f"store_{args.anatomy}", args.work / f"model_{args.anatomy}"
     if args.train_seed:
         model = model.with_name(f"{model.name}_seed{args.train_seed}")
-    if not (store / "store.json").exists():
-        run([*sidepair, "prepare", "--data", str(kits), "--format", "kits", "--out", str(store),
-             "--preset", "laterality", "--side-check", "off"])  # fmt: skip
+    with locked(args.work / f".data_{args.anatomy}.lock"):
+        if not (phantom / "phantom.json").exists():
+            run([*sidepair, "phantom", "--out", str(phantom), "--cases", str(args.cases),
+                 "--seed", str(args.seed), "--no-montage", "--anatomy", args.anatomy])  # fmt: skip
+        kits = layout(args.work / f"kits_{args.anatomy}", phantom, real, args.real_repeats)
+        if not (store / "index.json").exists():  # written last: an interrupted prepare is finished
+            run([*sidepair, "prepare", "--data", str(kits), "--format", "kits", "--out", str(store),
+                 "--preset", "laterality", "--side-check", "off"])  # fmt: skip
     run([*sidepair, "pretrain", "--store", str(store), "--out", str(model), "--preset", "laterality",
          "--epochs", str(args.epochs), "--device", "cpu", "--resume",
          "--seed", str(args.train_seed)])  # fmt: skip
