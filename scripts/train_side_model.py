@@ -21,7 +21,7 @@ again (``benchmarks/studies/side_model_spread.py``) before it replaces it.
 Usage:
     python scripts/train_side_model.py [--data ../shared/data] [--work DIR] [--out FILE]
         [--without ts_example] [--with ircadb/patient_01 ...] [--train-seed N]
-        [--checkpoint last|best]
+        [--checkpoint last|best] [--export-clip SHARE]
 
 ``--without ts_example`` trains on the phantom alone: the real-data tests' fixture
 (``tests/fixtures/side_model_phantom_only.pt``), which has seen no real scan. ``--without`` / ``--with``
@@ -106,6 +106,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--real-repeats", type=int, default=12)
     parser.add_argument(
+        "--export-clip",
+        type=float,
+        default=None,
+        help="Share of sections clipped as an 8-bit export clips HU (default: the preset's, 0.3).",
+    )
+    parser.add_argument(
         "--anatomy",
         choices=get_args(AnatomyChoice),
         default="varied",
@@ -143,7 +149,8 @@ def main() -> None:
                  "--preset", "laterality", "--side-check", "off"])  # fmt: skip
     run([*sidepair, "pretrain", "--store", str(store), "--out", str(model), "--preset", "laterality",
          "--epochs", str(args.epochs), "--device", "cpu", "--resume",
-         "--seed", str(args.train_seed)])  # fmt: skip
+         "--seed", str(args.train_seed),
+         *(["--export-clip", str(args.export_clip)] if args.export_clip is not None else [])])  # fmt: skip
 
     from sidepair.models.checkpoint import BEST, LAST, PretrainCheckpoint, read_checkpoint, save_checkpoint
 
@@ -155,6 +162,7 @@ def main() -> None:
         "real": [str(p.relative_to(args.data)) for p in real],
         "real_repeats": args.real_repeats,
         "train_seed": args.train_seed,
+        "export_clip": slim.config.get("export_clip"),
         "checkpoint": args.checkpoint,
         "epoch": epoch,
     }
