@@ -14,7 +14,10 @@ Models trained with ircadb (CC BY-NC-ND) stay in ``--work``; they must never shi
 phantom in training). Writes ``results/laterality_own_archive.json`` and a table.
 
 Usage: python benchmarks/studies/laterality_own_archive.py [--data ../shared/data] [--work DIR]
-       [--patients ircadb/patient_01 ...] [--epochs 15] [--flip-share 0.05]
+       [--patients ircadb/patient_01 ...] [--epochs 15] [--flip-share 0.05] [--name NAME]
+
+``--flip-share 0 --name laterality_own_archive_clean`` trains the same folds on the archive with every
+header right (same phantom, same training seed): the control that says what the flipped scans cost.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument("--flip-share", type=float, default=0.05)
     parser.add_argument("--step", type=int, default=6, help="Every STEP-th axial slice, read alone.")
     parser.add_argument("--seed", type=int, default=0, help="Which scans are flipped.")
+    parser.add_argument("--name", default="laterality_own_archive", help="The results file's name.")
     args = parser.parse_args()
     sidepair = [sys.executable, "-m", "sidepair"]
     phantom = args.work / "phantom"
@@ -125,7 +129,7 @@ def main() -> None:
             )
         rows.append(row)
     data = "real CT held out one at a time (ircadb 01, 07, ts_example); archive: phantom + the other real CTs"
-    report("laterality_own_archive", rows, {"data": data, "args": {k: str(v) for k, v in vars(args).items()}})
+    report(args.name, rows, {"data": data, "args": {k: str(v) for k, v in vars(args).items()}})
 
 
 if __name__ == "__main__":
