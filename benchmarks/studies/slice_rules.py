@@ -46,10 +46,9 @@ from scipy import ndimage
 from _common import model_specs, report
 from sidepair.choices import DEFAULT_SLICE_THRESHOLD
 from sidepair.data.phantom import ORGANS, generate_case
-from sidepair.data.sides import body_region, hull_mask
 from sidepair.data.volume import Volume, load_nifti
-from sidepair.qc.inputs import depth_under_skin, trunk_region
-from sidepair.qc.levels import READ_MM, block_means
+from sidepair.qc.inputs import depth_under_skin
+from sidepair.qc.levels import outline
 from sidepair.qc.scans import plan_scans
 from sidepair.qc.side_model import SideModel
 
@@ -80,12 +79,10 @@ def through_window(volume: Volume, low: float, high: float) -> Volume:
 
 def asymmetry(image: np.ndarray, spacing: float, floor: float) -> float | None:
     """Mean |soft-tissue share - its mirror's| inside the abdominal wall (0: sides alike); None: no body."""
-    step = max(1, int(READ_MM // max(spacing, 1e-3)))
-    image, spacing = block_means(image, step), spacing * step
-    body = trunk_region(body_region(image, spacing, max(floor + 1.0, -500.0)), spacing)
-    if body is None or body.sum() * spacing**2 < 100.0 * 100.0:
+    read = outline(image, spacing, max(floor + 1.0, -500.0))
+    if read is None:
         return None
-    hull = hull_mask(body)
+    image, spacing, hull = read.image, read.spacing, read.hull
     columns = np.nonzero(hull.any(axis=1))[0]
     centre = (columns.min() + columns.max()) / 2
     inside = hull & (depth_under_skin(hull, spacing) > WALL_MM)

@@ -8,7 +8,7 @@ import pytest
 from sidepair import check_sides
 from sidepair.data.phantom import generate_case
 from sidepair.data.volume import Volume, volume_from_image
-from sidepair.qc.levels import LevelReading, read_level
+from sidepair.qc.levels import LevelReading, outline, read_level
 from sidepair.qc.side_model import SideModel
 
 
@@ -124,3 +124,17 @@ def test_rib_sections_beside_the_organs_stay_under_the_pelvis_test():
     found = read_level(_slice_with_bones(plates=False, joined=False), 1.0, -1000.0, 700.0)
     assert found is not None and found.kind == "abdomen"
     assert max(found.bone_cm2) == pytest.approx(np.pi * 0.6**2, rel=0.3)  # a rib ring 12 mm across, filled
+
+
+def test_outline_reads_at_about_2_mm_and_drops_what_is_smaller_than_a_trunk():
+    """A 300 x 200 mm elliptic body at 0.7 mm is read at 1.4 mm; its hull is the ellipse; a 80 mm one is
+    no trunk."""
+    x, y = np.mgrid[-250:250, -200:200] * 0.7  # mm, axis 0 left-right
+    body = (x / 150) ** 2 + (y / 100) ** 2 <= 1
+    image = np.where(body, 40.0, -1000.0).astype(np.float32)
+    read = outline(image, 0.7, -500.0)
+    assert read is not None and read.step == 2 and read.spacing == pytest.approx(1.4)
+    assert read.image.shape == (250, 200)
+    assert read.hull.sum() * read.spacing**2 == pytest.approx(np.pi * 150 * 100, rel=0.02)
+    small = np.where((x / 40) ** 2 + (y / 40) ** 2 <= 1, 40.0, -1000.0).astype(np.float32)
+    assert outline(small, 0.7, -500.0) is None

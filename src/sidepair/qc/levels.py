@@ -110,6 +110,36 @@ def _largest_per_side(mask: np.ndarray, centre: float, pixel_cm2: float) -> tupl
     return best[0], best[1]
 
 
+@dataclass(frozen=True)
+class Outline:
+    """An axial slice read at about ``READ_MM`` a pixel, and its body's convex outline.
+
+    Attributes:
+        image: Block means of ``step`` x ``step`` pixels of the slice.
+        spacing: Their pixel spacing (mm).
+        step: Pixels of the slice per pixel of ``image``, each way.
+        hull: The body's convex outline (without a table it lies on).
+    """
+
+    image: np.ndarray
+    spacing: float
+    step: int
+    hull: np.ndarray
+
+
+def outline(image: np.ndarray, spacing: float, tissue_floor: float) -> Outline | None:
+    """Read a slice at about 2 mm a pixel and outline its body: tissue above ``tissue_floor``.
+
+    None when the slice holds no body of a trunk's size (under 100 cm²).
+    """
+    step = max(1, int(READ_MM // max(spacing, 1e-3)))
+    image, spacing = block_means(image, step), spacing * step
+    body = trunk_region(body_region(image, spacing, tissue_floor), spacing)
+    if body is None or body.sum() * spacing**2 < 100.0 * 100.0:
+        return None
+    return Outline(image, spacing, step, hull_mask(body))
+
+
 def read_level(image: np.ndarray, spacing: float, floor: float, ceiling: float) -> LevelReading | None:
     """Read one axial level.
 
@@ -122,15 +152,12 @@ def read_level(image: np.ndarray, spacing: float, floor: float, ceiling: float) 
     Returns:
         The reading, or None when the level holds no body.
     """
-    step = max(1, int(READ_MM // max(spacing, 1e-3)))
-    # Bone at the scan's own resolution: averaged, a plate's edge in values clipped at 255 falls below it.
-    bright = block_means(image >= min(ceiling - 0.5, BONE_HU), step) >= 0.5
-    image = block_means(image, step)
-    spacing = spacing * step
-    body = trunk_region(body_region(image, spacing, max(floor + 1.0, -500.0)), spacing)
-    if body is None or body.sum() * spacing**2 < 100.0 * 100.0:
+    read = outline(image, spacing, max(floor + 1.0, -500.0))
+    if read is None:
         return None
-    hull = hull_mask(body)
+    # Bone at the scan's own resolution: averaged, a plate's edge in values clipped at 255 falls below it.
+    bright = block_means(image >= min(ceiling - 0.5, BONE_HU), read.step) >= 0.5
+    image, spacing, hull = read.image, read.spacing, read.hull
     columns = np.nonzero(hull.any(axis=1))[0]
     centre, half_width = (columns.min() + columns.max()) / 2, (columns.max() - columns.min()) / 2
     pixel_cm2 = spacing**2 / 100.0

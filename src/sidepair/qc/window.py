@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sidepair.data.sides import body_region, hull_mask
 from sidepair.data.volume import Volume
-from sidepair.qc.inputs import RIM_MM, body_slices, depth_under_skin, trunk_region
-from sidepair.qc.levels import READ_MM, block_means
+from sidepair.qc.inputs import RIM_MM, body_slices, depth_under_skin
+from sidepair.qc.levels import outline
 
 FAT_HU, TISSUE_HU = -100.0, 60.0
 DEEP_MM = 20.0
@@ -45,13 +44,11 @@ def anchors(image: np.ndarray, spacing: float, lo: float, hi: float) -> tuple[fl
     Returns:
         ``(fat, tissue)``, or None where the slice holds no body or too little of either.
     """
-    step = max(1, int(READ_MM // max(spacing, 1e-3)))
-    image, spacing = block_means(image, step), spacing * step
-    body = trunk_region(body_region(image, spacing, lo + 1.0), spacing)
-    if body is None or body.sum() * spacing**2 < 100.0 * 100.0:
+    read = outline(image, spacing, lo + 1.0)
+    if read is None:
         return None
-    hull = hull_mask(body)
-    depth = depth_under_skin(hull, spacing)
+    image, hull = read.image, read.hull
+    depth = depth_under_skin(hull, read.spacing)
     band = image[hull & (depth > RIM_MM[0]) & (depth < RIM_MM[1])]
     band = band[(band > lo) & (band < hi)]  # values at the window's ends say nothing of where they lie
     if band.size < MIN_PIXELS:
