@@ -12,7 +12,8 @@ keeping every crop's logit at the slice's own pixel size and at 0.85 and 1.15 ti
 - ``scales agree``: ``unsure`` unless each pixel size's evidence passes the threshold the same way;
 - ``windows mean``: the mean evidence of the slice as it is and through four export windows, [-160, 240],
   [-125, 275], [0, 255] and [20, 255] HU (each clipped within what the slice holds; the model trained on
-  sections clipped so, ``export_clip``): a verdict should rest on anatomy, not on where a window cuts;
+  sections clipped so, ``export_clip``): a verdict should rest on anatomy, not on where a window cuts.
+  The first three are #30's; [20, 255] was added after reading the ircadb 07 slices the models err on;
 - ``windows agree``: one scale, and ``unsure`` unless the evidence through each window has its sign;
 
 for each model alone and for the ensembles given (``--ensemble NAME=A+B+C``: the members' evidence
