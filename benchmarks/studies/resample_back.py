@@ -16,6 +16,9 @@ Time and peak memory are those of the step back alone (peak from ``tracemalloc``
 arrays), measured side by side in one process.
 
 Usage: python benchmarks/studies/resample_back.py [--data ../shared/data] [--demo runs/demo] [--work DIR]
+
+Run it from where the demo ran (the repository root for ``make demo``): a run's checkpoint names its
+store by a path relative to there.
 """
 
 from __future__ import annotations
