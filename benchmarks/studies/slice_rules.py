@@ -60,6 +60,7 @@ SLICE_SCALES = (0.85, 1.0, 1.15)  # a slice read as if its pixels were 15 % smal
 SWEEP = (0.8, 0.85, 0.9, 0.95, 0.975)
 EXPORT_WINDOWS = ((-160.0, 240.0), (-125.0, 275.0), (0.0, 255.0), (20.0, 255.0))
 WINDOW_KEYS = tuple(f"window {lo:g},{hi:g}" for lo, hi in EXPORT_WINDOWS)
+READ_KEYS = (*map(str, SLICE_SCALES), *WINDOW_KEYS)  # each slice's readings: its scales, then its windows
 TISSUE_HU, SMOOTH_MM, WALL_MM = 20.0, 20.0, 15.0
 
 
@@ -70,7 +71,7 @@ def at_scale(volume: Volume, factor: float) -> Volume:
     return Volume(volume.array, affine, volume.source)
 
 
-def through_window(volume: Volume, low: float, high: float) -> Volume:
+def clipped_within(volume: Volume, low: float, high: float) -> Volume:
     """The slice clipped to [low, high] HU, within what it holds (an input clipped already stays so)."""
     a = volume.array
     return Volume(
@@ -215,14 +216,11 @@ def main() -> None:
                 if f == 1.0:
                     r["shifts agree"] = bool((np.sign(per_shift) == np.sign(mean)).all())
             for key, (lo, hi) in zip(WINDOW_KEYS, EXPORT_WINDOWS, strict=True):
-                r[key] = evidence(model.section_logits(through_window(s["volume"], lo, hi))[1])[0]
+                r[key] = evidence(model.section_logits(clipped_within(s["volume"], lo, hi))[1])[0]
             read[name].append(r)
     for name, members in ensembles.items():  # the members' evidence averaged, per scale
         read[name] = [
-            {
-                k: float(np.mean([read[m][i][k] for m in members]))
-                for k in (*map(str, SLICE_SCALES), *WINDOW_KEYS)
-            }
+            {k: float(np.mean([read[m][i][k] for m in members])) for k in READ_KEYS}
             for i in range(len(slices))
         ]
         for i, r in enumerate(read[name]):  # per-shift agreement is a single model's; the members' all
@@ -254,10 +252,7 @@ def main() -> None:
     }
     per_slice = [
         {k: s[k] for k in ("set", "state", "input", "level", "asymmetry", "withheld")}
-        | {
-            name: {k: round(read[name][i][k], 3) for k in (*map(str, SLICE_SCALES), *WINDOW_KEYS)}
-            for name in read
-        }
+        | {name: {k: round(read[name][i][k], 3) for k in READ_KEYS} for name in read}
         for i, s in enumerate(slices)
     ]
     extra = {
