@@ -150,7 +150,8 @@ def read_scan(volume: Volume) -> Reading:
     for z in picks:
         # Every step-th pixel, not block means (as qc.levels reads): a mean of fat at a clip floor and the
         # tissue beside it is no longer at the floor. Block means took one slice of ircadb 01 clipped to
-        # [0, 255] from 0.21 to 0.14 of its band read as fat, under MIN_RIM_FAT: HU withheld as "not HU".
+        # [0, 255] from 0.21 to 0.14 of its band read as fat, under MIN_RIM_FAT: HU withheld as "not HU"
+        # (benchmarks/studies/rim_fat_reading.py).
         image = array[::step, ::step, int(z)]
         body = trunk_region(body_region(image, spacing, tissue_floor), spacing)
         if body is None:
