@@ -16,9 +16,6 @@ Time and peak memory are those of the step back alone (peak from ``tracemalloc``
 arrays), measured side by side in one process.
 
 Usage: python benchmarks/studies/resample_back.py [--data ../shared/data] [--demo runs/demo] [--work DIR]
-
-Run it from where the demo ran (the repository root for ``make demo``): a run's checkpoint names its
-store by a path relative to there.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ from sidepair.data.axes import spacing_of
 from sidepair.data.formats import open_dataset, source_of
 from sidepair.data.phantom import generate_phantom
 from sidepair.data.preprocess import resample_case
-from sidepair.data.store import Store
+from sidepair.data.store import run_store
 from sidepair.evaluation.metrics import binary_metrics
 from sidepair.inference.predictor import Predictor
 from sidepair.inference.resample import resample_labels, resample_probabilities
@@ -99,7 +96,8 @@ def oracle_rows(name: str, kind: str, dataset_root: Path) -> list[dict]:
 def model_rows(demo: Path) -> list[dict]:
     rows = []
     for run in sorted((demo / "runs").glob("*_f1_s0")):
-        store = Store(str(read_checkpoint(run / "checkpoint_best.pt").config["store"]))
+        ckpt = read_checkpoint(run / "checkpoint_best.pt")
+        store = run_store(str(ckpt.config["store"]), run, ckpt.store_fingerprint)
         for case_id in store.labelled("test"):
             dataset, source = source_of(store, case_id)
             loaded = dataset.load(source)

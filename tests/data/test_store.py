@@ -11,7 +11,7 @@ from sidepair.data.labels import LEFT, RIGHT
 from sidepair.data.phantom import load_phantom_specs
 from sidepair.data.prepare import prepare
 from sidepair.data.splits import make_splits
-from sidepair.data.store import Store
+from sidepair.data.store import Store, run_store
 from sidepair.errors import ConfigError, DataError, StoreError
 from tests.conftest import two_kidney_volume, write_nifti
 
@@ -209,3 +209,18 @@ def test_a_broken_index_is_refused_naming_the_file_and_what_to_rerun(phantom_sto
     message = str(info.value)
     assert str(broken / "index.json") in message and "cases.0.midline" in message
     assert "rerun `sidepair prepare`" in message
+
+
+def test_a_run_s_store_is_found_from_another_working_folder_with_the_fingerprint_it_recorded(
+    small_store, tmp_path, monkeypatch
+):
+    exp = tmp_path / "start" / "exp"  # begun as `--out exp` in start/: the run recorded "exp/store"
+    shutil.copytree(small_store, exp / "store")
+    run = exp / "runs" / "scratch"
+    monkeypatch.chdir(tmp_path)
+    found = run_store("exp/store", run, Store(small_store).fingerprint)
+    assert found.path.resolve() == (exp / "store").resolve()
+    with pytest.raises(StoreError, match="but run .* was trained on store 0123abcd"):
+        run_store("exp/store", run, "0123abcd")
+    with pytest.raises(StoreError, match="gone/store: not a sidepair store"):
+        run_store("gone/store", run)

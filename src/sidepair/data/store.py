@@ -174,3 +174,42 @@ class Store:
 
     def __len__(self) -> int:
         return len(self.cases)
+
+
+def recorded_paths(recorded: str | Path, near: str | Path) -> list[Path]:
+    """Where a path a run recorded as it was given may be now, existing ones only, likeliest first.
+
+    A relative path was relative to the working folder the run was started from. For a run folder inside
+    that folder (``exp/runs/x``, begun as ``--out exp``) that is one of the folders above the run, so the
+    path is looked up as it is (from the working folder now), then below each folder above ``near``.
+    """
+    path = Path(recorded)
+    found = [path] if path.exists() else []
+    if not path.is_absolute():
+        near = Path(near).resolve()
+        found += [folder / path for folder in (near, *near.parents) if (folder / path).exists()]
+    return found
+
+
+def run_store(recorded: str | Path, run: str | Path, fingerprint: str | None = None) -> Store:
+    """The store a run recorded (its config's ``store``), found from any working folder.
+
+    Args:
+        recorded: The path as the run recorded it.
+        run: The run folder.
+        fingerprint: The store fingerprint the run recorded, when it did: a store found elsewhere must
+            have it.
+
+    Raises:
+        StoreError: No store with that fingerprint where the path may be.
+    """
+    stores = [Store(p) for p in recorded_paths(recorded, run) if (p / "store.json").is_file()]
+    for store in stores:
+        if fingerprint is None or store.fingerprint == fingerprint:
+            return store
+    if stores:
+        raise StoreError(
+            f"{stores[0].path}: store fingerprint {stores[0].fingerprint}, but run {run} was trained on "
+            f"store {fingerprint}"
+        )
+    return Store(recorded)  # names the path as recorded in its error

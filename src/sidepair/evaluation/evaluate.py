@@ -22,7 +22,7 @@ from sidepair.atomic import write_json, write_text
 from sidepair.choices import DEFAULT_RESAMPLE, Resample
 from sidepair.data.formats import DatasetFormat, LoadedCase, open_dataset, source_of
 from sidepair.data.sides import body_midline_x
-from sidepair.data.store import Store
+from sidepair.data.store import run_store
 from sidepair.data.volume import check_same_grid, load_nifti
 from sidepair.errors import DataError, StoreError
 from sidepair.evaluation.figures import render_overlay
@@ -115,7 +115,7 @@ def evaluate_run(
     run = Path(run)
     ckpt = read_checkpoint(run / f"checkpoint_{which}.pt", SegmentationCheckpoint)
     predictor = Predictor.load(run, device, which, resample=resample)
-    store = Store(str(ckpt.config["store"]))
+    store = run_store(str(ckpt.config["store"]), run, ckpt.store_fingerprint)
     case_ids = store.labelled(split)
     if not case_ids:
         raise StoreError(f"{store.path}: no labelled cases in split {split!r}")

@@ -43,7 +43,8 @@ def training_finished(run_dir: Path, resolved: dict[str, Any]) -> bool:
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return False
-    if not same_run(yaml.safe_load(saved.read_text(encoding="utf-8")), resolved, field_defaults(TrainConfig)):
+    saved_config = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    if not same_run(saved_config, resolved, field_defaults(TrainConfig), run_dir):
         raise SidepairError(
             f"{saved}: this run was made with other settings than the experiment's config now asks "
             "for; use another --out, or restore the config"

@@ -8,6 +8,7 @@ task's own facts (the cases whose labels it read, transfers, mismatches accepted
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from sidepair.atomic import write_json, write_text
-from sidepair.data.store import Store
+from sidepair.data.store import Store, recorded_paths
 from sidepair.errors import ConfigError
 from sidepair.training.distributed import is_main_process
 from sidepair.version import __version__
@@ -40,7 +41,7 @@ def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
         resume
         and saved.exists()
         and not same_run(
-            yaml.safe_load(saved.read_text(encoding="utf-8")), resolved, field_defaults(type(config))
+            yaml.safe_load(saved.read_text(encoding="utf-8")), resolved, field_defaults(type(config)), out
         )
     ):
         raise ConfigError(
@@ -52,7 +53,10 @@ def write_run_config(out: Path, config: BaseModel, resume: bool) -> None:
 
 
 def same_run(
-    saved: dict[str, Any], resolved: dict[str, Any], defaults: Mapping[str, Any] | None = None
+    saved: dict[str, Any],
+    resolved: dict[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+    run: Path | None = None,
 ) -> bool:
     """Whether two resolved configs describe the same run.
 
@@ -60,17 +64,39 @@ def same_run(
     another device is the same run (``run.json`` records each device). A setting sidepair gained after a
     run was made is missing from its saved config; the run was made as that setting's default does, so a
     missing key counts as its default from ``defaults`` (and an older run resumes while the new setting
-    keeps it).
+    keeps it). Settings that name a file or folder (``store``, ``init``, ``plans``) are the same when they
+    name the same one, however they spell it and from whichever working folder.
 
     Args:
         saved: The run's ``config.yaml``.
         resolved: The config asked for now, as plain data.
         defaults: Each setting's default, as plain data (:func:`field_defaults`).
+        run: The run folder, where a relative path the run recorded is also looked up from
+            (:func:`~sidepair.data.store.recorded_paths`).
     """
     defaults = defaults or {}
     missing = object()
     names = (set(saved) | set(resolved)) - {"device"}
-    return all(saved.get(name, defaults.get(name, missing)) == resolved.get(name, missing) for name in names)
+    return all(
+        _same_setting(name, saved.get(name, defaults.get(name, missing)), resolved.get(name, missing), run)
+        for name in names
+    )
+
+
+# Settings that name a file or folder: one folder may be named from another working folder or by its
+# absolute path (an experiment resumed as ``/data/exp`` that was begun as ``exp``, or by a SLURM job).
+PATH_SETTINGS = frozenset({"store", "init", "plans"})
+
+
+def _same_setting(name: str, saved: Any, resolved: Any, run: Path | None) -> bool:
+    if saved == resolved:
+        return True
+    if name not in PATH_SETTINGS or not isinstance(saved, str) or not isinstance(resolved, str):
+        return False
+    now = Path(resolved)
+    if not now.exists():
+        return Path(saved).resolve() == now.resolve()
+    return any(os.path.samefile(p, now) for p in recorded_paths(saved, run or Path.cwd()))
 
 
 def field_defaults(model: type[BaseModel]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from sidepair.config import Performance, PreprocessSettings
 from sidepair.data.splits import select_fraction
-from sidepair.data.store import Store
+from sidepair.data.store import Store, recorded_paths
 from sidepair.devices import resolve_device
 from sidepair.errors import ConfigError, StoreError
 from sidepair.evaluation.metrics import dice_score
@@ -47,9 +47,10 @@ def pretrained_preprocess(checkpoint: PretrainCheckpoint, path: str) -> Preproce
     """
     if checkpoint.preprocess is not None:
         return PreprocessSettings.model_validate(checkpoint.preprocess)
-    store = Path(str(checkpoint.config.get("store", "")))
-    if (store / "store.json").is_file():
-        return Store(store).settings
+    recorded = checkpoint.config.get("store")
+    for store in recorded_paths(str(recorded), Path(path).parent) if recorded else []:
+        if (store / "store.json").is_file():
+            return Store(store).settings
     raise StoreError(
         f"{path}: the checkpoint does not record its store's preprocessing and that store is gone; "
         "rerun `sidepair pretrain`"
