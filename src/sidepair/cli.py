@@ -675,7 +675,8 @@ def check_sides(
         typer.Option(
             min=0.05,
             max=20.0,
-            help="Pixel spacing (mm) of PNG slices no slices.json gives it for (else 1, with a warning).",
+            help="Pixel spacing (mm) of PNG slices no slices.json gives it for (else a 400 mm field of "
+            "view, with a warning).",
         ),
     ] = None,
     convention: Annotated[

@@ -192,7 +192,8 @@ def png_slice(states, tmp_path):
 
 
 def test_png_slices_without_a_spacing_are_warned_of_once_per_folder(png_slice):
-    with pytest.warns(DataWarning, match=r"pngs: 1 of 1 PNG slices have no pixel spacing.*assumed 1 mm"):
+    with pytest.warns(DataWarning, match=r"pngs: 1 of 1 PNG slices have no pixel spacing.*assumed a 400 mm "
+                      r"field of view \(0.78 mm at 512 pixels\)"):  # fmt: skip
         check = check_paths([png_slice.parent], SideModel.load(), progress=False)[0]
     assert check.levels == 1
     with warnings.catch_warnings():
@@ -206,7 +207,9 @@ def test_spacing_sets_a_bare_png_s_grid_and_slices_json_wins(png_slice):
         return np.linalg.norm(_png_loader(png_slice, reading).affine[:3, :3], axis=0)[:2]
 
     assert pixdim(PngReading(spacing=0.7)) == pytest.approx([0.7, 0.7])
-    assert pixdim() == pytest.approx([1.0, 1.0])
+    size = max(np.asarray(Image.open(png_slice)).shape)
+    assert pixdim() == pytest.approx([400.0 / size] * 2)  # a 400 mm field of view
+    assert pixdim(PngReading(field_of_view=None)) == pytest.approx([1.0, 1.0])  # prepare's 1 mm a pixel
     entry = {"axcodes": "IPL", "voxel_spacing_mm_axis0_1_2": [2.0, 0.8, 0.8]}
     (png_slice.parent / "slices.json").write_text(json.dumps({png_slice.name: entry}), encoding="utf-8")
     assert pixdim(PngReading(spacing=0.7)) == pytest.approx([0.8, 0.8])

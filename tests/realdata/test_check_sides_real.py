@@ -143,9 +143,9 @@ def test_single_slices_below_the_liver_are_not_confidently_wrong(shared_data, mo
 
 
 def test_bare_kits19_pngs_read_as_with_slices_json_once_told_their_spacing(shared_data, model, tmp_path):
-    """Case 135's slices copied without slices.json: ``spacing`` at its pixel spacing gives the verdicts of
-    the slice folder to the float; the 1 mm assumed otherwise gives others (measured: p 0.81-0.99 against
-    0.98-1.00 on its first five slices), which is why check-sides warns."""
+    """Case 135's slices (0.84 mm) copied without slices.json: ``spacing`` at its pixel spacing gives the
+    verdicts of the slice folder to the float. Not told, check-sides assumes a 400 mm field of view (0.78 mm
+    at 512 pixels), which reads them nearer their true spacing than the 1 mm a pixel it assumed before."""
     meta = json.loads((shared_data / "kits19_slices" / "slices.json").read_text(encoding="utf-8"))
     names = sorted(n for n, e in meta.items() if e["kits19_case"] == "case_00135")
     (tmp_path / "bare").mkdir()
@@ -154,14 +154,17 @@ def test_bare_kits19_pngs_read_as_with_slices_json_once_told_their_spacing(share
     images = shared_data / "kits19_slices" / "images"
     with_json = check_paths([images / n for n in names], model, progress=False)
     assert [c.kind for c in with_json] == ["scan"] * 16 + ["group"]  # slices.json names their case
-    with_json = with_json[:16]
+    truth = np.array([c.probability for c in with_json[:16]])
     told = check_paths([tmp_path / "bare"], model, progress=False, pixel_spacing=0.837890625)
     assert len(told) == 16  # no slices.json, no --group-by: no group
-    assert [c.probability for c in told] == pytest.approx([c.probability for c in with_json], abs=1e-6)
-    with pytest.warns(DataWarning, match="16 of 16 PNG slices"):
+    assert [c.probability for c in told] == pytest.approx(truth.tolist(), abs=1e-6)
+    with pytest.warns(DataWarning, match="16 of 16 PNG slices.*400 mm field of view"):
         assumed = check_paths([tmp_path / "bare"], model, progress=False)
-    differences = np.abs([a.probability - c.probability for a, c in zip(assumed, with_json, strict=True)])
-    assert differences.max() > 0.05
+    one_mm = check_paths([tmp_path / "bare"], model, progress=False, pixel_spacing=1.0)
+    off_fov = np.abs([c.probability for c in assumed] - truth)
+    off_1mm = np.abs([c.probability for c in one_mm] - truth)
+    assert off_1mm.max() > 0.05  # the spacing matters
+    assert off_fov.mean() < off_1mm.mean(), (off_fov.mean(), off_1mm.mean())
 
 
 def test_a_dicom_series_without_a_series_uid_stays_alone(shared_data, model):

@@ -62,8 +62,8 @@ def check_sides(
         model: A side-pair run or checkpoint with a side head, several read together, or a loaded model;
             the shipped one when None.
         threshold: Probability at or above which the verdict is ``ok`` (``flipped`` at or below 1 - it).
-        pixel_spacing: Pixel spacing (mm) of a PNG slice that no ``slices.json`` gives one for (else
-            1 mm, with a warning).
+        pixel_spacing: Pixel spacing (mm) of a PNG slice that no ``slices.json`` gives one for (else its
+            larger side is taken to span a 400 mm field of view, with a warning).
         convention: A PNG's left-right convention where ``slices.json`` gives no axis codes.
         intensity: A PNG's ``(slope, intercept)`` from pixel values to HU (see :class:`PngReading`).
         slice_threshold: The threshold of a scan of one level (a single slice), stricter than

@@ -8,6 +8,7 @@ from PIL import Image
 
 from sidepair.config import ColourMap, LabelMap, get_label_map
 from sidepair.data.formats import open_dataset
+from sidepair.data.formats.slices import SlicesFormat
 from sidepair.data.labels import KIDNEY, LEFT, RIGHT, TUMOUR
 from sidepair.errors import ConfigError, DataError, DataWarning
 
@@ -87,3 +88,17 @@ def test_a_folder_without_pixel_spacing_warns_once_and_takes_one_given(tmp_path)
     assert np.allclose(np.abs(np.diag(told.load(cases[0]).image.affine))[:2], 0.8)
     with pytest.raises(DataError, match="pixel spacing must be positive, got 0"):
         open_dataset(root, "slices", spacing=0.0)
+
+
+def test_an_assumed_field_of_view_sets_a_bare_slice_s_spacing_from_its_size(tmp_path):
+    """What check-sides reads bare PNGs with; ``prepare`` keeps 1 mm a pixel (above)."""
+    mask = np.zeros((40, 32, 3), np.uint8)  # 40 rows, 32 columns: the larger side spans the field of view
+    root = _folder(tmp_path, mask)
+    bare = SlicesFormat(root, field_of_view=400.0)
+    with pytest.warns(DataWarning, match=r"assumed a 400 mm field of view \(0.78 mm at 512 pixels\)"):
+        cases = bare.cases()
+    assert np.allclose(np.abs(np.diag(bare.load(cases[0]).image.affine))[:2], 10.0)
+    told = SlicesFormat(root, spacing=0.8, field_of_view=400.0)  # a spacing given wins
+    assert np.allclose(np.abs(np.diag(told.load(told.cases()[0]).image.affine))[:2], 0.8)
+    with pytest.raises(DataError, match="field of view must be positive, got -1"):
+        SlicesFormat(root, field_of_view=-1.0)

@@ -65,7 +65,9 @@ def read_png(path: Path) -> np.ndarray:
         raise DataError(path, f"cannot read as PNG ({exc})") from None
 
 
-def warn_assumed_spacing(root: Path, bare: int, total: int, effect: str) -> None:
+def warn_assumed_spacing(
+    root: Path, bare: int, total: int, effect: str, assumed: str = f"{ASSUMED_SPACING:g} mm"
+) -> None:
     """One warning line: ``bare`` of the ``total`` PNG slices under ``root`` are read at the assumed spacing.
 
     Args:
@@ -73,10 +75,11 @@ def warn_assumed_spacing(root: Path, bare: int, total: int, effect: str) -> None
         bare: Slices without a spacing in ``slices.json``.
         total: Slices read from the folder.
         effect: What a wrong spacing changes, for the reader of the warning.
+        assumed: What is assumed instead, in words.
     """
     warnings.warn(
         f"{root}: {bare} of {total} PNG slices have no pixel spacing in a slices.json; "
-        f"assumed {ASSUMED_SPACING:g} mm (--pixel-spacing MM sets it); {effect}",
+        f"assumed {assumed} (--pixel-spacing MM sets it); {effect}",
         DataWarning,
         stacklevel=3,
     )
@@ -93,7 +96,11 @@ class SlicesFormat(DatasetFormat):
         colours: Which mask colour is which role (default: the label map's, else blue kidney and red
             tumour).
         spacing: In-plane pixel spacing (mm) when ``slices.json`` gives none. Without one, 1 mm is
-            assumed, with one warning per folder (sizes, distances and the store grid depend on it).
+            assumed (as MONAI's and nnU-Net's 2D image readers do), with one warning per folder (sizes,
+            distances and the store grid depend on it), or what ``field_of_view`` says.
+        field_of_view: Without a spacing from ``slices.json`` or ``spacing``: the field of view (mm) to
+            assume, a slice's pixel spacing then being this over its larger side (the side-model check
+            reads millimetres, so it assumes a typical CT's field of view rather than 1 mm a pixel).
         slice_thickness: Slice thickness (mm) when ``slices.json`` gives none.
         intensity: ``(slope, intercept)`` turning pixel values into HU.
     """
@@ -110,6 +117,7 @@ class SlicesFormat(DatasetFormat):
         spacing: float | None = None,
         slice_thickness: float = 1.0,
         intensity: tuple[float, float] | list[float] = (1.0, 0.0),
+        field_of_view: float | None = None,
     ) -> None:
         super().__init__(root, label_map)
         if convention not in CONVENTIONS:
@@ -119,6 +127,9 @@ class SlicesFormat(DatasetFormat):
         if spacing is not None and not (np.isfinite(spacing) and spacing > 0):
             raise DataError(self.root, f"pixel spacing must be positive, got {spacing}")
         self.spacing = float(spacing) if spacing is not None else None
+        if field_of_view is not None and not (np.isfinite(field_of_view) and field_of_view > 0):
+            raise DataError(self.root, f"field of view must be positive, got {field_of_view}")
+        self.field_of_view = field_of_view
         self.slice_thickness = slice_thickness
         if (
             len(intensity) != 2
@@ -129,6 +140,12 @@ class SlicesFormat(DatasetFormat):
                 self.root, f"intensity must be a nonzero slope and an intercept, got {list(intensity)}"
             )
         self.intensity = (float(intensity[0]), float(intensity[1]))
+
+    def assumed(self) -> str:
+        """What a slice without a known pixel spacing is read at, in words (for the warning)."""
+        if self.field_of_view is None:
+            return f"{ASSUMED_SPACING:g} mm"
+        return f"a {self.field_of_view:g} mm field of view ({self.field_of_view / 512:.2f} mm at 512 pixels)"
 
     @classmethod
     def detect(cls, root: Path) -> bool:  # noqa: D102
@@ -159,11 +176,15 @@ class SlicesFormat(DatasetFormat):
         bare = [case for case in out if not case.extra.get(SPACING_KEY)]
         if bare and self.spacing is None:
             warn_assumed_spacing(
-                self.root, len(bare), len(out), "kidney sizes, surface distances and the store grid follow it"
+                self.root,
+                len(bare),
+                len(out),
+                "kidney sizes, surface distances and the store grid follow it",
+                self.assumed(),
             )
         return out
 
-    def _geometry(self, case: CaseSource) -> tuple[str, tuple[float, float, float], float]:
+    def _geometry(self, case: CaseSource, size: int) -> tuple[str, tuple[float, float, float], float]:
         info = case.extra
         codes = str(info.get("axcodes") or "")
         if codes:
@@ -174,6 +195,8 @@ class SlicesFormat(DatasetFormat):
             codes = CONVENTIONS[self.convention][1:] + CONVENTIONS[self.convention][0]
         sp = info.get(SPACING_KEY)
         pixel = self.spacing if self.spacing is not None else ASSUMED_SPACING
+        if self.spacing is None and self.field_of_view is not None:
+            pixel = self.field_of_view / size
         spacing = (float(sp[1]), float(sp[2]), float(sp[0])) if sp else (pixel, pixel, self.slice_thickness)
         position = float(info.get("slice_index_axis0", 0)) * spacing[2]
         return codes, spacing, position
@@ -187,7 +210,7 @@ class SlicesFormat(DatasetFormat):
                 raise DataError(case.image, f"expected a grey-level CT slice, got shape {pixels.shape}")
         hu = pixels.astype(np.float32) * self.intensity[0] + self.intensity[1]
         check_image_values(hu, case.image)
-        codes, spacing, position = self._geometry(case)
+        codes, spacing, position = self._geometry(case, max(pixels.shape[:2]))
         affine = affine_from_axcodes(codes, spacing, (0.0, 0.0, 0.0))
         affine[:3, 3] = affine[:3, 2] / spacing[2] * position
 
