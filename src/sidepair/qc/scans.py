@@ -17,8 +17,9 @@ from sidepair.errors import DataError
 
 IMAGE_SUFFIXES = (".png",)
 # The side model reads millimetres: a PNG of unknown pixel size is read as a CT of a typical field of view,
-# 400 mm, the median of the 204 KiTS19 scans not among the repository's test slices (0.78 mm at 512 pixels;
-# 74 % of them within 15 % of it, against 32 % of 1 mm: benchmarks/studies/png_field_of_view.py).
+# 400 mm, the median of the 205 KiTS19 scans whose patients are not among the repository's test slices
+# (0.78 mm at 512 pixels; 72 % of them within 15 % of it, against 32 % of 1 mm:
+# benchmarks/studies/png_field_of_view.py).
 ASSUMED_FIELD_OF_VIEW = 400.0
 
 
