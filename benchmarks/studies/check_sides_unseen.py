@@ -4,8 +4,9 @@ Two sets, each in its three or two states, read with every ``--model`` (default:
 
 - **phantom**: 6 cases no side model saw (``sidepair phantom --cases 6 --seed 99``, the demo's fixed
   anatomy) as they are, with the header's x column negated, and with the array mirrored;
-- **bare PNGs**: the 24 real KiTS19 slices without their ``slices.json`` (so 1 mm is assumed where
-  0.68-0.84 mm is true, and radiological convention), as they are and mirrored, grouped per patient by
+- **bare PNGs**: the 24 real KiTS19 slices without their ``slices.json`` (so a 400 mm field of view,
+  0.78 mm a pixel, is assumed where 0.68-0.84 mm is true, and radiological convention; 1 mm a pixel before
+  4b7a58c), as they are and mirrored, grouped per patient by
   ``--group-by '^([^_]+)_'`` on the file name.
 
 Per model and state: right, confidently wrong and ``unsure`` verdicts per scan, and per group. Phantom and
@@ -95,7 +96,7 @@ def main() -> None:
             rows.append(tally(name, "phantom: 6 unseen cases (seed 99)", state, "scan", checks))
         for state, folder in pngs.items():
             checks = check_paths([folder], model, progress=False, group_by=GROUP_BY)
-            data = "real: 24 KiTS19 slices as bare PNGs (1 mm assumed)"
+            data = "real: 24 KiTS19 slices as bare PNGs (400 mm field of view assumed)"
             rows.append(tally(name, data, state, "scan", [c for c in checks if c.kind == "scan"]))
             rows.append(tally(name, data, state, "group", [c for c in checks if c.kind == "group"]))
     table = [{k: v for k, v in r.items() if k != "probabilities"} for r in rows]

@@ -1,6 +1,6 @@
 """How check-sides' verdicts on single real slices depend on what it is told of a PNG: spacing, window.
 
-A bare PNG carries no pixel spacing. Without a ``slices.json`` check-sides assumes 1 mm (and warns); the
+A bare PNG carries no pixel spacing. Without a ``slices.json`` check-sides assumed 1 mm (and warned); the
 real KiTS19 slices here are 0.68-0.84 mm, so read bare their bodies come out 19-46 % too large on the side
 model's 3 mm grid and each half it reads holds less of the body. Per side model, the 24 slices as they
 are and mirrored are checked (a) at the spacing their ``slices.json`` gives, (b) as bare PNGs at the
@@ -108,7 +108,9 @@ def main() -> None:
     folders |= {
         ("L40 W400 told", state): folders["L40 W400 read as HU", state] for state in ("as is", "mirrored")
     }
-    readings = {"L40 W400 told": TOLD}
+    # check-sides assumed 1 mm a pixel of a bare PNG when this study was made; it now assumes a 400 mm field
+    # of view (png_field_of_view.py): the row keeps its meaning.
+    readings = {"L40 W400 told": TOLD, "1 mm assumed": PngReading(field_of_view=None)}
     scale_sets = [(1.0,)] + ([tuple(args.scales)] if args.scales else [])
     rows, detail = [], []
     for name, path in models.items():
