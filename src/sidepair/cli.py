@@ -702,11 +702,11 @@ def check_sides(
     find_window: Annotated[
         bool,
         typer.Option(
-            "--find-window",
+            "--find-window/--no-find-window",
             help="Read scans whose values are not HU (exports through an unknown display window) through "
-            "the window found from their fat and soft tissue, instead of withholding them.",
+            "the window found from their fat and soft tissue; --no-find-window withholds them.",
         ),
-    ] = False,
+    ] = True,
 ) -> None:
     """Check that each scan's left-right is believable (laterality QC). Exit 0: all ok; 3: any not ok."""
     load("sidepair.qc.groups:group_pattern")(group_by)  # a bad pattern is refused before anything loads

@@ -8,7 +8,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
+from sidepair.choices import DEFAULT_FIND_WINDOWS, DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
 from sidepair.data.volume import Volume
 from sidepair.errors import DataError, SidepairError
 from sidepair.qc.groups import group_key, group_pattern, pool
@@ -24,17 +24,21 @@ def read_checked(
     volume: Volume,
     threshold: float = DEFAULT_SIDE_THRESHOLD,
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
-    find_windows: bool = False,
+    find_windows: bool = DEFAULT_FIND_WINDOWS,
 ) -> SideCheck:
-    """``model.check(volume)``, optionally through a window found from the scan.
+    """``model.check(volume)``, through a window found from the scan where its values are not HU.
 
     With ``find_windows``, a scan whose values are not HU is first read through the window found from its
-    fat and soft tissue (``qc.window``), and ``notes`` says so; where none is found it is withheld as before.
+    fat and soft tissue (``qc.window``), and ``notes`` says so; where none is found it is withheld, and
+    ``notes`` says that too. Without, it is withheld.
     """
     note = ""
-    reading = read_scan(volume) if find_windows else None
-    if reading is not None and reading.not_hu:
+    reading = read_scan(volume)
+    if reading.not_hu and not find_windows:
+        note = "no window sought (--no-find-window)"
+    elif reading.not_hu:
         fit = find_window(volume)
+        note = "no display window found from fat and soft tissue"
         if fit is not None:
             volume = through_window(volume, fit)
             reading = None  # the values read are no longer this volume's
@@ -53,7 +57,7 @@ def check_sides(
     convention: Literal["radiological", "neurological"] = "radiological",
     intensity: tuple[float, float] = (1.0, 0.0),
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
-    find_windows: bool = False,
+    find_windows: bool = DEFAULT_FIND_WINDOWS,
 ) -> SideCheck:
     """Check one scan's left-right: ``sidepair.check_sides("ct.nii.gz").verdict``.
 
@@ -69,7 +73,7 @@ def check_sides(
         slice_threshold: The threshold of a scan of one level (a single slice), stricter than
             ``threshold``: one level is thin evidence.
         find_windows: Read a scan whose values are not HU (an export through an unknown display window)
-            through the window found from its fat and soft tissue, instead of withholding it.
+            through the window found from its fat and soft tissue (default); False withholds it.
     """
     for name, value in (("threshold", threshold), ("slice_threshold", slice_threshold)):
         if not 0.5 < value < 1:
@@ -95,7 +99,7 @@ def check_paths(
     intensity: tuple[float, float] = (1.0, 0.0),
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
     group_by: str | None = None,
-    find_windows: bool = False,
+    find_windows: bool = DEFAULT_FIND_WINDOWS,
 ) -> list[SideCheck]:
     """Check every scan of ``inputs`` (see :func:`plan_scans`), then every group of them (``qc.groups``).
 

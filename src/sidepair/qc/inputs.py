@@ -81,7 +81,7 @@ class Reading:
         if self.not_hu:
             out.append(
                 f"values not HU: only {self.rim_fat:.0%} of the band under the skin reads as fat "
-                "(a display-window export read as HU?); give its window with --intensity, or --find-window"
+                "(a display-window export read as HU?); give its window with --intensity"
             )
         lo, hi = BODY_WIDTH_MM
         if self.slices and not lo <= self.body_width_mm <= hi:
