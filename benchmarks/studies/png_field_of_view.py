@@ -14,10 +14,14 @@ A PNG carries no pixel spacing, and the side model reads millimetres. Two measur
    of ts_example's DICOM series (0.98 mm), each clipped to [0, 255] HU and written in the radiological
    convention.
 
+``--window LEVEL WIDTH`` exports every slice through that display window to 0-255 instead (an export of
+undocumented window, as many PNG folders are; the KiTS19 slices from their HU clipped to [0, 255]), read
+as check-sides reads it by default: through the window it finds from fat and soft tissue.
+
 Real-data results. Writes results/png_field_of_view.json (``--name``) and tables.
 
 Usage: python benchmarks/studies/png_field_of_view.py [--model NAME=FILE ...] [--data ../shared/data]
-       [--work runs/png_field_of_view] [--name png_field_of_view]
+       [--work runs/png_field_of_view] [--name png_field_of_view] [--window LEVEL WIDTH]
 """
 
 from __future__ import annotations
@@ -80,14 +84,22 @@ def population(spacings: list[tuple[float, int]]) -> dict:
     }
 
 
-def write_pngs(volume: Volume, out: Path, step: int) -> None:
-    """Every ``step``-th axial slice of a RAS volume as an 8-bit PNG of HU clipped to [0, 255].
+def to_8bit(hu: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
+    """HU as an 8-bit export: clipped to [0, 255], or through a display window (level, width) to 0-255."""
+    if window is None:
+        return np.clip(hu, 0, 255).astype(np.uint8)
+    lo = window[0] - window[1] / 2
+    return np.round((np.clip(hu, lo, lo + window[1]) - lo) / window[1] * 255).astype(np.uint8)
+
+
+def write_pngs(volume: Volume, out: Path, step: int, window: tuple[float, float] | None) -> None:
+    """Every ``step``-th axial slice of a RAS volume as an 8-bit PNG (:func:`to_8bit`).
 
     Radiological convention: rows from the patient's front to back, the patient's right on the image's left.
     """
     out.mkdir(parents=True, exist_ok=True)
     for k in range(0, volume.array.shape[2], step):
-        axial = np.clip(volume.array[:, :, k], 0, 255).astype(np.uint8)  # (x toward right, y toward front)
+        axial = to_8bit(volume.array[:, :, k], window)  # (x toward right, y toward front)
         Image.fromarray(np.ascontiguousarray(axial[::-1, ::-1].T)).save(out / f"z{k:03d}.png")
 
 
@@ -99,14 +111,19 @@ def mirror_folder(folder: Path, out: Path) -> Path:
     return out
 
 
-def slice_sets(data: Path, work: Path) -> dict[str, tuple[dict[str, Path], list[float]]]:
+def slice_sets(
+    data: Path, work: Path, window: tuple[float, float] | None = None
+) -> dict[str, tuple[dict[str, Path], list[float]]]:
     """Per source: its bare PNG folder as it is and mirrored, and each folder's true spacings."""
     sets: dict[str, tuple[dict[str, Path], list[float]]] = {}
     kits = data / "kits19_slices"
     meta = json.loads((kits / "slices.json").read_text(encoding="utf-8"))
     bare = work / "kits19" / "as_is"
     if not bare.exists():
-        shutil.copytree(kits / "images", bare)
+        bare.mkdir(parents=True)
+        for png in sorted((kits / "images").glob("*.png")):  # their pixels are HU clipped to [0, 255]
+            hu = np.asarray(Image.open(png)).astype(np.float32)
+            Image.fromarray(np.ascontiguousarray(to_8bit(hu, window))).save(bare / png.name)
     by_spacing: dict[float, list[str]] = {}
     for name, entry in meta.items():
         by_spacing.setdefault(float(entry["voxel_spacing_mm_axis0_1_2"][1]), []).append(name)
@@ -125,7 +142,7 @@ def slice_sets(data: Path, work: Path) -> dict[str, tuple[dict[str, Path], list[
     for name, (volume, step) in volumes.items():
         folder = work / name.replace(" ", "_") / "as_is"
         if not folder.exists():
-            write_pngs(volume, folder, step)
+            write_pngs(volume, folder, step, window)
         sets[name] = ({"as is": folder}, [float(volume.spacing[0])])
     for name, (folders, _) in sets.items():
         folders["mirrored"] = mirror_folder(folders["as is"], work / "mirrored" / name.replace(" ", "_"))
@@ -138,12 +155,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "png_field_of_view")
     parser.add_argument("--model", action="append", default=[], help="NAME=FILE (default: the shipped one).")
     parser.add_argument("--name", default="png_field_of_view")
+    parser.add_argument(
+        "--window", type=float, nargs=2, metavar=("LEVEL", "WIDTH"), help="Export through it."
+    )
     args = parser.parse_args()
     models = model_specs(parser, args.model) or {"shipped": [SHIPPED]}
     meta = json.loads((args.data / "kits19_slices" / "slices.json").read_text(encoding="utf-8"))
     held = {entry["kits19_case"] for entry in meta.values()}
     kits = kits19_spacings(args.data / "kits19_masks", held)
-    sets = slice_sets(args.data, args.work)
+    window = tuple(args.window) if args.window else None
+    sets = slice_sets(args.data, args.work, window)
     others = {name: spacings[0] for name, (_, spacings) in sets.items() if not name.startswith("KiTS19")}
     rows = []
     for model_name, paths in models.items():
@@ -169,8 +190,12 @@ def main() -> None:
                 rows.append({"model": model_name, "reading": reading_name, "slices": key, **t})
     pop = {"KiTS19 (without the kits19_slices patients)": population(kits)}
     pop["other real scans here, spacing mm"] = others
-    report(args.name, rows, {"population": pop, "data": "real: KiTS19 labels' headers; single slices of "
-                             "KiTS19, ircadb 01 and 07 and ts_example's DICOM as 8-bit PNGs"})  # fmt: skip
+    export = f"through window {window[0]:g}/{window[1]:g}" if window else "of HU clipped to [0, 255]"
+    data = (
+        "real: KiTS19 labels' headers; single slices of KiTS19, ircadb 01 and 07 and ts_example's DICOM as "
+        f"8-bit PNGs {export}"
+    )
+    report(args.name, rows, {"population": pop, "data": data, "export": export})
     print(json.dumps(pop, indent=1))
 
 
