@@ -65,9 +65,7 @@ def read_png(path: Path) -> np.ndarray:
         raise DataError(path, f"cannot read as PNG ({exc})") from None
 
 
-def warn_assumed_spacing(
-    root: Path, bare: int, total: int, effect: str, assumed: str = f"{ASSUMED_SPACING:g} mm"
-) -> None:
+def warn_assumed_spacing(root: Path, bare: int, total: int, effect: str, assumed: str) -> None:
     """One warning line: ``bare`` of the ``total`` PNG slices under ``root`` are read at the assumed spacing.
 
     Args:
@@ -75,7 +73,7 @@ def warn_assumed_spacing(
         bare: Slices without a spacing in ``slices.json``.
         total: Slices read from the folder.
         effect: What a wrong spacing changes, for the reader of the warning.
-        assumed: What is assumed instead, in words.
+        assumed: What is assumed instead, in words (:meth:`SlicesFormat.assumed`).
     """
     warnings.warn(
         f"{root}: {bare} of {total} PNG slices have no pixel spacing in a slices.json; "
@@ -145,7 +143,11 @@ class SlicesFormat(DatasetFormat):
         """What a slice without a known pixel spacing is read at, in words (for the warning)."""
         if self.field_of_view is None:
             return f"{ASSUMED_SPACING:g} mm"
-        return f"a {self.field_of_view:g} mm field of view ({self.field_of_view / 512:.2f} mm at 512 pixels)"
+        return f"a {self.field_of_view:g} mm field of view ({self._assumed_pixel(512):.2f} mm at 512 pixels)"
+
+    def _assumed_pixel(self, size: int) -> float:
+        """The pixel spacing (mm) of a slice whose larger side has ``size`` pixels and nothing states it."""
+        return ASSUMED_SPACING if self.field_of_view is None else self.field_of_view / size
 
     @classmethod
     def detect(cls, root: Path) -> bool:  # noqa: D102
@@ -194,9 +196,7 @@ class SlicesFormat(DatasetFormat):
         else:
             codes = CONVENTIONS[self.convention][1:] + CONVENTIONS[self.convention][0]
         sp = info.get(SPACING_KEY)
-        pixel = self.spacing if self.spacing is not None else ASSUMED_SPACING
-        if self.spacing is None and self.field_of_view is not None:
-            pixel = self.field_of_view / size
+        pixel = self.spacing if self.spacing is not None else self._assumed_pixel(size)
         spacing = (float(sp[1]), float(sp[2]), float(sp[0])) if sp else (pixel, pixel, self.slice_thickness)
         position = float(info.get("slice_index_axis0", 0)) * spacing[2]
         return codes, spacing, position
