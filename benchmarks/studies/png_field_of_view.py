@@ -29,19 +29,17 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from PIL import Image
+from window_estimate import outcome
 
 from _common import model_specs, report
-from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
 from sidepair.data.dicom import load_dicom_series
 from sidepair.data.volume import Volume, load_nifti
-from sidepair.errors import DataWarning
-from sidepair.qc.check import check_paths, read_checked
+from sidepair.qc.check import read_checked
 from sidepair.qc.scans import ASSUMED_FIELD_OF_VIEW, PngReading, plan_scans
 from sidepair.qc.side_model import SideModel
 
@@ -49,7 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "src" / "sidepair" / "resources" / "side_model.pt"
 WITHIN = 0.15
 READINGS = {
-    "told": None,  # the true spacing, passed per folder
+    "told": None,  # PngReading(spacing=) of each folder's true spacing
     "1 mm": PngReading(field_of_view=None),
     f"{ASSUMED_FIELD_OF_VIEW:g} mm field of view": PngReading(),
 }
@@ -113,9 +111,9 @@ def mirror_folder(folder: Path, out: Path) -> Path:
 
 def slice_sets(
     data: Path, work: Path, window: tuple[float, float] | None = None
-) -> dict[str, tuple[dict[str, Path], list[float]]]:
-    """Per source: its bare PNG folder as it is and mirrored, and each folder's true spacings."""
-    sets: dict[str, tuple[dict[str, Path], list[float]]] = {}
+) -> dict[str, tuple[dict[str, Path], float]]:
+    """Per source: its bare PNG folder as it is and mirrored, and their true pixel spacing."""
+    sets: dict[str, tuple[dict[str, Path], float]] = {}
     kits = data / "kits19_slices"
     meta = json.loads((kits / "slices.json").read_text(encoding="utf-8"))
     bare = work / "kits19" / "as_is"
@@ -133,7 +131,7 @@ def slice_sets(
         folder.mkdir(parents=True, exist_ok=True)
         for name in names:
             shutil.copy(bare / name, folder / name)
-        sets[f"KiTS19 {spacing:.2f} mm"] = ({"as is": folder}, [spacing])
+        sets[f"KiTS19 {spacing:.2f} mm"] = ({"as is": folder}, spacing)
     volumes = {
         "ircadb 01": (load_nifti(data / "ircadb" / "patient_01" / "ct.nii.gz"), 6),
         "ircadb 07": (load_nifti(data / "ircadb" / "patient_07" / "ct.nii.gz"), 6),
@@ -143,7 +141,7 @@ def slice_sets(
         folder = work / name.replace(" ", "_") / "as_is"
         if not folder.exists():
             write_pngs(volume, folder, step, window)
-        sets[name] = ({"as is": folder}, [float(volume.spacing[0])])
+        sets[name] = ({"as is": folder}, float(volume.spacing[0]))
     for name, (folders, _) in sets.items():
         folders["mirrored"] = mirror_folder(folders["as is"], work / "mirrored" / name.replace(" ", "_"))
     return sets
@@ -165,27 +163,20 @@ def main() -> None:
     kits = kits19_spacings(args.data / "kits19_masks", held)
     window = tuple(args.window) if args.window else None
     sets = slice_sets(args.data, args.work, window)
-    others = {name: spacings[0] for name, (_, spacings) in sets.items() if not name.startswith("KiTS19")}
+    others = {name: spacing for name, (_, spacing) in sets.items() if not name.startswith("KiTS19")}
     rows = []
     for model_name, paths in models.items():
         model = SideModel.load(paths)
         for reading_name, reading in READINGS.items():
             tally: dict[str, dict[str, int]] = {}
-            for set_name, (folders, spacings) in sets.items():
+            for set_name, (folders, spacing) in sets.items():
                 source = "KiTS19" if set_name.startswith("KiTS19") else set_name
+                png = reading or PngReading(spacing=spacing)
                 for state, folder in folders.items():
                     right = "ok" if state == "as is" else "flipped"
-                    told = {"pixel_spacing": spacings[0]} if reading is None else {}
-                    png = {} if reading is None else {"png": reading}
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", DataWarning)  # the warning is the point here
-                        checks = _check(folder, model, told, png)
                     t = tally.setdefault(f"{source} {state}", {"right": 0, "wrong": 0, "unsure": 0})
-                    for c in checks:
-                        key = (
-                            "right" if c.verdict == right else "unsure" if c.verdict == "unsure" else "wrong"
-                        )
-                        t[key] += 1
+                    for path, loader in plan_scans([folder], png):
+                        t[outcome(read_checked(model, loader(path)), right)] += 1
             for key, t in tally.items():
                 rows.append({"model": model_name, "reading": reading_name, "slices": key, **t})
     pop = {"KiTS19 (without the kits19_slices patients)": population(kits)}
@@ -197,17 +188,6 @@ def main() -> None:
     )
     report(args.name, rows, {"population": pop, "data": data, "export": export})
     print(json.dumps(pop, indent=1))
-
-
-def _check(folder: Path, model: SideModel, told: dict, png: dict) -> list:
-    """check-sides' verdict on each bare PNG of a folder: told its spacing, or read as ``png`` says."""
-    if not png:
-        return [c for c in check_paths([folder], model, progress=False, **told) if c.kind == "scan"]
-    scans = plan_scans([folder], png["png"])
-    return [
-        read_checked(model, loader(path), DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD)
-        for path, loader in scans
-    ]
 
 
 if __name__ == "__main__":
