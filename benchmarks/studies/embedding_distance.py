@@ -44,7 +44,7 @@ from _common import model_specs, report
 from sidepair.data.volume import Volume, load_nifti
 from sidepair.models.checkpoint import PretrainCheckpoint, read_checkpoint
 from sidepair.qc.scans import plan_scans
-from sidepair.qc.side_model import SHIFTS, SideModel, default_model_path
+from sidepair.qc.side_model import SideModel, default_model_path
 
 REPO = Path(__file__).resolve().parents[2]
 K = 10
@@ -70,7 +70,7 @@ def level_embeddings(model: SideModel, volume: Volume) -> tuple[np.ndarray, np.n
     finally:
         hook.remove()
     halves = [(b[: len(b) // 2] + b[len(b) // 2 :]) / 2 for b in caught]  # each batch: crops, then mirrors
-    embeddings = np.concatenate(halves).reshape(len(levels), 2, SHIFTS, -1).mean(axis=2)
+    embeddings = np.concatenate(halves).reshape(len(levels), 2, logits.shape[2], -1).mean(axis=2)
     sides = logits.mean(axis=2)
     return embeddings, sides[:, 0] - sides[:, 1]
 

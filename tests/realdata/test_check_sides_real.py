@@ -12,6 +12,7 @@ on the right verdicts is asserted there.
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -22,7 +23,7 @@ from PIL import Image
 from sidepair.data.volume import Volume, load_nifti
 from sidepair.errors import DataWarning
 from sidepair.qc.check import check_paths
-from sidepair.qc.side_model import SideModel
+from sidepair.qc.side_model import SLICE_PHASES, SideModel
 
 pytestmark = pytest.mark.realdata
 PHANTOM_ONLY = Path(__file__).parents[1] / "fixtures" / "side_model_phantom_only.pt"
@@ -228,3 +229,35 @@ def test_a_slice_exported_through_an_unknown_window_is_read_with_find_window(sha
     assert exit_code("--no-find-window") == 3
     assert exit_code("--out", str(tmp_path / "sides.csv")) == 0
     assert "window found from fat and soft tissue" in (tmp_path / "sides.csv").read_text(encoding="utf-8")
+
+
+def test_a_bare_slice_reads_alike_mirrored_or_cropped_by_a_pixel_at_grid_phases(shared_data, model, tmp_path):
+    """A slice's 3 mm grid starts at its first pixel: mirrored (its first pixel is then its last) or
+    cropped by one pixel, read at one grid phase its evidence moved by up to 3 logit; read at 3 x 3 phases,
+    by half as much or less (benchmarks/studies/slice_phase.py). The 24 KiTS19 slices as bare PNGs."""
+    folders = {k: tmp_path / k for k in ("as is", "mirrored", "cropped")}
+    for folder in folders.values():
+        folder.mkdir()
+    for png in sorted((shared_data / "kits19_slices" / "images").glob("*.png")):
+        pixels = np.asarray(Image.open(png))
+        Image.fromarray(pixels).save(folders["as is"] / png.name)
+        Image.fromarray(np.ascontiguousarray(pixels[:, ::-1])).save(folders["mirrored"] / png.name)
+        Image.fromarray(np.ascontiguousarray(pixels[1:, 1:])).save(folders["cropped"] / png.name)
+    gaps = {}
+    try:
+        for phases in (1, 3):
+            model.slice_phases = phases
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataWarning)  # no slices.json: the assumed field of view
+                ev = {
+                    k: np.array([c.level_evidence[0] for c in check_paths([f], model, progress=False)])
+                    for k, f in folders.items()
+                }
+            gaps[phases] = (np.abs(ev["as is"] + ev["mirrored"]), np.abs(ev["as is"] - ev["cropped"]))
+    finally:
+        model.slice_phases = SLICE_PHASES
+    for one, nine in zip(gaps[1], gaps[3], strict=True):
+        assert len(one) == 24
+        # measured: mean 0.39 -> 0.20 and 0.47 -> 0.19 logit; largest 2.2 -> 0.56 and 3.0 -> 0.66
+        assert np.mean(nine) < 0.6 * np.mean(one), (np.mean(nine), np.mean(one))
+        assert nine.max() < 0.5 * one.max(), (nine.max(), one.max())

@@ -14,6 +14,10 @@ differs between the sides (pelvis, lung bases: about 0.5 each) pull it toward 0.
 Each section is scored as itself and mirrored, and the two logits averaged: the score is then blind to
 handedness by construction, so a flipped scan gets exactly ``1 - p`` of the scan as it was, and only
 what the halves hold can move it.
+
+A single slice is also read at several grid phases (:func:`grid_phases`) and their logits averaged: brought
+to the model's 3 mm grid from its first pixel, one reading's evidence moved by 0.57 logit (sd) with where
+that pixel fell, enough to turn a verdict on a one-pixel crop (``benchmarks/studies/slice_phase.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from scipy.special import expit
 
 from sidepair.choices import DEFAULT_SIDE_THRESHOLD, DEFAULT_SLICE_THRESHOLD
 from sidepair.config import PreprocessSettings
-from sidepair.data.preprocess import normalize, resample_case
+from sidepair.data.preprocess import normalize, resample_case, target_pixdim
 from sidepair.data.sections import read_crop
 from sidepair.data.sides import body_centre
 from sidepair.data.volume import Volume
@@ -42,6 +46,7 @@ from sidepair.qc.verdict import SideCheck, decide
 BODY_HU = -500.0
 MAX_LEVELS = 48
 SHIFTS = 5  # crops per side and level: centred, and moved by an eighth of the section up, down, in, out
+SLICE_PHASES = 3  # grid phases per in-plane axis at which a single slice is read
 
 
 def default_model_path() -> Path:
@@ -81,6 +86,35 @@ def _load_side_network(path: Path) -> tuple[Siamese, PreprocessSettings, tuple[i
     return network, preprocess, tuple(int(v) for v in config["section_size"]), str(path)
 
 
+def grid_phases(volume: Volume, pixdim_xy: tuple[float, float], phases: int) -> list[Volume]:
+    """The slice with its first pixels dropped, so that the model's grid starts at ``phases`` offsets a axis.
+
+    The offsets are ``0, 1/phases, ...`` of the model's spacing, each rounded to whole pixels of the scan;
+    the world position of every pixel kept is unchanged. A scan whose pixels are as large as the model's
+    has one phase.
+
+    Args:
+        volume: A single slice (RAS).
+        pixdim_xy: The model's spacing in x and y (mm).
+        phases: Phases per axis.
+
+    Returns:
+        The slice at each phase, x's outer.
+    """
+    steps = []
+    for axis, target in enumerate(pixdim_xy):
+        size = float(volume.spacing[axis])
+        ks = {int(round(f / phases * target / size)) for f in range(phases)}
+        steps.append(sorted(k for k in ks if k * size < target))  # a whole step of the grid is no new phase
+    out = []
+    for kx in steps[0]:
+        for ky in steps[1]:
+            affine = volume.affine.copy()
+            affine[:3, 3] = (volume.affine @ np.array([kx, ky, 0.0, 1.0]))[:3]
+            out.append(Volume(volume.array[kx:, ky:], affine, volume.source))
+    return out
+
+
 class SideModel:
     """A side-pair encoder with an absolute side head, and the preprocessing it was trained on.
 
@@ -104,6 +138,7 @@ class SideModel:
         self.dims = self.networks[0].encoder.spatial_dims
         self.size = (1, *section_size) if self.dims == 2 else tuple(section_size)
         self.source = source
+        self.slice_phases = SLICE_PHASES
 
     @classmethod
     def load(cls, path: str | Path | Sequence[str | Path] | None = None) -> SideModel:
@@ -160,13 +195,27 @@ class SideModel:
     def section_logits(self, volume: Volume) -> tuple[list[int], np.ndarray, np.ndarray]:
         """The side head's logits of every section read, at the scan's own pixel size.
 
+        A single slice is read at ``slice_phases`` grid phases a axis (:func:`grid_phases`; 1 reads it
+        once, as check-sides did before), its crops at every phase kept side by side.
+
         Returns:
-            The levels read (slices of the resampled grid), their logits ``(levels, 2, SHIFTS)`` (the
-            header's right half, then its left, each at the shifted crops), and the resampled grid's affine.
+            The levels read (slices of the resampled grid), their logits ``(levels, 2, crops)`` (the
+            header's right half, then its left, each at the shifted crops: ``SHIFTS``, times the phases
+            for a single slice), and the resampled grid's affine (at the first phase).
 
         Raises:
             DataError: No body in the scan (all air), or a single slice for a 3D model.
         """
+        read = [self._section_logits(v) for v in self._phases(volume)]
+        return read[0][0], np.concatenate([logits for _, logits, _ in read], axis=2), read[0][2]
+
+    def _phases(self, volume: Volume) -> list[Volume]:
+        """The volume at each grid phase it is read at: a single slice at several, anything else at one."""
+        if volume.array.shape[2] != 1 or self.slice_phases <= 1:
+            return [volume]
+        return grid_phases(volume, target_pixdim(self.preprocess, volume.spacing)[:2], self.slice_phases)
+
+    def _section_logits(self, volume: Volume) -> tuple[list[int], np.ndarray, np.ndarray]:
         source = volume.source
         body = volume.array > max(BODY_HU, float(volume.array.min()) + 1.0)
         if body.mean() < 0.005:
@@ -202,7 +251,7 @@ class SideModel:
     def read_levels(self, volume: Volume, where: bool = True) -> tuple[np.ndarray, list[LevelReading | None]]:
         """Each level's evidence and, when ``where``, what the level holds (``qc.levels``)."""
         levels, logits, affine = self.section_logits(volume)
-        # Each side's logit is the mean over its shifted crops: one crop's score can turn on a few pixels.
+        # Each side's logit is the mean over its crops: one crop's score can turn on a few pixels.
         sides = logits.mean(axis=2)
         readings: list[LevelReading | None] = []
         if where:
@@ -263,7 +312,7 @@ class SideModel:
             probability=probability,
             verdict=verdict,
             levels=len(evidence),
-            sections=2 * len(evidence) * SHIFTS,
+            sections=2 * len(evidence) * SHIFTS * len(self._phases(volume)),
             threshold=applied,
             level_probabilities=[round(float(v), 4) for v in expit(evidence.astype(np.float64))],
             model=self.source,
