@@ -88,7 +88,7 @@ def _load_side_network(path: Path) -> tuple[Siamese, PreprocessSettings, tuple[i
 
 
 def grid_phases(volume: Volume, pixdim_xy: tuple[float, float], phases: int) -> list[Volume]:
-    """The slice with its first pixels dropped, so that the model's grid starts at ``phases`` offsets a axis.
+    """The slice with its first pixels dropped, so that the model's grid starts at ``phases`` offsets an axis.
 
     The offsets are ``0, 1/phases, ...`` of the model's spacing, each rounded to whole pixels of the scan;
     the world position of every pixel kept is unchanged. A scan whose pixels are as large as the model's
@@ -196,7 +196,7 @@ class SideModel:
     def section_logits(self, volume: Volume) -> tuple[list[int], np.ndarray, np.ndarray]:
         """The side head's logits of every section read, at the scan's own pixel size.
 
-        A single slice is read at ``slice_phases`` grid phases a axis (:func:`grid_phases`; 1 reads it
+        A single slice is read at ``slice_phases`` grid phases per axis (:func:`grid_phases`; 1 reads it
         once, as check-sides did before), its crops at every phase kept side by side.
 
         Returns:
