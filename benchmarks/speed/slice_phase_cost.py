@@ -3,7 +3,8 @@
 check-sides reads a single slice at ``SLICE_PHASES`` x ``SLICE_PHASES`` grid phases (``qc.side_model``):
 the model runs on every phase's crops, while the gates (values, level) read the slice once. Both readings
 of the 24 real KiTS19 slices (their folder with ``slices.json``, the shipped model, torch's default threads)
-are timed side by side, alternately, in one run; the minimum of ``--repeats`` is kept. 3D scans are read at one phase and are not timed here.
+are timed side by side, alternately, in one run; the minimum of ``--repeats`` is kept. 3D scans are read
+at one phase and are not timed here.
 
 Real data (kits19_slices). Writes ``results/slice_phase_cost.json`` and a table.
 
