@@ -21,7 +21,7 @@ again (``benchmarks/studies/side_model_spread.py``) before it replaces it.
 Usage:
     python scripts/train_side_model.py [--data ../shared/data] [--work DIR] [--out FILE]
         [--without ts_example] [--with ircadb/patient_01 ...] [--train-seed N]
-        [--checkpoint last|best] [--export-clip SHARE]
+        [--checkpoint last|best] [--export-clip SHARE] [--antialias]
 
 ``--without ts_example`` trains on the phantom alone: the real-data tests' fixture
 (``tests/fixtures/side_model_phantom_only.pt``), which has seen no real scan. ``--without`` / ``--with``
@@ -121,6 +121,12 @@ def main() -> None:
         "--checkpoint", choices=("last", "best"), default="last", help="The epoch that ships."
     )
     parser.add_argument(
+        "--antialias",
+        action="store_true",
+        help="Prepare the store with anti-aliased downsampling (measured, not shipped: "
+        "benchmarks/results/slice_phase_antialias.json).",
+    )
+    parser.add_argument(
         "--without", action="append", default=[], help="Leave out a real CT (e.g. ts_example)."
     )
     parser.add_argument(
@@ -136,7 +142,8 @@ def main() -> None:
     phantom = args.work / f"phantom_{args.anatomy}"
     real = [args.data / p for k, p in REAL.items() if k not in args.without]
     real += [args.data / e / "ct.nii.gz" for e in args.extra]
-    store, model = args.work / f"store_{args.anatomy}", args.work / f"model_{args.anatomy}"
+    variant = f"{args.anatomy}_antialias" if args.antialias else args.anatomy
+    store, model = args.work / f"store_{variant}", args.work / f"model_{variant}"
     if args.train_seed:
         model = model.with_name(f"{model.name}_seed{args.train_seed}")
     with locked(args.work / f".data_{args.anatomy}.lock"):
@@ -146,7 +153,8 @@ def main() -> None:
         kits = layout(args.work / f"kits_{args.anatomy}", phantom, real, args.real_repeats)
         if not (store / "index.json").exists():  # written last: an interrupted prepare is finished
             run([*sidepair, "prepare", "--data", str(kits), "--format", "kits", "--out", str(store),
-                 "--preset", "laterality", "--side-check", "off"])  # fmt: skip
+                 "--preset", "laterality", "--side-check", "off",
+                 *(["--antialias"] if args.antialias else [])])  # fmt: skip
     run([*sidepair, "pretrain", "--store", str(store), "--out", str(model), "--preset", "laterality",
          "--epochs", str(args.epochs), "--device", "cpu", "--resume",
          "--seed", str(args.train_seed),
@@ -165,6 +173,7 @@ def main() -> None:
         "export_clip": slim.config.get("export_clip"),
         "checkpoint": args.checkpoint,
         "epoch": epoch,
+        **({"antialias": True} if args.antialias else {}),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(slim, args.out)

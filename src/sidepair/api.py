@@ -47,6 +47,7 @@ def prepare(
     fmt: Literal["auto"] | FormatName = "auto",
     label_map: str | None = None,
     spacing: tuple[float, float, float] | None = None,
+    antialias: bool = False,
     split_seed: int = 0,
     slice_options: dict[str, Any] | None = None,
     accept_negatives: bool = False,
@@ -64,6 +65,7 @@ def prepare(
         fmt: Dataset layout (``auto`` detects it).
         label_map: Label map name (``kits19``, ``kits23``, ``sides-multilabel``, ``totalseg``) or a YAML file.
         spacing: The preset's spacing replaced, Z Y X in mm (0 keeps an axis).
+        antialias: Smooth each image before downsampling it (``PreprocessSettings.antialias``).
         split_seed: Seed of the train/val/test split.
         slice_options: PNG slice folders: ``convention``, ``intensity`` (slope, intercept), ``spacing``.
         accept_negatives: Keep labelled 3D scans without kidney as negatives.
@@ -82,6 +84,8 @@ def prepare(
     settings = get_preset(preset).preprocess
     if spacing is not None:
         settings = settings.model_copy(update={"spacing_zyx": tuple(s if s > 0 else None for s in spacing)})
+    if antialias:
+        settings = settings.model_copy(update={"antialias": True})
     check_plans_pair(plans, configuration)
     if plans is not None and configuration is not None:
         settings = with_nnunet(settings, Path(plans), configuration)

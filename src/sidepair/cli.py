@@ -264,6 +264,13 @@ def prepare(
         tuple[float, float, float] | None,
         typer.Option(help="Override the preset's spacing Z Y X (mm); 0 keeps an axis."),
     ] = None,
+    antialias: Annotated[
+        bool,
+        typer.Option(
+            "--antialias",
+            help="Smooth each image before downsampling it (a Gaussian, as MONAI's Resize anti_aliasing).",
+        ),
+    ] = False,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/val/test split.")] = 0,
     convention: Annotated[
         Literal["radiological", "neurological"],
@@ -310,6 +317,7 @@ def prepare(
         fmt=fmt,
         label_map=label_map,
         spacing=spacing,
+        antialias=antialias,
         split_seed=split_seed,
         slice_options={"convention": convention, "intensity": intensity, "spacing": pixel_spacing},
         accept_negatives=accept_negatives,

@@ -173,6 +173,9 @@ class PreprocessSettings(_Strict):
         dtype: Storage dtype of the image array.
         nnunet: nnU-Net's preprocessing (reader, crop, transpose, spacing, its normalisation) replaces
             spacing, window and normalisation; None for ours.
+        antialias: Smooth the image before downsampling it (a Gaussian of sigma ``(factor - 1) / 2``
+            input pixels per axis, the rule of MONAI's ``Resize(anti_aliasing=True)``), so that each
+            output pixel stands for the area it covers rather than the few input pixels it falls between.
     """
 
     spacing_zyx: tuple[float | None, float | None, float | None] = (3.22, 1.62, 1.62)
@@ -180,6 +183,7 @@ class PreprocessSettings(_Strict):
     normalize: Literal["zscore", "window"] = "zscore"
     dtype: Literal["float16", "float32"] = "float16"
     nnunet: NnUNetPreprocessing | None = None
+    antialias: bool = False
 
     @field_validator("spacing_zyx")
     @classmethod
@@ -198,7 +202,10 @@ class PreprocessSettings(_Strict):
     def fingerprint(self, extra: dict[str, Any] | None = None) -> str:
         """A short hash of these settings (and ``extra``), naming the store they produce."""
         # exclude_none: a store prepared before ``nnunet`` existed keeps its fingerprint.
-        payload = {"preprocess": self.model_dump(mode="json", exclude_none=True), **(extra or {})}
+        preprocess = self.model_dump(mode="json", exclude_none=True)
+        if not self.antialias:  # a store prepared before ``antialias`` existed keeps its fingerprint
+            del preprocess["antialias"]
+        payload = {"preprocess": preprocess, **(extra or {})}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -52,6 +52,20 @@ def _resample(
     return out[0].numpy(), np.asarray(out.affine, dtype=float)
 
 
+def smooth_for(image: np.ndarray, current: tuple[float, ...], pixdim: tuple[float, ...]) -> np.ndarray:
+    """The image low-passed for downsampling from ``current`` to ``pixdim`` spacing (per array axis).
+
+    Sigma ``(factor - 1) / 2`` input pixels on each axis downsampled by ``factor``, none on the others (the
+    rule of MONAI's ``Resize(anti_aliasing=True)`` and scikit-image's ``rescale``). Without it, bilinear
+    resampling from 0.7 mm to 3 mm reads 4 of about 18 input pixels per output pixel: the output keeps the
+    input's noise and moves with where the grid starts.
+    """
+    sigma = [max((t / c - 1.0) / 2.0, 0.0) for t, c in zip(pixdim, current, strict=True)]
+    if not any(sigma):
+        return image
+    return ndimage.gaussian_filter(np.asarray(image, dtype=np.float32), sigma=sigma, mode="nearest")
+
+
 def resample_case(
     image: np.ndarray,
     affine: np.ndarray,
@@ -78,6 +92,8 @@ def resample_case(
     # A single slice stays a single slice: resampling across it has nothing to interpolate.
     if image.shape[2] == 1:
         pixdim = (*pixdim[:2], current[2])
+    if settings.antialias:
+        image = smooth_for(image, current, pixdim)
     img, new_affine = _resample(image, affine, pixdim, "bilinear", torch.float32)
     lab = (
         _resample(label, affine, pixdim, "nearest", torch.uint8)[0].astype(np.uint8)

@@ -66,10 +66,11 @@ class DataConfig(_Strict):
 
 
 class PrepareConfig(_Strict):
-    """Store settings beyond the preset's: spacing and window overrides, the split."""
+    """Store settings beyond the preset's: spacing, window and anti-aliasing overrides, the split."""
 
     spacing_zyx: tuple[float | None, float | None, float | None] | None = None
     window: tuple[float, float] | None = None
+    antialias: bool | None = None
     split_seed: int = 0
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)

@@ -103,6 +103,8 @@ def _store_settings(
         updates["spacing_zyx"] = config.prepare.spacing_zyx
     if config.prepare.window is not None:
         updates["window"] = config.prepare.window
+    if config.prepare.antialias is not None:
+        updates["antialias"] = config.prepare.antialias
     if updates:
         settings = type(settings).model_validate({**settings.model_dump(), **updates})
     return store_settings(settings, arch["architecture"], arch["plans"], arch["configuration"])
