@@ -12,6 +12,8 @@ The checkpoint is the final epoch's (as nnU-Net's ``checkpoint_final``), written
 by epoch 15 and then ties, so "best" was an arbitrary epoch (15-28 over three seeds), and those models'
 verdicts on real KiTS19 slices ranged over 13-22 of 24 right; the final epochs' over 19-20
 (``benchmarks/studies/side_model_spread.py``). ``--checkpoint best`` keeps the old choice.
+Training longer (``--epochs 60``, ten seeds) leaves fewer real slices ``unsure`` (34 % against 41 %) but
+makes 7 confident errors at check-sides' defaults against 1, so the recipe stays at 30 (docs/check-sides.md).
 
 Deterministic on one CPU, not across CPUs (training floats differ): the same seed on an AMD EPYC gave a
 model with 13 / 16 of the slices right and 6 of 48 confidently wrong, where the committed one (trained on
